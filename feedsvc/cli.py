@@ -1,0 +1,149 @@
+"""The `feedsvc` command: build, check, serve, watch."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from feedsvc import __version__
+from feedsvc.config import Config, ConfigError, load_config
+from feedsvc.seeds import SeedsDirError, read_seed, scan_seeds
+
+
+def _progress_bar(stream: Any) -> Any:
+    """A one-line progress bar for terminals; nothing when output is a pipe or a log."""
+    if not stream.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        if total < 200:
+            return
+        width = 30
+        filled = width * done // total
+        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files")
+        if done == total:
+            stream.write("\n")
+        stream.flush()
+
+    return show
+
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides = {
+        "seeds_dir": getattr(args, "seeds", None),
+        "output_dir": getattr(args, "out", None),
+        "max_entries": getattr(args, "max_entries", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+    }
+    return load_config(args.config, overrides=overrides)
+
+
+def _setup_logging(config: Config) -> None:
+    logging.basicConfig(
+        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from feedsvc.build import Builder
+
+    config = _config(args)
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    result = Builder(config).build(progress=_progress_bar(sys.stderr))
+    if not result.ok:
+        print(f"feedsvc build: {result.error}", file=sys.stderr)
+        return 2
+    state = "published" if result.published else "unchanged (nothing rewritten)"
+    print(f"{result.entries} entries from {result.files} files -> {config.output_dir / 'feed.xml'}: {state}")
+    for problem in result.skipped:
+        print(f"skipped {problem}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from feedsvc.build import process_seed
+
+    config = _config(args)
+    problems = 0
+    files = scan_seeds(config.seeds_dir)
+    for seed in files:
+        shown = config.seeds_dir / seed.rel
+        try:
+            data = read_seed(seed, config.max_article_bytes + 64 * 1024)
+        except OSError as exc:
+            print(f"{shown}: cannot read: {exc.strerror or exc}")
+            problems += 1
+            continue
+        outcome = process_seed(data, seed.rel, None, config)
+        for reason in ([outcome.problem] if outcome.problem else []) + list(outcome.notes):
+            print(f"{shown}: {reason}")
+            problems += 1
+    print(f"{len(files)} files checked, {problems} problem(s)", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from feedsvc.server import serve
+
+    config = _config(args)
+    _setup_logging(config)
+    return serve(config)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from feedsvc.watch import run_builder
+
+    config = _config(args)
+    _setup_logging(config)
+    return run_builder(config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="feedsvc", description="A folder of article files in, an Atom feed out.")
+    parser.add_argument("--version", action="version", version=f"feedsvc {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str, *, out: bool = True, net: bool = False) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "--config",
+            metavar="FILE",
+            type=Path,
+            help="configuration file (default: $FEEDSVC_CONFIG or config/feedsvc.toml)",
+        )
+        sub.add_argument("--seeds", metavar="DIR", help="seeds directory")
+        if out:
+            sub.add_argument("--out", metavar="DIR", help="output directory")
+        if net:
+            sub.add_argument("--host", metavar="H", help="address to listen on (default 127.0.0.1)")
+            sub.add_argument("--port", metavar="P", type=int, help="port to listen on (default 8000)")
+        return sub
+
+    build = add("build", "build the feed once and publish OUT/feed.xml atomically")
+    build.add_argument("--max-entries", metavar="N", type=int, help="entries in the feed")
+    build.set_defaults(func=cmd_build)
+    add("check", "lint the seed files: one line per problem, exit 1 if any", out=False).set_defaults(func=cmd_check)
+    add("serve", "build, watch and serve the feed over HTTP (builder and web in one process)", net=True).set_defaults(
+        func=cmd_serve
+    )
+    add("watch", "the builder alone: rebuild on every change").set_defaults(func=cmd_watch)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"feedsvc: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except SeedsDirError as exc:
+        print(f"feedsvc: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

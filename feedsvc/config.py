@@ -1,0 +1,196 @@
+"""Configuration: defaults, then a TOML file, then FEEDSVC_* environment variables, then flags.
+
+Every value remembers where it came from, so an error can name the key and its source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "FEEDSVC_"
+CONFIG_ENV = "FEEDSVC_CONFIG"
+DEFAULT_CONFIG = Path("config/feedsvc.toml")
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of range; the message names it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    seeds_dir: Path = Path("seeds")
+    output_dir: Path = Path("var")
+    base_url: str = "http://127.0.0.1:8000/"
+    site_url: str = ""
+    title: str = "feedsvc"
+    subtitle: str = ""
+    author: str = "feedsvc"
+    language: str = "zh-Hant"
+    max_entries: int = 50
+    max_article_bytes: int = 1_000_000
+    summary_chars: int = 200
+    legacy_encodings: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
+    cache_max_age: int = 300
+    scan_interval: float = 60.0
+    debounce: float = 0.25
+    debounce_max: float = 2.0
+    watch: str = "auto"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    threads: int = 8
+    log_level: str = "INFO"
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def self_url(self) -> str:
+        return self.base_url.rstrip("/") + "/feed.xml"
+
+    @property
+    def alternate_url(self) -> str:
+        return self.site_url or self.base_url
+
+    def describe(self, key: str) -> str:
+        return self.sources.get(key, "default")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config) if f.name != "sources"}
+_CHOICES = {"watch": ("auto", "inotify", "polling", "off"), "log_level": ("DEBUG", "INFO", "WARNING", "ERROR")}
+_MINIMUM = {
+    "max_entries": 1,
+    "max_article_bytes": 1024,
+    "summary_chars": 20,
+    "cache_max_age": 0,
+    "scan_interval": 0.5,
+    "debounce": 0.0,
+    "debounce_max": 0.0,
+    "port": 0,
+    "threads": 1,
+}
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """Turn a TOML value or an environment string into the field's type, or say why not."""
+    kind = _FIELDS[key].type
+    from_text = isinstance(value, str) and source.startswith("environment")
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{key} (from {source}): expected {expected}, got {value!r}")
+
+    if kind == "Path":
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise bad("a path")
+        return Path(value)
+    if kind == "int":
+        if from_text:
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise bad("an integer") from None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad("an integer")
+    elif kind == "float":
+        if from_text:
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise bad("a number") from None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise bad("a number")
+        value = float(value)
+    elif kind == "tuple[str, ...]":
+        if from_text:
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+        value = tuple(value)
+    elif kind == "str" and not isinstance(value, str):
+        raise bad("a string")
+    if key in _MINIMUM and value < _MINIMUM[key]:
+        raise ConfigError(f"{key} (from {source}): must be at least {_MINIMUM[key]}, got {value!r}")
+    if key in _CHOICES:
+        value = value.upper() if key == "log_level" else value
+        if value not in _CHOICES[key]:
+            raise ConfigError(f"{key} (from {source}): must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+    return value
+
+
+def _check_url(key: str, value: str, source: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+        raise ConfigError(f"{key} (from {source}): expected an absolute http(s) URL, got {value!r}")
+
+
+def _check_encodings(value: tuple[str, ...], source: str) -> None:
+    import codecs
+
+    for name in value:
+        try:
+            codecs.lookup(name)
+        except LookupError:
+            raise ConfigError(f"legacy_encodings (from {source}): unknown encoding {name!r}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+
+
+def load_config(
+    file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Merge the layers. `file` None means $FEEDSVC_CONFIG, else config/feedsvc.toml when it exists."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    def put(key: str, value: Any, source: str) -> None:
+        if key not in _FIELDS:
+            raise ConfigError(f"{key} (from {source}): unknown configuration key")
+        values[key] = _coerce(key, value, source)
+        sources[key] = source
+
+    path: Path | None
+    if file is not None:
+        path = Path(file)
+    elif env.get(CONFIG_ENV):
+        path = Path(env[CONFIG_ENV])
+    else:
+        path = DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+    if path is not None:
+        for key, value in _read_toml(path).items():
+            put(key, value, f"config file {path}")
+
+    for name, value in env.items():
+        if name.startswith(ENV_PREFIX) and name != CONFIG_ENV:
+            put(name[len(ENV_PREFIX) :].lower(), value, f"environment variable {name}")
+
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            put(key, value, f"option --{key.replace('_', '-')}")
+
+    config = Config(**values, sources=sources)
+    _check_url("base_url", config.base_url, config.describe("base_url"))
+    if config.site_url:
+        _check_url("site_url", config.site_url, config.describe("site_url"))
+    _check_encodings(config.legacy_encodings, config.describe("legacy_encodings"))
+    for key in ("title", "subtitle", "author", "language"):
+        text = getattr(config, key)
+        if any(ord(c) < 32 for c in text):
+            raise ConfigError(f"{key} (from {config.describe(key)}): control characters are not allowed")
+    if not config.title.strip():
+        raise ConfigError(f"title (from {config.describe('title')}): must not be empty")
+    return config

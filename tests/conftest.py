@@ -1,0 +1,66 @@
+"""Shared fixtures. tests/ is put on sys.path so the helper modules (schemas, browser_eye) import plainly."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+sys.path.insert(0, str(TESTS))
+
+from feedsvc.config import Config, load_config  # noqa: E402
+
+SAMPLE = REPO / "seeds" / "000_76cb3dcc68cf4183.txt"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No FEEDSVC_* variable from the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("FEEDSVC_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def sample_bytes() -> bytes:
+    return SAMPLE.read_bytes()
+
+
+def seed_text(stamp_ms: int, title: str, url: str | None, body: str) -> str:
+    header = f"[{title}]({url})" if url else title
+    return f"<!--{stamp_ms}-->\n{header}\n------\n\n{body}\n"
+
+
+@pytest.fixture
+def make_seed(tmp_path: Path) -> Callable[..., Path]:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir(exist_ok=True)
+
+    def write(name: str, stamp_ms: int = 1681696026000, title: str = "Title", url: str | None = None,
+              body: str = "<p>Body text</p>", raw: bytes | None = None) -> Path:
+        path = seeds / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(raw if raw is not None else seed_text(stamp_ms, title, url, body).encode())
+        return path
+
+    return write
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Callable[..., Config]:
+    """A Config on tmp_path's seeds/ and out/, with overrides; never reads the repo's config file."""
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+
+    def make(**overrides: object) -> Config:
+        base = {"seeds_dir": str(tmp_path / "seeds"), "output_dir": str(tmp_path / "out"),
+                "base_url": "https://feeds.example.org/"}
+        base.update(overrides)
+        return load_config(empty, env={}, overrides=base)
+
+    return make

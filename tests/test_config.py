@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from feedsvc.config import ConfigError, load_config
+
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "feedsvc.toml"
+
+
+def test_repo_default_config_loads() -> None:
+    config = load_config(REPO_CONFIG, env={})
+    assert config.seeds_dir == Path("seeds") and config.max_entries == 50
+    assert config.language == "zh-Hant"
+    assert config.self_url == "http://127.0.0.1:8000/feed.xml"
+
+
+def test_precedence_file_env_flags(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text('title = "from file"\nmax_entries = 10\nbase_url = "https://a.example/"\n')
+    config = load_config(file, env={"FEEDSVC_MAX_ENTRIES": "20", "FEEDSVC_TITLE": "from env"},
+                         overrides={"max_entries": 30})
+    assert (config.title, config.max_entries, config.base_url) == ("from env", 30, "https://a.example/")
+    assert config.describe("max_entries") == "option --max-entries"
+    assert config.describe("title") == "environment variable FEEDSVC_TITLE"
+    assert config.describe("base_url") == f"config file {file}"
+
+
+def test_feedsvc_config_points_at_another_file(tmp_path: Path) -> None:
+    file = tmp_path / "other.toml"
+    file.write_text('title = "other"\n')
+    assert load_config(None, env={"FEEDSVC_CONFIG": str(file)}).title == "other"
+
+
+def test_env_lists_and_floats() -> None:
+    config = load_config(None, env={
+        "FEEDSVC_CONFIG": str(REPO_CONFIG), "FEEDSVC_LEGACY_ENCODINGS": "gb18030, big5", "FEEDSVC_DEBOUNCE": "0.5"})
+    assert config.legacy_encodings == ("gb18030", "big5") and config.debounce == 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("colour = 'red'\n", {}, r"colour \(from config file .*\): unknown configuration key"),
+        ("max_entries = 'ten'\n", {}, r"max_entries \(from config file .*\): expected an integer"),
+        ("max_entries = 0\n", {}, r"max_entries .*at least 1"),
+        ("base_url = 'not a url'\n", {}, r"base_url \(from config file .*\): expected an absolute http\(s\) URL"),
+        ("base_url = 'ftp://x.org/'\n", {}, r"base_url .*http\(s\)"),
+        ("watch = 'sometimes'\n", {}, r"watch .*must be one of"),
+        ("legacy_encodings = ['klingon']\n", {}, r"legacy_encodings .*unknown encoding 'klingon'"),
+        ("", {"FEEDSVC_MAX_ENTRIES": "many"}, r"max_entries \(from environment variable FEEDSVC_MAX_ENTRIES\)"),
+        ("", {"FEEDSVC_BOGUS": "1"}, r"bogus \(from environment variable FEEDSVC_BOGUS\): unknown"),
+        ("title = [1, 2]\n", {}, r"title .*expected a string"),
+        ("this is = not toml\n", {}, r"config file .*"),
+    ],
+)
+def test_errors_name_the_key_and_the_source(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
+    file = tmp_path / "bad.toml"
+    file.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(file, env=env)
+
+
+def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml", env={})

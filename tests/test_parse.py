@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import codecs
+from datetime import UTC, datetime
+
+import pytest
+
+from feedsvc.parse import SeedError, decode_seed, parse_markdown_title, parse_seed
+
+BODY = "<div><i><br>2023-04-16T13:06:27.989Z</i></div><p>正文 text</p>"
+MTIME = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def seed(header: str = "<!--1681696026000-->", title: str = "[標題](https://example.com/a)",
+         dashes: str = "------", body: str = BODY, nl: str = "\n") -> bytes:
+    return nl.join([header, title, dashes, "", body]).encode()
+
+
+def test_real_sample(sample_bytes: bytes) -> None:
+    article = parse_seed(sample_bytes, "000_76cb3dcc68cf4183.txt")
+    assert article.title == "中國防長會見普京 談加強軍事合作"
+    assert article.link.startswith("https://www.dw.com/zh/%E4%B8%AD")
+    assert article.link.endswith("/a-65338710")
+    assert article.updated == datetime(2023, 4, 17, 1, 47, 6, tzinfo=UTC)
+    assert article.published == datetime(2023, 4, 16, 13, 6, 27, 989000, tzinfo=UTC)
+    assert article.body_html.startswith("<img src=")  # the date line became metadata
+    assert "（綜合報導）" in article.body_html
+    assert article.notes == ()
+
+
+@pytest.mark.parametrize("nl", ["\n", "\r\n", "\r"])
+def test_line_endings(nl: str) -> None:
+    article = parse_seed(seed(nl=nl), "a.txt")
+    assert article.title == "標題" and article.link == "https://example.com/a"
+    assert "\r" not in article.body_html
+
+
+def test_bom_blank_lines_spaces_and_dash_lengths() -> None:
+    data = codecs.BOM_UTF8 + b"\n\n  <!-- 1681696026000 -->  \n\n  [T](https://e.com/x)  \n---\n\n\n<p>b</p>\n"
+    article = parse_seed(data, "a.txt")
+    assert (article.title, article.link, article.body_html) == ("T", "https://e.com/x", "<p>b</p>")
+
+
+def test_no_dashes_line() -> None:
+    article = parse_seed(b"<!--1681696026000-->\n[T](https://e.com/x)\n<p>b</p>", "a.txt")
+    assert article.body_html == "<p>b</p>"
+
+
+def test_long_dashes_line() -> None:
+    article = parse_seed(seed(dashes="-" * 80), "a.txt")
+    assert article.body_html.startswith("<p>")
+
+
+@pytest.mark.parametrize(
+    ("line", "title", "url"),
+    [
+        ("[a [nested] title](https://e.com/x)", "a [nested] title", "https://e.com/x"),
+        (r"[escaped \] bracket \[ and \* star](https://e.com/x)", "escaped ] bracket [ and * star", "https://e.com/x"),
+        ("[AT&amp;T &lt;3 &#x4E2D;](https://e.com/x)", "AT&T <3 中", "https://e.com/x"),
+        ("[double &amp;amp; once](https://e.com/x)", "double &amp; once", "https://e.com/x"),
+        ("[parens](https://en.wikipedia.org/wiki/Feed_(disambiguation))", "parens",
+         "https://en.wikipedia.org/wiki/Feed_(disambiguation)"),
+        ("[t](<https://e.com/a b>)", "t", "https://e.com/a%20b"),
+        ('[t](https://e.com/x "a title")', "t", "https://e.com/x"),
+        ("just a plain title", "just a plain title", None),
+        ("# [heading link](https://e.com/h)", "heading link", "https://e.com/h"),
+        ("[unbalanced [ text](https://e.com/u)", "unbalanced [ text", "https://e.com/u"),
+    ],
+)
+def test_markdown_titles(line: str, title: str, url: str | None) -> None:
+    assert parse_markdown_title(line) == (title, url)
+
+
+def test_plain_title_is_an_article_without_link() -> None:
+    article = parse_seed(seed(title="No link here"), "a.txt")
+    assert article.title == "No link here" and article.link is None
+
+
+def test_seconds_timestamp() -> None:
+    article = parse_seed(seed(header="<!--1681696026-->"), "a.txt")
+    assert article.updated == datetime(2023, 4, 17, 1, 47, 6, tzinfo=UTC)
+
+
+def test_missing_timestamp_uses_body_date() -> None:
+    data = b"[T](https://e.com/x)\n------\n\n" + BODY.encode()
+    article = parse_seed(data, "a.txt", MTIME)
+    assert article.updated == article.published == datetime(2023, 4, 16, 13, 6, 27, 989000, tzinfo=UTC)
+    assert "no timestamp line" in article.notes
+
+
+def test_missing_timestamp_and_body_date_uses_mtime() -> None:
+    article = parse_seed(b"[T](https://e.com/x)\n---\n<p>x</p>", "a.txt", MTIME)
+    assert article.updated == MTIME and article.published is None
+    assert any("modification time" in n for n in article.notes)
+
+
+def test_no_date_at_all_is_an_error() -> None:
+    with pytest.raises(SeedError, match="no date"):
+        parse_seed(b"[T](https://e.com/x)\n---\n<p>x</p>", "a.txt", None)
+
+
+@pytest.mark.parametrize("header", ["<!--abc-->", "<!--99999999999999999999-->", "<!--12-->"])
+def test_bad_timestamps_are_reported(header: str) -> None:
+    with pytest.raises(SeedError):
+        parse_seed(seed(header=header), "a.txt")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"  \n\n \r\n", "empty"),
+        (b"<!--1681696026000-->\n", "no title"),
+        (b"<!--1681696026000-->\n[T](https://e.com/x)\n------\n\n", "no article body"),
+        (b"<!--1681696026000-->\n<p>html where the title should be</p>", "expected a title"),
+    ],
+)
+def test_empty_and_header_only(data: bytes, reason: str) -> None:
+    with pytest.raises(SeedError, match=reason):
+        parse_seed(data, "a.txt", MTIME)
+
+
+@pytest.mark.parametrize("codec", ["big5", "cp950", "gb18030"])
+def test_legacy_cjk_encodings_are_decoded(sample_bytes: bytes, codec: str) -> None:
+    # The sample's simplified captions and "©" have no Big5 form: leave those few characters out.
+    article = parse_seed(sample_bytes.decode("utf-8").encode(codec, errors="ignore"), "a.txt")
+    assert article.title == "中國防長會見普京 談加強軍事合作"
+    assert "李尚福" in article.body_html
+    assert any("decoded as" in note for note in article.notes)
+
+
+def test_short_big5_title_is_not_mojibake() -> None:
+    data = "<!--1681696026000-->\n[中國防長會見普京](https://e.com/x)\n---\n<p>普京指出，俄中定期交換。</p>".encode("big5")
+    assert parse_seed(data, "a.txt").title == "中國防長會見普京"
+
+
+def test_undecodable_bytes_are_reported_not_mojibake() -> None:
+    data = bytes(range(0x80, 0x100)) * 8
+    with pytest.raises(SeedError, match="not valid UTF-8"):
+        decode_seed(data)
+
+
+def test_stray_invalid_bytes_in_utf8_keep_the_article(sample_bytes: bytes) -> None:
+    broken = sample_bytes.replace("普京指出".encode(), b"\xff\xfe" + "普京指出".encode(), 1)
+    article = parse_seed(broken, "a.txt")
+    assert "普京指出" in article.body_html
+    assert any("invalid UTF-8" in note for note in article.notes)
+
+
+def test_utf16_with_bom(sample_bytes: bytes) -> None:
+    data = codecs.BOM_UTF16_LE + sample_bytes.decode().encode("utf-16-le")
+    assert parse_seed(data, "a.txt").title == "中國防長會見普京 談加強軍事合作"
+
+
+def test_control_characters_are_removed_everywhere() -> None:
+    data = seed(title="[Ti\x01tle\x0b](https://e.com/x)", body="<p>a\x00b\x1fc\ufffe</p>")
+    article = parse_seed(data, "a.txt")
+    assert article.title == "Title"
+    assert article.body_html == "<p>abc</p>"
+
+
+def test_huge_body_is_truncated_and_reported() -> None:
+    body = "<p>" + "字" * 2000 + "</p>" * 1 + "<p>tail</p>" * 2000
+    article = parse_seed(seed(body=body), "a.txt", max_article_bytes=4096)
+    assert len(article.body_html.encode()) <= 4096
+    assert any("truncated" in note for note in article.notes)
