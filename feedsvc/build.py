@@ -22,7 +22,8 @@ from feedsvc.config import Config
 from feedsvc.entry import Entry, make_entry, select_entries
 from feedsvc.parse import SeedError, parse_seed
 from feedsvc.publish import Document, etag_for, publish, write_status
-from feedsvc.render import FeedMeta, feed_updated, render_atom
+from feedsvc.render import FeedMeta, feed_updated
+from feedsvc.render.atom import render_atom
 from feedsvc.seeds import SeedFile, SeedsDirError, read_seed, scan_seeds
 
 log = logging.getLogger("feedsvc.build")

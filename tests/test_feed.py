@@ -9,7 +9,8 @@ from schemas import validate_atom
 
 from feedsvc.entry import Entry, entry_id, make_entry, select_entries
 from feedsvc.parse import Article, parse_seed
-from feedsvc.render import FeedMeta, render_atom
+from feedsvc.render import FeedMeta
+from feedsvc.render.atom import render_atom
 
 META = FeedMeta(id="https://feeds.example.org/feed.xml", title="T", self_url="https://feeds.example.org/feed.xml",
                 alternate_url="https://feeds.example.org/", subtitle="S", author="A", language="zh-Hant")

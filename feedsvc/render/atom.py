@@ -1,4 +1,4 @@
-"""Entries → Atom bytes, with feedgen. Pure and deterministic: the same entries give the same bytes.
+"""Entries → Atom 1.0 bytes, with feedgen.
 
 feedgen's traps are handled here: every `updated` is set explicitly (its default is the clock),
 entries are appended in our order (its default prepends), content is `type="html"`.
@@ -7,33 +7,13 @@ entries are appended in our order (its default prepends), content is `type="html
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from feedgen.feed import FeedGenerator
 
 from feedsvc import __version__
 from feedsvc.entry import Entry
+from feedsvc.render import FeedMeta, feed_updated
 from feedsvc.text import xml_safe
-
-# The feed's `updated` when it has no entries: a fixed instant, never the clock.
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class FeedMeta:
-    id: str
-    title: str
-    self_url: str
-    alternate_url: str
-    subtitle: str = ""
-    author: str = "feedsvc"
-    language: str = "en"
-
-
-def feed_updated(entries: Sequence[Entry]) -> datetime:
-    """The newest entry's `updated`: the feed changes when its content does, not when it is rebuilt."""
-    return max((e.updated for e in entries), default=EPOCH)
 
 
 def _generator(meta: FeedMeta, entries: Sequence[Entry]) -> FeedGenerator:
