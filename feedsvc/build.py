@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,11 +25,13 @@ from feedsvc.parse import SeedError, parse_seed
 from feedsvc.publish import Document, etag_for, publish, write_status
 from feedsvc.render import FeedMeta, feed_updated
 from feedsvc.render.atom import render_atom
+from feedsvc.render.html import render_index
 from feedsvc.seeds import SeedFile, SeedsDirError, read_seed, scan_seeds
 
 log = logging.getLogger("feedsvc.build")
 
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
+HTML_TYPE = "text/html; charset=utf-8"
 # Room for the header lines on top of the article body cap.
 _HEADER_ALLOWANCE = 64 * 1024
 
@@ -64,6 +67,7 @@ class BuildResult:
     etag: str | None = None
     error: str | None = None
     duration: float = 0.0
+    number: int = 0
     finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def as_status(self) -> dict[str, Any]:
@@ -79,6 +83,8 @@ class BuildResult:
             "error": self.error,
             "duration_ms": round(self.duration * 1000, 1),
             "finished_at": self.finished_at.isoformat(timespec="milliseconds"),
+            "number": self.number,
+            "pid": os.getpid(),
         }
 
 
@@ -123,7 +129,8 @@ class Builder:
     """Builds and publishes; safe to call from several threads (builds are serialised).
 
     `settle`: a file modified less than this many seconds ago is not read yet (it may still be
-    being written); its previous version stays and `BuildResult.deferred` asks for a later build.
+    being written); the build then publishes nothing and `BuildResult.deferred` asks for another
+    build once it is `settle` seconds old.
     """
 
     def __init__(
@@ -162,16 +169,19 @@ class Builder:
             result.duration = time.perf_counter() - started
             result.finished_at = datetime.now(UTC)
             self.builds += 1
+            result.number = self.builds
             self.last_result = result
+            if result.deferred and result.ok:
+                log.info("build deferred: %d file(s) still being written", len(result.deferred))
+                return result  # not a build of record: the status and the feed stay as they are
             self._write_status(result)
             if result.ok:
                 log.info(
-                    "build: %d entries from %d files, %d changed, %d skipped, %d deferred, %.0f ms, %s %s",
+                    "build: %d entries from %d files, %d changed, %d skipped, %.0f ms, %s %s",
                     result.entries,
                     result.files,
                     result.changed,
                     len(result.skipped),
-                    len(result.deferred),
                     result.duration * 1000,
                     "published" if result.published else "unchanged",
                     result.etag,
@@ -215,6 +225,10 @@ class Builder:
             if rel not in result.deferred:
                 result.changed += 1  # deleted
         self._cache = fresh
+        if result.deferred:
+            # Publishing now would show a half-written file's old version (or none) and then
+            # churn again moments later: keep the last feed and build once the files settle.
+            return result
 
         entries: list[Entry] = []
         for rel, item in fresh.items():
@@ -230,10 +244,16 @@ class Builder:
             del self._reported[rel]
 
         chosen = select_entries(entries, config.max_entries)
-        body = render_atom(feed_meta(config), chosen)
+        meta = feed_meta(config)
+        body = render_atom(meta, chosen)
+        updated = feed_updated(chosen)
         result.entries = len(chosen)
         result.etag = etag_for(body)
-        result.published = publish(config.output_dir, [Document("feed.xml", body, ATOM_TYPE, feed_updated(chosen))])
+        documents = [
+            Document("feed.xml", body, ATOM_TYPE, updated),
+            Document("index.html", render_index(meta, chosen), HTML_TYPE, updated),
+        ]
+        result.published = publish(config.output_dir, documents)
         return result
 
     def _load(self, seed: SeedFile, cached: _Cached | None) -> _Cached | None:

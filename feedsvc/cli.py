@@ -45,8 +45,11 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _setup_logging(config: Config) -> None:
     logging.basicConfig(
-        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=config.log_level,
+        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def cmd_build(args: argparse.Namespace) -> int:

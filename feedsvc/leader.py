@@ -1,0 +1,74 @@
+"""Exactly one builder per output directory: leader election with an `flock`.
+
+Every process that could build (each gunicorn worker, `feedsvc serve`, `feedsvc watch`) asks
+for an exclusive lock on `<output_dir>/.builder.lock`. One gets it and builds; the others wait
+for it in a daemon thread. The kernel drops the lock when its holder dies, however it dies,
+so a waiting process takes over at once, with no lease to expire and no stale pid file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger("feedsvc.leader")
+
+LOCK_NAME = ".builder.lock"
+
+
+class Election:
+    def __init__(self, out_dir: Path, on_elected: Callable[[], None]) -> None:
+        self.path = out_dir / LOCK_NAME
+        self.on_elected = on_elected
+        self.is_leader = False
+        self._fd: int | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Try at once; if another process leads, wait for it in the background."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._thread = threading.Thread(target=self._wait, name="feedsvc-election", daemon=True)
+            self._thread.start()
+            return
+        self._elected()
+
+    def _wait(self) -> None:
+        assert self._fd is not None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # blocks, without the GIL, until the leader goes
+        except OSError:
+            return  # our descriptor was closed: stop() during shutdown
+        self._elected()
+
+    def _elected(self) -> None:
+        self.is_leader = True
+        assert self._fd is not None
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, f"{os.getpid()}\n".encode())
+        log.info("pid %d is the builder for %s", os.getpid(), self.path.parent)
+        self.on_elected()
+
+    def stop(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        self.is_leader = False
+
+
+def current_leader(out_dir: Path) -> int | None:
+    """The builder's pid as it wrote it (informational: the lock, not this file, decides)."""
+    try:
+        return int((out_dir / LOCK_NAME).read_text().strip() or 0) or None
+    except (OSError, ValueError):
+        return None

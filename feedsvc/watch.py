@@ -1,0 +1,215 @@
+"""The builder service: APScheduler's interval rescan plus watchdog events, debounced.
+
+One job, `rebuild`, runs every `scan_interval` seconds (the safety net for file systems that
+send no events) on a one-thread executor, so builds never overlap and feedgen runs in one
+thread. File events move the job's next run to `debounce` seconds after the last event, but
+never later than `debounce_max` after the first one, so a storm (git checkout, rsync) builds a
+bounded number of times. An event that arrives during a build sets a dirty flag; the running
+job loops until the flag stays clear, so no change is lost to `max_instances=1`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from feedsvc.build import Builder, BuildResult
+from feedsvc.config import Config
+from feedsvc.leader import Election
+from feedsvc.seeds import is_ignored_path
+
+log = logging.getLogger("feedsvc.watch")
+
+JOB_ID = "rebuild"
+# A file this recently modified may still be being written: wait before reading it.
+SETTLE_SECONDS = 0.5
+_RELEVANT = {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_DELETED, EVENT_TYPE_CLOSED}
+
+
+class _SeedEvents(FileSystemEventHandler):
+    """Filters raw events down to changes that can matter to the feed."""
+
+    def __init__(self, root: str, notify: Callable[[], None]) -> None:
+        self.root = root
+        self.notify = notify
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in _RELEVANT:
+            return  # opened / closed-without-write: our own reads must not trigger builds
+        if event.is_directory:
+            if event.event_type != EVENT_TYPE_MODIFIED:
+                self.notify()  # a folder moved in or out may hold seeds
+            return
+        paths = [event.src_path, getattr(event, "dest_path", "")]
+        if any(p and not is_ignored_path(os.fsdecode(p), self.root) for p in paths):
+            self.notify()
+
+
+class BuilderService:
+    """Owns the Builder, the scheduler and the file watcher of one process."""
+
+    def __init__(
+        self,
+        config: Config,
+        on_result: Callable[[BuildResult], None] | None = None,
+        settle: float = SETTLE_SECONDS,
+    ) -> None:
+        self.config = config
+        self.builder = Builder(config, settle=settle)
+        self.on_result = on_result
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": max(60, int(config.scan_interval)),
+            },
+            timezone=UTC,
+        )
+        self.observer: Observer | PollingObserver | None = None
+        self.watching = "off"
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._running = False
+        self._first_event: float | None = None
+        self._last_event = 0.0
+
+    def start(self) -> None:
+        self.scheduler.add_job(
+            self._run, "interval", seconds=self.config.scan_interval, id=JOB_ID, next_run_time=datetime.now(UTC)
+        )
+        self.scheduler.start()
+        self._start_observer()
+        log.info(
+            "builder started in pid %d: seeds %s, rescan every %ss, file events: %s",
+            os.getpid(),
+            self.config.seeds_dir,
+            self.config.scan_interval,
+            self.watching,
+        )
+
+    def stop(self) -> None:
+        if self.observer is not None:
+            self.observer.stop()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+    def _start_observer(self) -> None:
+        mode = self.config.watch
+        if mode == "off":
+            return
+        if not self.config.seeds_dir.is_dir():
+            log.warning("not watching %s: not a directory yet (the interval rescan continues)", self.config.seeds_dir)
+            return
+        handler = _SeedEvents(str(self.config.seeds_dir.resolve()), self.notify)
+        kinds: list[tuple[str, type]] = [("polling", PollingObserver)] if mode == "polling" else [("inotify", Observer)]
+        if mode == "auto":
+            kinds.append(("polling", PollingObserver))
+        for name, kind in kinds:
+            observer = kind(timeout=1.0) if kind is PollingObserver else kind()
+            try:
+                observer.schedule(handler, str(self.config.seeds_dir), recursive=True)
+                observer.daemon = True
+                observer.start()
+            except OSError as exc:
+                log.warning("file events via %s unavailable (%s)", name, exc)
+                continue
+            self.observer, self.watching = observer, name
+            return
+
+    def notify(self) -> None:
+        """A seed changed: build soon, after the burst of events settles."""
+        now = time.monotonic()
+        with self._lock:
+            self._dirty = True
+            self._last_event = now
+            if self._first_event is None:
+                self._first_event = now
+            if self._running:
+                return  # the running job sees the flag and loops
+            due = min(now + self.config.debounce, self._first_event + self.config.debounce_max)
+        self._schedule_in(max(0.0, due - now))
+
+    def request_build(self) -> None:
+        """Build as soon as possible (after the current build, if one runs)."""
+        with self._lock:
+            self._dirty = True
+            if self._running:
+                return
+        self._schedule_in(0.0)
+
+    def _schedule_in(self, seconds: float) -> None:
+        try:
+            self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC) + timedelta(seconds=seconds))
+        except Exception as exc:
+            log.debug("cannot reschedule: %s", exc)
+
+    def _quiet_wait(self) -> None:
+        """Sleep until events have been quiet for `debounce`, at most `debounce_max` after the first."""
+        while True:
+            with self._lock:
+                first = self._first_event if self._first_event is not None else time.monotonic()
+                due = min(self._last_event + self.config.debounce, first + self.config.debounce_max)
+            delay = due - time.monotonic()
+            if delay <= 0:
+                return
+            time.sleep(min(delay, 0.05))
+
+    def _run(self) -> None:
+        with self._lock:
+            self._running = True
+        try:
+            while True:
+                with self._lock:
+                    self._dirty = False
+                    self._first_event = None
+                result = self.builder.build()
+                if self.on_result is not None:
+                    self.on_result(result)
+                with self._lock:
+                    if not self._dirty:
+                        self._running = False
+                        break
+                self._quiet_wait()
+        except BaseException:
+            with self._lock:
+                self._running = False
+            log.exception("build job failed")
+            return
+        if result.deferred:
+            self._schedule_in(self.builder.settle)
+
+
+def run_builder(config: Config) -> int:
+    """`feedsvc watch`: become the host's builder (waiting for the current one to go), until a signal."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    service = BuilderService(config)
+    election = Election(config.output_dir, on_elected=service.start)
+    election.start()
+    if not election.is_leader:
+        log.info("another process builds into %s; waiting to take over", config.output_dir)
+    stop.wait()
+    service.stop()
+    election.stop()
+    return 0
