@@ -154,7 +154,8 @@ def test_publish_keeps_previous_objects_and_collects_older(tmp_path: Path, make_
         etags.append(read_manifest(tmp_path / "out")["documents"]["feed.xml"]["object"])
     objects = {p.name for p in (tmp_path / "out" / OBJECTS).iterdir()}
     assert etags[-1] in objects and etags[-2] in objects
-    assert etags[0] not in objects and len(objects) == 4  # two versions, identity + gzip each
+    assert etags[0] not in objects and etags[1] not in objects
+    assert len(objects) == 8  # two versions of two documents, identity + gzip each
 
 
 def test_leftover_temp_files_are_cleaned(tmp_path: Path, make_seed, config) -> None:
