@@ -135,3 +135,17 @@ def test_builder_publishes_archives_whose_etags_stay(tmp_path: Path, config) -> 
     assert builder.build().published is False  # nothing changed: nothing published, every ETag kept
     body = (tmp_path / "out" / "feed.xml").read_bytes()
     assert [e.title for e in feedparser.parse(body).entries] == ["Article 11", "Article 10"]
+
+
+def test_same_seeds_same_bytes_for_every_document(tmp_path: Path, config) -> None:
+    """Two builders, two output folders, one history: every document (and so every ETag) is identical."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for i in range(9):
+        write_seed(seeds, i)
+    manifests = []
+    for out in ("one", "two"):
+        assert Builder(config(output_dir=str(tmp_path / out), max_entries=2, archive_page_size=3)).build().published
+        manifests.append({name: doc["etag"] for name, doc in read_manifest(tmp_path / out)["documents"].items()})
+    assert manifests[0] == manifests[1]
+    assert len(manifests[0]) == 5 + 3  # feed.xml, .rss, .json, index.html, feed.xsl and three archive pages
