@@ -23,15 +23,13 @@ from feedsvc.config import Config
 from feedsvc.entry import Entry, make_entry, select_entries
 from feedsvc.parse import SeedError, parse_seed
 from feedsvc.publish import Document, etag_for, publish, write_status
-from feedsvc.render import FeedMeta, feed_updated
-from feedsvc.render.atom import render_atom
-from feedsvc.render.html import render_index
+from feedsvc.render import FeedMeta
+from feedsvc.render.documents import render_documents
+from feedsvc.render.xsl import STYLESHEET_PATH
 from feedsvc.seeds import SeedFile, SeedsDirError, read_seed, scan_seeds
 
 log = logging.getLogger("feedsvc.build")
 
-ATOM_TYPE = "application/atom+xml; charset=utf-8"
-HTML_TYPE = "text/html; charset=utf-8"
 # Room for the header lines on top of the article body cap.
 _HEADER_ALLOWANCE = 64 * 1024
 
@@ -97,6 +95,8 @@ def feed_meta(config: Config) -> FeedMeta:
         subtitle=config.subtitle,
         author=config.author,
         language=config.language,
+        hub=config.websub_hub,
+        stylesheet=STYLESHEET_PATH if config.stylesheet else "",
     )
 
 
@@ -243,16 +243,12 @@ class Builder:
         for rel in self._reported.keys() - fresh.keys():
             del self._reported[rel]
 
-        chosen = select_entries(entries, config.max_entries)
-        meta = feed_meta(config)
-        body = render_atom(meta, chosen)
-        updated = feed_updated(chosen)
-        result.entries = len(chosen)
-        result.etag = etag_for(body)
-        documents = [
-            Document("feed.xml", body, ATOM_TYPE, updated),
-            Document("index.html", render_index(meta, chosen), HTML_TYPE, updated),
-        ]
+        # All entries, not only the newest max_entries: the older ones fill the RFC 5005 archive.
+        everything = select_entries(entries)
+        rendered = render_documents(feed_meta(config), everything, config.max_entries, config.archive_page_size)
+        result.entries = min(len(everything), config.max_entries)
+        result.etag = etag_for(rendered[0].body)
+        documents = [Document(r.name, r.body, r.content_type, r.last_modified) for r in rendered]
         result.published = publish(config.output_dir, documents)
         return result
 

@@ -46,6 +46,9 @@ class Config:
     port: int = 8000
     threads: int = 8
     log_level: str = "INFO"
+    stylesheet: bool = True
+    archive_page_size: int = 50
+    websub_hub: str = ""
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -72,7 +75,9 @@ _MINIMUM = {
     "debounce_max": 0.0,
     "port": 0,
     "threads": 1,
+    "archive_page_size": 1,
 }
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 def _coerce(key: str, value: Any, source: str) -> Any:
@@ -83,6 +88,12 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{key} (from {source}): expected {expected}, got {value!r}")
 
+    if kind == "bool":
+        if from_text and value.strip().lower() in _TRUE + _FALSE:
+            value = value.strip().lower() in _TRUE
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
     if kind == "Path":
         if not isinstance(value, (str, Path)) or not str(value):
             raise bad("a path")
@@ -186,6 +197,8 @@ def load_config(
     _check_url("base_url", config.base_url, config.describe("base_url"))
     if config.site_url:
         _check_url("site_url", config.site_url, config.describe("site_url"))
+    if config.websub_hub:
+        _check_url("websub_hub", config.websub_hub, config.describe("websub_hub"))
     _check_encodings(config.legacy_encodings, config.describe("legacy_encodings"))
     for key in ("title", "subtitle", "author", "language"):
         text = getattr(config, key)

@@ -35,7 +35,9 @@ from watchdog.observers.polling import PollingObserver
 from feedsvc.build import Builder, BuildResult
 from feedsvc.config import Config
 from feedsvc.leader import Election
+from feedsvc.render.documents import SUBSCRIPTION_FEEDS
 from feedsvc.seeds import is_ignored_path
+from feedsvc.websub import Pinger
 
 log = logging.getLogger("feedsvc.watch")
 
@@ -74,7 +76,8 @@ class BuilderService:
         settle: float = SETTLE_SECONDS,
     ) -> None:
         self.config = config
-        self.builder = Builder(config, settle=settle)
+        self.pinger: Pinger | None = None
+        self.builder = Builder(config, settle=settle, on_publish=self._on_publish)
         self.on_result = on_result
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1)},
@@ -94,6 +97,10 @@ class BuilderService:
         self._last_event = 0.0
 
     def start(self) -> None:
+        if self.config.websub_hub:
+            self.pinger = Pinger(
+                self.config.websub_hub, self.config.base_url, self.config.output_dir, SUBSCRIPTION_FEEDS
+            )
         self.scheduler.add_job(
             self._run, "interval", seconds=self.config.scan_interval, id=JOB_ID, next_run_time=datetime.now(UTC)
         )
@@ -112,6 +119,12 @@ class BuilderService:
             self.observer.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        if self.pinger is not None:
+            self.pinger.stop()
+
+    def _on_publish(self, result: BuildResult) -> None:
+        if self.pinger is not None:
+            self.pinger.on_publish(result)  # queues only: the hub is never waited for here
 
     def _start_observer(self) -> None:
         mode = self.config.watch

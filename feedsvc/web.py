@@ -9,22 +9,37 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, abort, jsonify, request
 from werkzeug.http import http_date, is_resource_modified
 
 from feedsvc.config import Config, load_config
 from feedsvc.leader import Election, current_leader
 from feedsvc.publish import PublishedStore, Served, read_status
+from feedsvc.render.documents import SUBSCRIPTION_FEEDS
 from feedsvc.render.html import CONTENT_SECURITY_POLICY
+from feedsvc.render.xsl import FEED_CONTENT_SECURITY_POLICY
 
 log = logging.getLogger("feedsvc.web")
 
 RETRY_AFTER = 5
-# Path → published document. Nothing else maps a request onto the output directory.
-ROUTES = {"/feed.xml": "feed.xml", "/": "index.html"}
+# Path → published document. Nothing else maps a request onto the output directory; the
+# archive route below only looks its name up among the published documents.
+ROUTES = {
+    "/feed.xml": "feed.xml",
+    "/feed.rss": "feed.rss",
+    "/feed.json": "feed.json",
+    "/feed.xsl": "feed.xsl",
+    "/": "index.html",
+}
+# Chromium shows application/atom+xml and application/rss+xml as plain text and applies no
+# stylesheet; to a browser (it prefers text/html) the same bytes go out as application/xml.
+BROWSER_XML_TYPE = "application/xml; charset=utf-8"
+_XML_FEED_TYPES = ("application/atom+xml", "application/rss+xml")
+ARCHIVE_PAGE = re.compile(r"[1-9][0-9]{0,8}\.xml")
 
 
 class FeedState:
@@ -66,16 +81,31 @@ def _wants_gzip() -> bool:
     return request.accept_encodings["gzip"] > 0
 
 
+def _browser_wants_page(feed_type: str) -> bool:
+    accept = request.accept_mimetypes
+    return accept.quality("text/html") > accept.quality(feed_type)
+
+
 def serve_document(doc: Served, max_age: int) -> Response:
-    """200 or an empty 304 for one published document, choosing identity or gzip by Accept-Encoding."""
+    """200 or an empty 304 for one published document, choosing identity or gzip by Accept-Encoding.
+
+    An Atom or RSS document asked for by a browser is labelled application/xml (same bytes,
+    an ETag of its own, `Vary: Accept`), so the browser applies the XSL stylesheet.
+    """
     gz = _wants_gzip()
     variant = doc.gzip if gz else doc.identity
-    response = Response(status=200, content_type=doc.content_type)
-    response.headers["ETag"] = variant.etag
+    content_type, etag, vary = doc.content_type, variant.etag, "Accept-Encoding"
+    feed_type = content_type.split(";")[0]
+    if feed_type in _XML_FEED_TYPES:
+        vary = "Accept, Accept-Encoding"
+        if _browser_wants_page(feed_type):
+            content_type, etag = BROWSER_XML_TYPE, etag[:-1] + '-xml"'
+    response = Response(status=200, content_type=content_type)
+    response.headers["ETag"] = etag
     response.headers["Last-Modified"] = http_date(doc.last_modified)
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
-    response.headers["Vary"] = "Accept-Encoding"
-    if not is_resource_modified(request.environ, etag=variant.etag.strip('"'), last_modified=doc.last_modified):
+    response.headers["Vary"] = vary
+    if not is_resource_modified(request.environ, etag=etag.strip('"'), last_modified=doc.last_modified):
         response.status_code = 304
         del response.headers["Content-Type"]
         return response
@@ -102,12 +132,34 @@ def create_app(config: Config | None = None, *, run_builder: bool = True) -> Fla
     state = FeedState(config, run_builder)
     app.extensions["feedsvc"] = state
 
+    def links(name: str) -> str | None:
+        """WebSub discovery for the subscription feeds (the topics the builder pings)."""
+        if not config.websub_hub or name not in SUBSCRIPTION_FEEDS:
+            return None
+        return f'<{config.websub_hub}>; rel="hub", <{config.base_url.rstrip("/")}/{name}>; rel="self"'
+
     def document_view() -> Response:
         snapshot = state.store.snapshot
         name = ROUTES[request.path]
-        if snapshot is None or name not in snapshot.documents:
+        if snapshot is None or "feed.xml" not in snapshot.documents:
             return unavailable("no feed has been published yet")
-        return serve_document(snapshot.documents[name], config.cache_max_age)
+        if name not in snapshot.documents:
+            abort(404)  # e.g. /feed.xsl with the stylesheet switched off
+        response = serve_document(snapshot.documents[name], config.cache_max_age)
+        if link := links(name):
+            response.headers["Link"] = link
+        return response
+
+    @app.route("/archive/<page>", methods=["GET", "HEAD"], provide_automatic_options=False)
+    def archive_view(page: str) -> Response:
+        """RFC 5005 archive pages: a published document name or 404, never a path on disk."""
+        snapshot = state.store.snapshot
+        if snapshot is None:
+            return unavailable("no feed has been published yet")
+        doc = snapshot.documents.get(f"archive/{page}")
+        if doc is None or not ARCHIVE_PAGE.fullmatch(page):
+            abort(404)
+        return serve_document(doc, config.cache_max_age)
 
     for path in ROUTES:
         app.add_url_rule(
@@ -152,10 +204,13 @@ def create_app(config: Config | None = None, *, run_builder: bool = True) -> Fla
     @app.after_request
     def security_headers(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"
         if response.mimetype == "text/html":
             response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-            response.headers["X-Frame-Options"] = "DENY"
-            response.headers["Referrer-Policy"] = "no-referrer"
+        else:
+            # A feed a browser renders through the XSL becomes a page too: same rules, plus the XSL.
+            response.headers["Content-Security-Policy"] = FEED_CONTENT_SECURITY_POLICY
         return response
 
     return app

@@ -155,7 +155,11 @@ def test_publish_keeps_previous_objects_and_collects_older(tmp_path: Path, make_
     objects = {p.name for p in (tmp_path / "out" / OBJECTS).iterdir()}
     assert etags[-1] in objects and etags[-2] in objects
     assert etags[0] not in objects and etags[1] not in objects
-    assert len(objects) == 8  # two versions of two documents, identity + gzip each
+    manifest = read_manifest(tmp_path / "out")
+    live = {doc[key] for version in (manifest["documents"], manifest["previous"]) for doc in version.values()
+            for key in ("object", "gzip_object")}
+    assert objects == live  # exactly the last two versions of every document, identity + gzip each
+    assert len(objects) == 2 * (2 * 4 + 1)  # feed.xml/.rss/.json and index changed; feed.xsl is one object
 
 
 def test_leftover_temp_files_are_cleaned(tmp_path: Path, make_seed, config) -> None:

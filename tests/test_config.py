@@ -65,3 +65,21 @@ def test_errors_name_the_key_and_the_source(tmp_path: Path, text: str, env: dict
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml", env={})
+
+
+def test_reader_keys_stylesheet_archive_and_websub(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    config = load_config(empty, env={})
+    assert (config.stylesheet, config.archive_page_size, config.websub_hub) == (True, 50, "")
+    env = {"FEEDSVC_STYLESHEET": "off", "FEEDSVC_ARCHIVE_PAGE_SIZE": "7", "FEEDSVC_WEBSUB_HUB": "https://hub.example/"}
+    config = load_config(empty, env=env)
+    assert (config.stylesheet, config.archive_page_size, config.websub_hub) == (False, 7, "https://hub.example/")
+    toml = tmp_path / "c.toml"
+    toml.write_text('stylesheet = "no"\n')
+    with pytest.raises(ConfigError, match=r"stylesheet \(from config file .*\): expected true or false"):
+        load_config(toml, env={})
+    for key, value, message in (("FEEDSVC_ARCHIVE_PAGE_SIZE", "0", "must be at least 1"),
+                                ("FEEDSVC_WEBSUB_HUB", "hub.example", "expected an absolute http")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(empty, env={key: value})

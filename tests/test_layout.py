@@ -12,7 +12,9 @@ from conftest import REPO
 PACKAGE = REPO / "feedsvc"
 # Stages that must stay pure: text in, values out.
 CORE = {"feedsvc.text", "feedsvc.parse", "feedsvc.policy", "feedsvc.sanitize", "feedsvc.entry",
-        "feedsvc.render", "feedsvc.render.atom", "feedsvc.render.html"}
+        "feedsvc.render", "feedsvc.render.atom", "feedsvc.render.html", "feedsvc.render.rss",
+        "feedsvc.render.jsonfeed", "feedsvc.render.archive", "feedsvc.render.documents", "feedsvc.render.xsl",
+        "feedsvc.render.xmlparts"}
 EDGE_LIBRARIES = {"flask", "werkzeug", "apscheduler", "watchdog", "gunicorn", "socket", "subprocess", "sqlite3",
                   "fcntl", "signal"}
 

@@ -25,6 +25,35 @@ class FeedMeta:
     subtitle: str = ""
     author: str = "feedsvc"
     language: str = "en"
+    # WebSub hub advertised in every feed ("" = none).
+    hub: str = ""
+    # Path of the XSL stylesheet named by an <?xml-stylesheet?> in Atom and RSS ("" = none).
+    stylesheet: str = ""
+
+    def url(self, name: str) -> str:
+        """The public URL of a published document, beside the subscription feed."""
+        return self.self_url.rsplit("/", 1)[0] + "/" + name
+
+
+@dataclass(frozen=True)
+class Paging:
+    """RFC 5005 links of one Atom document: the subscription feed, or one archive page."""
+
+    self_url: str
+    prev_archive: str | None = None
+    next_archive: str | None = None
+    # Set on archive pages only: the subscription document (rel="current"), and fh:archive.
+    current: str | None = None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One document's bytes as a renderer made them; the builder publishes it under `name`."""
+
+    name: str
+    body: bytes
+    content_type: str
+    last_modified: datetime
 
 
 def feed_updated(entries: Sequence[Entry]) -> datetime:
