@@ -110,7 +110,9 @@ def create_app(config: Config | None = None, *, run_builder: bool = True) -> Fla
     """The app. `run_builder=False` serves only (another process builds into the same output)."""
     config = config or load_config()
     _configure_logging(config)
-    app = Flask(__name__)
+    # No static folder: Flask would otherwise route /static/<path:filename> onto the package
+    # directory. Every URL is a fixed route to published bytes held in memory.
+    app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024  # no route takes a body
     state = FeedState(config, run_builder)
     app.extensions["feedsvc"] = state
