@@ -45,8 +45,11 @@ def safe_url(value: str, base: str | None) -> str | None:
         return cleaned if m.group(1) in policy.PROTOCOLS else None
     if base is None:
         return cleaned if not cleaned.startswith("//") else "https:" + cleaned
-    absolute = urljoin(base, cleaned)
-    scheme = urlsplit(absolute).scheme.lower()
+    try:
+        absolute = urljoin(base, cleaned)
+        scheme = urlsplit(absolute).scheme.lower()
+    except ValueError:
+        return None  # e.g. "//[x": urllib raises "Invalid IPv6 URL"; no browser can follow it either
     return absolute if scheme in policy.PROTOCOLS else None
 
 

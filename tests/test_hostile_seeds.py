@@ -145,7 +145,8 @@ SCHEMES = ["javascript:", "JaVaScRiPt:", "java\tscript:", "java\x00script:", "&#
            "\u200bjavascript:", " javascript:", "vbscript:", "data:text/html,", "data:image/svg+xml;base64,",
            "https://", "//", "", "mailto:", "&#x6A;&#x61;vascript:", "javascript&colon;"]
 URL_VALUE = st.builds(lambda s, rest: s + rest, st.sampled_from(SCHEMES), st.sampled_from(
-    ["alert(1)", "example.com/x.png", "PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==", "<script>alert(1)</script>", ""]))
+    ["alert(1)", "example.com/x.png", "PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==", "<script>alert(1)</script>", "",
+     "[x", "[::1", "e.com:abc/", "e.com:99999/"]))
 ATTR = st.tuples(st.sampled_from(ATTRS), st.one_of(URL_VALUE, TEXT))
 
 
