@@ -58,3 +58,31 @@ def test_the_load_checks_can_fail(tmp_path: Path) -> None:
     assert any(f.startswith("torn:") for f in report.failures)
     assert any("ignored" in f for f in report.failures)
     assert report.not_modified == 0
+
+
+def test_first_load_is_shared_not_a_503(tmp_path: Path) -> None:
+    """Regression (found by the load run): while one thread of a fresh worker loaded the first
+    snapshot, other threads got None (a 503 "no feed has been published yet") for up to 50 ms."""
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    from feedsvc.publish import Document, PublishedStore, publish
+
+    publish(tmp_path, [Document("feed.xml", b"<feed/>", "application/atom+xml", datetime(2024, 1, 1, tzinfo=UTC))])
+    store = PublishedStore(tmp_path)
+    real_load = store._load
+    loading = threading.Event()
+
+    def slow_load():  # type: ignore[no-untyped-def]
+        loading.set()
+        time.sleep(0.3)  # a worker busy under load
+        return real_load()
+
+    store._load = slow_load  # type: ignore[method-assign]
+    first = threading.Thread(target=lambda: store.snapshot)
+    first.start()
+    assert loading.wait(5)
+    seen = store.snapshot  # a second request thread, while the first load is under way
+    first.join(5)
+    assert seen is not None and "feed.xml" in seen.documents
