@@ -36,7 +36,8 @@ def safe_url(value: str, base: str | None) -> str | None:
     The scheme is judged with whitespace, controls and invisible characters removed,
     as a browser would, so `jav&#x09;ascript:` or `java\\u200bscript:` cannot slip past.
     """
-    probe = "".join(ch for ch in value if not _invisible(ch)).lower()
+    # Backticks go too: legacy IE took them as quotes, so "`vbscript:" must not pass as a relative URL.
+    probe = "".join(ch for ch in value if not _invisible(ch) and ch != "`").lower()
     if not probe:
         return None
     cleaned = "".join(ch for ch in value.strip() if not (unicodedata.category(ch) in ("Cc", "Cf") or ch in "\t\n\r"))

@@ -49,6 +49,14 @@ def test_unparseable_href_is_dropped_not_fatal(href: str) -> None:
     assert out == "<p>text</p><a>link</a><img>"
 
 
+@pytest.mark.parametrize("href", ["`vbscript:0", "`javascript:alert(1)", "java`script:alert(1)", " `` vbscript:x"])
+def test_backtick_prefixed_scheme_is_dropped_without_a_base(href: str) -> None:
+    """Regression (found by the fuzzer): with no article link to resolve against, "`vbscript:0" was kept
+    as a "relative" URL; legacy IE read backticks as quotes. Now judged without them."""
+    assert sanitize_html(f'<a href="{href}">x</a>', None) == "<a>x</a>"
+    assert sanitize_html('<a href="`x.html">x</a>', None) == '<a href="`x.html">x</a>'  # still just a path
+
+
 def test_build_publishes_an_article_with_a_broken_link(tmp_path: Path, make_seed, config) -> None:
     make_seed("a.txt", title="Broken link", url="https://[oops", body='<p>x <a href="//[y">y</a></p>')
     result = Builder(config()).build()

@@ -143,7 +143,8 @@ ATTRS = ["href", "src", "srcset", "action", "formaction", "xlink:href", "backgro
          "onerror", "onload", "style", "http-equiv", "content", "id", "class", "title", "alt"]
 SCHEMES = ["javascript:", "JaVaScRiPt:", "java\tscript:", "java\x00script:", "&#106;avascript:", "jav&#x09;ascript:",
            "\u200bjavascript:", " javascript:", "vbscript:", "data:text/html,", "data:image/svg+xml;base64,",
-           "https://", "//", "", "mailto:", "&#x6A;&#x61;vascript:", "javascript&colon;"]
+           "https://", "//", "", "mailto:", "&#x6A;&#x61;vascript:", "javascript&colon;", "`vbscript:",
+           "java`script:"]
 URL_VALUE = st.builds(lambda s, rest: s + rest, st.sampled_from(SCHEMES), st.sampled_from(
     ["alert(1)", "example.com/x.png", "PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==", "<script>alert(1)</script>", "",
      "[x", "[::1", "e.com:abc/", "e.com:99999/"]))
