@@ -173,7 +173,7 @@ def test_settling_never_starves_publishing(tmp_path: Path, make_seed, config) ->
     for n in range(40):  # 4 s of a new file every 100 ms, each one fresh when the build runs
         path = make_seed(f"new-{n:02}.txt", stamp_ms=1681696026000 + (n + 1) * 1000, title=f"New {n}",
                          url=f"https://e.com/{n}")
-        stamp = clock[0]
+        stamp = clock[0] - 0.001  # just written (an mtime in the future would count as settled)
         os.utime(path, (stamp, stamp))
         result = builder.build()
         # The files of the last 0.5 s (settle) are still being written: never read, never published.
