@@ -62,6 +62,8 @@ class BuildResult:
     skipped: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
+    # True when the build stopped early to let `deferred` files settle: nothing was published.
+    waiting: bool = False
     etag: str | None = None
     error: str | None = None
     duration: float = 0.0
@@ -130,7 +132,10 @@ class Builder:
 
     `settle`: a file modified less than this many seconds ago is not read yet (it may still be
     being written); the build then publishes nothing and `BuildResult.deferred` asks for another
-    build once it is `settle` seconds old.
+    build once it is `settle` seconds old. Waiting is capped at `max_wait` seconds in a row
+    (default: the config's `debounce_max`): a folder that always holds a fresh file (a scraper
+    writing every 100 ms) would otherwise never be published. Past the cap the build publishes
+    the settled files, and still-unsettled ones keep their last version (or stay out).
     """
 
     def __init__(
@@ -139,15 +144,21 @@ class Builder:
         settle: float = 0.0,
         on_publish: Callable[[BuildResult], None] | None = None,
         clock: Callable[[], float] = time.time,
+        max_wait: float | None = None,
     ) -> None:
         self.config = config
         self.settle = settle
+        self.max_wait = max(settle, config.debounce_max if max_wait is None else max_wait)
+        self._waiting_since: float | None = None
         self.on_publish = on_publish
         self.clock = clock
         self._cache: dict[str, _Cached] = {}
         self._reported: dict[str, str] = {}
         self._lock = threading.Lock()
         self.last_result: BuildResult | None = None
+        # The last build of record as status.json should hold it, even when writing it failed
+        # (disk full, read-only): the web side of this process reports it from memory.
+        self.last_status: dict[str, Any] | None = None
         self.builds = 0
 
     @property
@@ -171,7 +182,7 @@ class Builder:
             self.builds += 1
             result.number = self.builds
             self.last_result = result
-            if result.deferred and result.ok:
+            if result.waiting and result.ok:
                 log.info("build deferred: %d file(s) still being written", len(result.deferred))
                 return result  # not a build of record: the status and the feed stay as they are
             self._write_status(result)
@@ -191,10 +202,13 @@ class Builder:
             return result
 
     def _write_status(self, result: BuildResult) -> None:
+        status = result.as_status()
         try:
-            write_status(self.out_dir, result.as_status())
+            write_status(self.out_dir, status)
         except OSError as exc:
             log.warning("cannot write build status to %s: %s", self.out_dir, exc)
+            status["status_file_error"] = exc.strerror or str(exc)
+        self.last_status = status
 
     def _build(self, progress: Callable[[int, int], None] | None) -> BuildResult:
         config = self.config
@@ -225,10 +239,19 @@ class Builder:
             if rel not in result.deferred:
                 result.changed += 1  # deleted
         self._cache = fresh
-        if result.deferred:
-            # Publishing now would show a half-written file's old version (or none) and then
-            # churn again moments later: keep the last feed and build once the files settle.
-            return result
+        if not result.deferred:
+            self._waiting_since = None
+        else:
+            if self._waiting_since is None:
+                self._waiting_since = now
+            if now - self._waiting_since < self.max_wait:
+                # Publishing now would show a half-written file's old version (or none) and then
+                # churn again moments later: keep the last feed and build once the files settle.
+                result.waiting = True
+                return result
+            log.info("publishing without %d file(s) still being written after %.1f s", len(result.deferred),
+                     now - self._waiting_since)
+            self._waiting_since = now
 
         entries: list[Entry] = []
         for rel, item in fresh.items():

@@ -46,6 +46,22 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
+def http_url(url: str | None) -> str | None:
+    """`url` if it is an http(s) URL that urllib can take apart (host, port), else None.
+
+    urlsplit raises on "https://[x" (Invalid IPv6 URL) and `.port` on "https://e.com:abc/": a seed's
+    link must never turn into an exception that costs the whole article.
+    """
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return None
+    return url if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+
+
 def url_identity(url: str) -> str:
     """The canonical URL without its scheme: http:// and https:// copies of an article are one article."""
     canon = canonical_url(url)
@@ -65,11 +81,11 @@ def entry_id(link: str | None, source: str) -> str:
 
 def make_entry(article: Article, sanitizer: Sanitizer = sanitize, summary_chars: int = 200) -> Entry:
     """Sanitize the article's HTML against its own URL and derive everything a feed entry needs."""
-    link = article.link if article.link and urlsplit(article.link).scheme in ("http", "https") else None
+    link = http_url(article.link)
     content, plain = sanitizer(article.body_html, link)
     image = m.group(1).replace("&amp;", "&") if (m := _FIRST_IMG.search(content)) else None
     return Entry(
-        id=entry_id(article.link, article.source),
+        id=entry_id(link, article.source),
         title=one_line(xml_safe(article.title)) or "(untitled)",
         link=link,
         published=article.published,

@@ -230,7 +230,9 @@ class PublishedStore:
     @property
     def snapshot(self) -> Snapshot | None:
         now = time.monotonic()
-        if now - self._checked >= self.check_interval:
+        # With nothing held yet, always go through refresh(): it waits on the lock for a load that
+        # another thread has just started, instead of answering None (a 503) meanwhile.
+        if self._snapshot is None or now - self._checked >= self.check_interval:
             self.refresh()
         return self._snapshot
 

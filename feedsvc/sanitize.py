@@ -36,7 +36,8 @@ def safe_url(value: str, base: str | None) -> str | None:
     The scheme is judged with whitespace, controls and invisible characters removed,
     as a browser would, so `jav&#x09;ascript:` or `java\\u200bscript:` cannot slip past.
     """
-    probe = "".join(ch for ch in value if not _invisible(ch)).lower()
+    # Backticks go too: legacy IE took them as quotes, so "`vbscript:" must not pass as a relative URL.
+    probe = "".join(ch for ch in value if not _invisible(ch) and ch != "`").lower()
     if not probe:
         return None
     cleaned = "".join(ch for ch in value.strip() if not (unicodedata.category(ch) in ("Cc", "Cf") or ch in "\t\n\r"))
@@ -45,8 +46,11 @@ def safe_url(value: str, base: str | None) -> str | None:
         return cleaned if m.group(1) in policy.PROTOCOLS else None
     if base is None:
         return cleaned if not cleaned.startswith("//") else "https:" + cleaned
-    absolute = urljoin(base, cleaned)
-    scheme = urlsplit(absolute).scheme.lower()
+    try:
+        absolute = urljoin(base, cleaned)
+        scheme = urlsplit(absolute).scheme.lower()
+    except ValueError:
+        return None  # e.g. "//[x": urllib raises "Invalid IPv6 URL"; no browser can follow it either
     return absolute if scheme in policy.PROTOCOLS else None
 
 

@@ -44,6 +44,9 @@ log = logging.getLogger("feedsvc.watch")
 JOB_ID = "rebuild"
 # A file this recently modified may still be being written: wait before reading it.
 SETTLE_SECONDS = 0.5
+# After a failed build (disk full, seeds folder gone), retry this soon rather than at the next
+# interval rescan, so the feed recovers within seconds of the fault clearing.
+RETRY_SECONDS = 2.0
 _RELEVANT = {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_DELETED, EVENT_TYPE_CLOSED}
 
 
@@ -90,6 +93,7 @@ class BuilderService:
         )
         self.observer: Observer | PollingObserver | None = None
         self.watching = "off"
+        self._watched: tuple[int, int] | None = None  # (st_dev, st_ino) of the folder the observer watches
         self._lock = threading.Lock()
         self._dirty = False
         self._running = False
@@ -126,11 +130,36 @@ class BuilderService:
         if self.pinger is not None:
             self.pinger.on_publish(result)  # queues only: the hub is never waited for here
 
+    def _seeds_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.config.seeds_dir)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _rearm_observer(self) -> None:
+        """Watch the seeds folder again if it was replaced (deleted and recreated, or a new mount).
+
+        inotify watches an inode: once the folder is gone, its watch is gone too, and a new folder
+        at the same path would only be seen by the interval rescan, up to `scan_interval` later.
+        """
+        if self.config.watch == "off":
+            return
+        identity = self._seeds_identity()
+        if identity is None or identity == self._watched:
+            return
+        if self.observer is not None:
+            self.observer.stop()
+            self.observer = None
+        log.info("seeds folder %s (re)appeared: watching it again", self.config.seeds_dir)
+        self._start_observer()
+
     def _start_observer(self) -> None:
         mode = self.config.watch
         if mode == "off":
             return
-        if not self.config.seeds_dir.is_dir():
+        identity = self._seeds_identity()
+        if identity is None or not self.config.seeds_dir.is_dir():
             log.warning("not watching %s: not a directory yet (the interval rescan continues)", self.config.seeds_dir)
             return
         handler = _SeedEvents(str(self.config.seeds_dir.resolve()), self.notify)
@@ -146,7 +175,7 @@ class BuilderService:
             except OSError as exc:
                 log.warning("file events via %s unavailable (%s)", name, exc)
                 continue
-            self.observer, self.watching = observer, name
+            self.observer, self.watching, self._watched = observer, name, identity
             return
 
     def notify(self) -> None:
@@ -208,7 +237,10 @@ class BuilderService:
                 self._running = False
             log.exception("build job failed")
             return
-        if result.deferred:
+        self._rearm_observer()
+        if not result.ok:
+            self._schedule_in(min(RETRY_SECONDS, self.config.scan_interval))
+        elif result.deferred:
             self._schedule_in(self.builder.settle)
 
 

@@ -68,6 +68,19 @@ class FeedState:
             self.election.stop()
 
 
+def current_status(state: FeedState) -> dict[str, Any] | None:
+    """The newest build result: status.json, or this process's own builder's when that is newer.
+
+    When the output directory is full or read-only, status.json cannot be written, and it would
+    go on saying "ok" while builds fail; the builder's process knows better and says so.
+    """
+    status = read_status(state.config.output_dir)
+    own = state.service.builder.last_status if state.is_builder and state.service is not None else None
+    if own is not None and (status is None or str(own.get("finished_at")) >= str(status.get("finished_at"))):
+        return own
+    return status
+
+
 def _configure_logging(config: Config) -> None:
     root = logging.getLogger()
     if not root.handlers:
@@ -127,7 +140,9 @@ def create_app(config: Config | None = None, *, run_builder: bool = True) -> Fla
     """The app. `run_builder=False` serves only (another process builds into the same output)."""
     config = config or load_config()
     _configure_logging(config)
-    app = Flask(__name__)
+    # No static folder: Flask would otherwise route /static/<path:filename> onto the package
+    # directory. Every URL is a fixed route to published bytes held in memory.
+    app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024  # no route takes a body
     state = FeedState(config, run_builder)
     app.extensions["feedsvc"] = state
@@ -173,7 +188,7 @@ def create_app(config: Config | None = None, *, run_builder: bool = True) -> Fla
     @app.get("/healthz", provide_automatic_options=False)
     def healthz() -> Response:
         snapshot = state.store.snapshot
-        status = read_status(config.output_dir)
+        status = current_status(state)
         body: dict[str, Any] = {
             "status": "ok" if snapshot else "unavailable",
             "time": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -33,3 +33,44 @@ def test_vector_is_neutralized(item: dict[str, Any]) -> None:
     allowed = sum(k.lower().count("alert") for k in item["keep"])
     allowed += visible_text(item["html"]).lower().count("alert")
     assert shown.lower().count("alert") <= allowed, f"script text leaked into visible text: {shown!r}"
+
+
+def test_whole_corpus_through_the_pipeline(tmp_path: Path) -> None:
+    """Every vector as a seed file, built and published: what a feed reader gets is still inert.
+
+    The reader's view: the published feed.xml, XML-parsed, each entry's `<content type="html">`
+    unescaped and parsed as HTML, as a reader embedding it in its page would.
+    """
+    from lxml import etree
+    from schemas import validate_atom
+
+    from feedsvc.build import Builder
+    from feedsvc.config import load_config
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for n, item in enumerate(CORPUS):
+        (seeds / f"{n:04}.txt").write_text(
+            f"<!--{1600000000000 + n * 1000}-->\n[{item['name']}](https://example.com/a/{n})\n------\n\n{item['html']}\n",
+            encoding="utf-8",
+        )
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    config = load_config(empty, env={}, overrides={"seeds_dir": str(seeds), "output_dir": str(tmp_path / "out"),
+                                                   "base_url": "https://feeds.example.org/", "max_entries": 1000})
+    result = Builder(config).build()
+    assert result.ok and result.skipped == [] and result.entries == len(CORPUS)
+    feed = (tmp_path / "out" / "feed.xml").read_bytes()
+    assert validate_atom(feed) == []
+    atom = "{http://www.w3.org/2005/Atom}"
+    by_name = {item["name"]: item for item in CORPUS}
+    seen = 0
+    for entry in etree.fromstring(feed).iter(f"{atom}entry"):
+        item = by_name[entry.findtext(f"{atom}title")]
+        html = entry.findtext(f"{atom}content") or ""
+        assert inert_problems(html) == [], (item["name"], html)
+        shown = visible_text(html)
+        for keep in item["keep"]:
+            assert keep in shown, (item["name"], shown)
+        seen += 1
+    assert seen == len(CORPUS)
