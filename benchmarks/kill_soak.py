@@ -36,8 +36,6 @@ sys.path.insert(0, str(REPO / "tests"))
 
 CHURN = "churn.txt"
 END = "END-OF-CHURN"
-# Two versions (current + previous) x two documents x (identity + gzip), plus one interrupted publish.
-MAX_OBJECTS = 8 + 4
 
 
 def churn_text(n: int) -> str:
@@ -108,9 +106,12 @@ def check_published(out: Path) -> list[str]:
     temps = [p.name for p in out.rglob(".tmp-*")]
     if len(temps) > 1:
         problems.append(f"temp files pile up: {temps}")
-    objects = list((out / OBJECTS).iterdir())
-    if len(objects) > MAX_OBJECTS:
-        problems.append(f"{len(objects)} objects pile up")
+    # Objects the current and previous versions use, plus at most one killed publish's worth.
+    live = {doc[k] for docs in (manifest["documents"], manifest.get("previous", {}))
+            for doc in docs.values() for k in ("object", "gzip_object")}
+    stray = [p.name for p in (out / OBJECTS).iterdir() if p.name not in live]
+    if len(stray) > 2 * len(manifest["documents"]):
+        problems.append(f"{len(stray)} unreferenced objects pile up")
     return problems
 
 
@@ -161,9 +162,13 @@ def soak(work: Path, iterations: int, seconds: float, rng: random.Random, log=pr
     leftovers = [p.name for p in out.rglob(".tmp-*")]
     if leftovers:
         problems.append(f"temp files survive a clean publish: {leftovers}")
-    objects = len(list((out / OBJECTS).iterdir()))
-    if objects > 8:
-        problems.append(f"{objects} objects survive a clean publish (at most 8 are live)")
+    after = read_manifest(out)
+    assert after is not None
+    live = {doc[k] for docs in (after["documents"], after["previous"]) for doc in docs.values()
+            for k in ("object", "gzip_object")}
+    stray = [p.name for p in (out / OBJECTS).iterdir() if p.name not in live]
+    if stray:
+        problems.append(f"{len(stray)} unreferenced objects survive a clean publish")
     return {"kills": kills, "generations": len(generations), "problems": problems}
 
 

@@ -32,12 +32,19 @@ def client(tmp_path: Path, config):  # type: ignore[no-untyped-def]
     return app.test_client()
 
 
-def test_routes_are_exactly_three_fixed_paths(client) -> None:  # type: ignore[no-untyped-def]
+def test_routes_are_a_fixed_list(client) -> None:  # type: ignore[no-untyped-def]
     rules = {rule.rule: rule for rule in client.application.url_map.iter_rules()}
-    assert set(rules) == {"/feed.xml", "/", "/healthz"}
+    fixed = {"/feed.xml", "/feed.rss", "/feed.json", "/feed.xsl", "/", "/healthz"}
+    assert set(rules) == fixed | {"/archive/<page>"}
     for rule in rules.values():
-        assert not rule.arguments, f"{rule.rule} takes a path variable"
+        if rule.rule in fixed:
+            assert not rule.arguments, f"{rule.rule} takes a path variable"
         assert rule.methods <= {"GET", "HEAD"}, rule.methods
+    # The one variable route takes a single path segment (no '/'), looked up among published names.
+    assert rules["/archive/<page>"].arguments == {"page"}
+    assert client.get("/archive/..%2fmanifest.json").status_code == 404
+    assert client.get("/archive/../manifest.json").status_code == 404
+    assert client.get("/archive/1.xml").status_code == 404  # nothing archived yet: no such document
     assert client.application.static_folder is None or not Path(client.application.static_folder).exists()
 
 
