@@ -43,15 +43,25 @@ def safe_url(value: str, base: str | None) -> str | None:
     cleaned = "".join(ch for ch in value.strip() if not (unicodedata.category(ch) in ("Cc", "Cf") or ch in "\t\n\r"))
     cleaned = cleaned.replace(" ", "%20")
     if m := _SCHEME.match(probe):
-        return cleaned if m.group(1) in policy.PROTOCOLS else None
-    if base is None:
-        return cleaned if not cleaned.startswith("//") else "https:" + cleaned
+        url = cleaned if m.group(1) in policy.PROTOCOLS else None
+    elif base is None:
+        url = cleaned if not cleaned.startswith("//") else "https:" + cleaned
+    else:
+        try:
+            url = urljoin(base, cleaned)
+        except ValueError:
+            return None  # e.g. "//[x": urllib raises "Invalid IPv6 URL"; no browser can follow it either
+    return url if url is not None and _well_formed(url) else None
+
+
+def _well_formed(url: str) -> bool:
+    """Every URL we emit can be taken apart again (host, port), by us and by the readers."""
     try:
-        absolute = urljoin(base, cleaned)
-        scheme = urlsplit(absolute).scheme.lower()
+        parts = urlsplit(url)
+        _ = parts.port
     except ValueError:
-        return None  # e.g. "//[x": urllib raises "Invalid IPv6 URL"; no browser can follow it either
-    return absolute if scheme in policy.PROTOCOLS else None
+        return False
+    return not parts.scheme or parts.scheme.lower() in policy.PROTOCOLS
 
 
 def _local(tag: object) -> str:

@@ -246,7 +246,9 @@ def test_503_before_anything_is_published(tmp_path: Path) -> None:
         assert b"Traceback" not in body
         import json
 
-        health = json.loads(srv.get("/healthz")[2])
+        # The first 503 can come before the first build has even run: wait for its report.
+        health = wait_for(lambda: (h := json.loads(srv.get("/healthz")[2]))["last_build"] and h, 10,
+                          what="the failed build's report")
         assert health["status"] == "unavailable" and "does not exist" in health["last_build"]["error"]
         # The seeds folder appears: the interval rescan publishes, and the 503 ends.
         (tmp_path / "missing-seeds").mkdir()
