@@ -21,7 +21,8 @@ from feedsvc import policy
 from feedsvc.text import one_line, shorten, xml_safe
 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):")
-_BLOCKS = frozenset(
+# Elements whose edges separate words in the plain text.
+BLOCK_TAGS = frozenset(
     "p div br li dt dd h1 h2 h3 h4 h5 h6 blockquote figure figcaption tr td th table pre hr caption".split()
 )
 
@@ -148,7 +149,7 @@ def _plain_text(root: ElementTree.Element) -> str:
     parts: list[str] = []
 
     def walk(element: ElementTree.Element) -> None:
-        block = _local(element.tag).lower() in _BLOCKS
+        block = _local(element.tag).lower() in BLOCK_TAGS
         if block:
             parts.append(" ")
         if element.text:
