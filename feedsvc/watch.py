@@ -196,7 +196,7 @@ class BuilderService:
             log.exception("build job failed")
             return
         if result.deferred:
-            self._schedule_in(self.builder.settle)
+            self._schedule_in(self.builder.retry_in)
 
 
 def run_builder(config: Config) -> int:
