@@ -102,35 +102,26 @@ def feed_meta(config: Config) -> FeedMeta:
     )
 
 
-@dataclass(slots=True)
 class _Record:
-    """One seed file as the builder remembers it between builds: light, no content."""
+    """One seed file as the builder remembers it between builds: light, no content.
 
-    rel: str
-    stat_key: tuple[int, int, int]
-    sha: str
-    head: Head
+    It has what select_entries reads (id, dedup_key, updated, published, source), copied from
+    its Head as plain attributes, so 10k records are chosen from quickly and without loading
+    any entry.
+    """
 
-    # What select_entries reads, so records can be chosen without loading their entries.
-    @property
-    def id(self) -> str | None:
-        return self.head.id
+    __slots__ = ("dedup_key", "head", "id", "published", "rel", "sha", "source", "stat_key", "updated")
 
-    @property
-    def dedup_key(self) -> str | None:
-        return self.head.dedup_key
-
-    @property
-    def updated(self) -> datetime | None:
-        return self.head.updated
-
-    @property
-    def published(self) -> datetime | None:
-        return self.head.published
-
-    @property
-    def source(self) -> str:
-        return self.rel
+    def __init__(self, rel: str, stat_key: tuple[int, int, int], sha: str, head: Head) -> None:
+        self.rel = rel
+        self.stat_key = stat_key
+        self.sha = sha
+        self.head = head
+        self.id = head.id
+        self.dedup_key = head.dedup_key
+        self.updated = head.updated
+        self.published = head.published
+        self.source = rel
 
 
 def _unreadable(rel: str, reason: str) -> _Record:
@@ -298,13 +289,13 @@ class Builder:
 
         records: list[_Record] = []
         for rel, record in fresh.items():
-            source = str(config.seeds_dir / rel)
-            if record.head.id is not None:
+            head = record.head
+            if head.id is not None:
                 records.append(record)
             else:
-                result.skipped.append(Problem(source, record.head.problem or "skipped"))
-            for note in record.head.notes:
-                result.notes.append(Problem(source, note))
+                result.skipped.append(Problem(str(config.seeds_dir / rel), head.problem or "skipped"))
+            for note in head.notes:
+                result.notes.append(Problem(str(config.seeds_dir / rel), note))
 
         chosen = self.entries(select_entries(records, config.max_entries))
         meta = feed_meta(config)

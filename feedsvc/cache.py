@@ -30,7 +30,7 @@ from feedsvc.outcome import Outcome
 log = logging.getLogger("feedsvc.cache")
 
 CACHE_FILE = "cache.sqlite3"
-SCHEMA = 1
+SCHEMA = 2
 _BATCH = 500
 
 
@@ -118,6 +118,7 @@ class SqliteCache:
         self.path = path
         self._lock = threading.Lock()
         self._db = self._open(path)
+        self._rows: int | None = None  # outcomes in the table (an upper bound), counted when first needed
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
@@ -132,11 +133,14 @@ class SqliteCache:
                     f"""
                     BEGIN;
                     DROP TABLE IF EXISTS outcomes;
+                    DROP TABLE IF EXISTS entries;
                     DROP TABLE IF EXISTS files;
                     CREATE TABLE outcomes (
                         key TEXT PRIMARY KEY, mtime_ns INTEGER, id TEXT, dedup TEXT, updated TEXT,
-                        published TEXT, problem TEXT, notes TEXT, title TEXT, link TEXT, content TEXT,
-                        summary TEXT, source TEXT, image TEXT) WITHOUT ROWID;
+                        published TEXT, problem TEXT, notes TEXT) WITHOUT ROWID;
+                    CREATE TABLE entries (
+                        key TEXT PRIMARY KEY, title TEXT, link TEXT, content TEXT, summary TEXT, source TEXT,
+                        image TEXT);
                     CREATE TABLE files (
                         root TEXT, rel TEXT, size INTEGER, mtime_ns INTEGER, inode INTEGER, sha TEXT,
                         PRIMARY KEY (root, rel)) WITHOUT ROWID;
@@ -192,8 +196,8 @@ class SqliteCache:
     def entries(self, keys: Sequence[str]) -> dict[str, Entry]:
         """Full entries for `keys` (the ones being published); call it page by page for many."""
         sql = (
-            "SELECT key, id, title, link, published, updated, content, summary, source, image FROM outcomes "
-            "WHERE key IN ({marks}) AND id IS NOT NULL"
+            "SELECT o.key, o.id, e.title, e.link, o.published, o.updated, e.content, e.summary, e.source, e.image "
+            "FROM outcomes o JOIN entries e ON e.key = o.key WHERE o.key IN ({marks})"
         )
         return {
             row[0]: Entry(
@@ -211,25 +215,20 @@ class SqliteCache:
         }
 
     def put(self, items: Iterable[tuple[Head, Outcome]]) -> None:
-        rows = []
+        heads, entries = [], []
         for head, outcome in items:
-            e = outcome.entry
-            rows.append(
-                (
-                    head.key,
-                    head.mtime_ns,
-                    head.id,
-                    head.dedup_key,
-                    head.updated.isoformat() if head.updated else None,
-                    head.published.isoformat() if head.published else None,
-                    head.problem,
-                    json.dumps(list(head.notes), ensure_ascii=False),
-                    *((e.title, e.link, e.content_html, e.summary, e.source, e.image) if e else (None,) * 6),
-                )
-            )
-        if rows:
+            updated = head.updated.isoformat() if head.updated else None
+            published = head.published.isoformat() if head.published else None
+            notes = json.dumps(list(head.notes), ensure_ascii=False)
+            heads.append((head.key, head.mtime_ns, head.id, head.dedup_key, updated, published, head.problem, notes))
+            if (e := outcome.entry) is not None:
+                entries.append((head.key, e.title, e.link, e.content_html, e.summary, e.source, e.image))
+        if heads:
             with self._transaction() as db:
-                db.executemany(f"INSERT OR REPLACE INTO outcomes VALUES ({','.join('?' * 14)})", rows)
+                db.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", heads)
+                db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", entries)
+            if self._rows is not None:
+                self._rows += len(heads)
 
     def save_files(
         self, root: str, upserts: Mapping[str, tuple[tuple[int, int, int], str]], removed: Iterable[str]
@@ -247,16 +246,19 @@ class SqliteCache:
 
     def prune(self, live: set[str]) -> None:
         """Forget outcomes no file refers to any more (old versions, old policies), when they pile up."""
-        with self._locked() as db:
-            total = db.execute("SELECT count(*) FROM outcomes").fetchone()[0]
-        if total <= 2 * len(live) + 1000:
+        if self._rows is None:
+            with self._locked() as db:
+                self._rows = db.execute("SELECT count(*) FROM outcomes").fetchone()[0]
+        if self._rows <= 2 * len(live) + 1000:
             return
         with self._transaction() as db:
             db.execute("CREATE TEMP TABLE IF NOT EXISTS live (key TEXT PRIMARY KEY) WITHOUT ROWID")
             db.execute("DELETE FROM live")
             db.executemany("INSERT OR IGNORE INTO live VALUES (?)", ((k,) for k in live))
             db.execute("DELETE FROM outcomes WHERE key NOT IN (SELECT key FROM live)")
+            db.execute("DELETE FROM entries WHERE key NOT IN (SELECT key FROM live)")
             db.execute("DELETE FROM live")
+            self._rows = db.execute("SELECT count(*) FROM outcomes").fetchone()[0]
 
     def close(self) -> None:
         with self._lock:

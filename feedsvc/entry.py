@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -115,5 +116,6 @@ def select_entries(entries: Iterable[E], max_entries: int | None = None) -> list
         current = chosen.get(key)
         if current is None or _newest_first(entry) > _newest_first(current):
             chosen[key] = entry
-    ordered = sorted(chosen.values(), key=_newest_first, reverse=True)
-    return ordered if max_entries is None else ordered[:max_entries]
+    if max_entries is not None:
+        return heapq.nlargest(max_entries, chosen.values(), key=_newest_first)
+    return sorted(chosen.values(), key=_newest_first, reverse=True)

@@ -27,11 +27,17 @@ _URLISH = policy.URL_ATTRIBUTES | _LAZY
 # reach the output.
 _ATTRIBUTES = {tag: set(names) for tag, names in policy.ATTRIBUTES.items()}
 _ATTRIBUTES["img"] = _ATTRIBUTES.get("img", set()) | set(_LAZY)
+# ammonia allows `lang` and `title` on every tag unless told otherwise: the policy has no generic attributes.
+_ATTRIBUTES["*"] = set()
 _CLEAN_CONTENT = set(policy.REMOVE_WITH_CONTENT - policy.TAGS)
 
-_IMG = re.compile(r"<img\b([^>]*)>")
+# A serialised tag: attribute values are always double-quoted and may hold ">", never a raw '"'.
+_TAG_BODY = r'(?:[^>"]|"[^"]*")*'
+_IMG = re.compile(rf"<img\b({_TAG_BODY})>")
 _ATTR = re.compile(r'\s([^\s=>]+)="([^"]*)"')
-_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)[^>]*>")
+_BLOCK_NAMES = "|".join(sorted(BLOCK_TAGS, key=len, reverse=True))
+_BLOCK_TAG = re.compile(rf"</?(?:{_BLOCK_NAMES})\b{_TAG_BODY}>", re.IGNORECASE)
+_ANY_TAG = re.compile(rf"<{_TAG_BODY}>")
 
 
 def _url_filter(base: str | None) -> Callable[[str, str, str], str | None]:
@@ -64,10 +70,7 @@ def _promote_lazy(match: re.Match[str]) -> str:
 def plain_text(safe_html: str) -> str:
     """Visible text of nh3's output: tags out (block tags count as spaces), entities decoded."""
 
-    def tag(match: re.Match[str]) -> str:
-        return " " if match.group(2).lower() in BLOCK_TAGS else ""
-
-    return one_line(html.unescape(_TAG.sub(tag, safe_html)))
+    return one_line(html.unescape(_ANY_TAG.sub("", _BLOCK_TAG.sub(" ", safe_html))))
 
 
 def sanitize(html_text: str, base_url: str | None = None) -> tuple[str, str]:
