@@ -237,7 +237,9 @@ class PublishedStore:
     @property
     def snapshot(self) -> Snapshot | None:
         now = time.monotonic()
-        if now - self._checked >= self.check_interval:
+        # Until something is loaded, every caller goes through refresh(): it waits on the lock for
+        # the thread already loading, instead of seeing None (a 503) while a feed exists on disk.
+        if self._snapshot is None or now - self._checked >= self.check_interval:
             self.refresh()
         return self._snapshot
 
