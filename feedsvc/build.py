@@ -12,9 +12,10 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from feedsvc.publish import Document, etag_for, publish, write_status
 from feedsvc.render import FeedMeta, feed_updated
 from feedsvc.render.atom import render_atom
 from feedsvc.render.html import render_index
-from feedsvc.seeds import SeedFile, SeedsDirError, read_seed, scan_seeds
+from feedsvc.seeds import SeedFile, SeedsDirError, is_seed_name, read_seed, scan_seeds
 
 log = logging.getLogger("feedsvc.build")
 
@@ -189,17 +190,25 @@ class Builder:
                 self._store.close()
                 self._store = None
 
-    def build(self, progress: Callable[[int, int], None] | None = None) -> BuildResult:
-        """Build and publish once. `progress(done, total)` is called as files are processed."""
+    def build(
+        self, progress: Callable[[int, int], None] | None = None, changed: Iterable[str] | None = None
+    ) -> BuildResult:
+        """Build and publish once. `progress(done, total)` is called as files are processed.
+
+        `changed`: paths under seeds/ that file events reported. Then only those are stat'ed,
+        not the whole folder (a 10k-file scan is most of an incremental build); without it, or
+        before the first build, every file is scanned. The interval rescan never passes it.
+        """
+        hint = None if changed is None else set(changed)
         with self._lock:
             started = time.perf_counter()
             try:
                 try:
-                    result = self._build(progress)
+                    result = self._build(progress, hint)
                 except CacheError as exc:
                     log.warning("cache failed (%s): building from the files, keeping results in memory", exc)
                     self._store, self._records = MemoryCache(), None
-                    result = self._build(progress)
+                    result = self._build(progress, None)
             except SeedsDirError as exc:
                 result = BuildResult(ok=False, error=str(exc))
                 log.error("build failed: %s (the last published feed stays)", exc)
@@ -236,18 +245,23 @@ class Builder:
         except OSError as exc:
             log.warning("cannot write build status to %s: %s", self.out_dir, exc)
 
-    def _build(self, progress: Callable[[int, int], None] | None) -> BuildResult:
+    def _build(self, progress: Callable[[int, int], None] | None, hint: set[str] | None) -> BuildResult:
         config = self.config
-        files = scan_seeds(config.seeds_dir)
-        result = BuildResult(ok=True, files=len(files))
-        store = self.store
-        root = str(config.seeds_dir.resolve())
         first = self._records is None
         previous = self._records or {}
+        hinted = None if hint is None or first else self._stat_hinted(hint)
+        if hinted is None:
+            files = scan_seeds(config.seeds_dir)
+            fresh: dict[str, _Record] = {}
+        else:
+            files = [seed for seed in hinted.values() if seed is not None]
+            fresh = {rel: record for rel, record in previous.items() if rel not in hinted}
+        result = BuildResult(ok=True, files=len(files) + len(fresh))
+        store = self.store
+        root = str(config.seeds_dir.resolve())
         # In a new process, the cache's file index stands in for the records of the last build.
         known = store.files(root) if first else {}
         now = self.clock()
-        fresh: dict[str, _Record] = {}
         pending: list[tuple[SeedFile, str | None]] = []  # (file, its hash when the index vouches for it)
         youngest = self.settle
         for seed in files:
@@ -276,7 +290,7 @@ class Builder:
             return result
 
         limit = config.max_article_bytes + _HEADER_ALLOWANCE
-        new = self._load(pending, previous, known, limit, result, progress, len(files))
+        new = self._load(pending, previous, known, limit, result, progress, result.files)
         fresh.update(new)
         self._records = fresh
         store.save_files(
@@ -309,6 +323,35 @@ class Builder:
         ]
         result.published = publish(config.output_dir, documents)
         return result
+
+    def _stat_hinted(self, hint: set[str]) -> dict[str, SeedFile | None] | None:
+        """rel → SeedFile (None: gone) for the reported paths; None when only a full scan will do."""
+        root = self.config.seeds_dir
+        if not root.is_dir():
+            return None  # the full scan reports it, and the last feed stays
+        real_root = os.path.realpath(root)
+        found: dict[str, SeedFile | None] = {}
+        for rel in hint:
+            path = os.path.join(root, rel)
+            if rel.startswith(("/", "../")) or not is_seed_name(os.path.basename(rel)):
+                return None
+            if any(part.startswith(".") for part in rel.split("/")[:-1]):
+                continue
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                found[rel] = None
+                continue
+            except OSError:
+                return None
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            real = os.path.realpath(path)
+            if not real.startswith(real_root + os.sep):
+                found[rel] = None  # a symlink out of seeds/ is never a seed
+                continue
+            found[rel] = SeedFile(path, rel, st.st_size, st.st_mtime_ns, st.st_ino)
+        return found
 
     def entries(self, records: Sequence[_Record]) -> list[Entry]:
         """The full entries of `records`, in their order, from the cache (for a few at a time)."""
