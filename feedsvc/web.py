@@ -7,13 +7,14 @@ process per output directory builds; every process serves what was last publishe
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.http import http_date, is_resource_modified
+from werkzeug.http import http_date, is_resource_modified, parse_accept_header
 
 from feedsvc.config import Config, load_config
 from feedsvc.leader import Election, current_leader
@@ -85,6 +86,74 @@ def serve_document(doc: Served, max_age: int) -> Response:
     return response
 
 
+@functools.lru_cache(maxsize=256)
+def _accepts_gzip(header: str) -> bool:
+    return parse_accept_header(header)["gzip"] > 0
+
+
+class DocumentFastPath:
+    """GET/HEAD of a published document answered without Flask's per-request machinery.
+
+    The bytes, the gzip variant and every header are fixed per published version, so the
+    header lists are built once per version and a request costs a dict lookup and the
+    conditional check (werkzeug's `is_resource_modified`, the same as `serve_document`). The
+    answers are the Flask route's, header for header (tests/test_fast_path.py compares them);
+    anything else (other paths and methods, nothing published yet) goes to Flask.
+    """
+
+    def __init__(self, app: Any, state: FeedState, max_age: int) -> None:
+        self.app = app
+        self.state = state
+        self.max_age = max_age
+        self._headers: dict[tuple[str, str, bool], tuple[list, list]] = {}
+
+    def _build_headers(self, doc: Served, gz: bool) -> tuple[list, list]:
+        variant = doc.gzip if gz else doc.identity
+        common = [("ETag", variant.etag)]
+        tail = [("Cache-Control", f"public, max-age={self.max_age}"), ("Vary", "Accept-Encoding")]
+        secure = [("X-Content-Type-Options", "nosniff")]
+        html = doc.content_type.split(";")[0].strip() == "text/html"
+        page = [
+            ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", "no-referrer"),
+        ]
+        ok = [
+            ("Content-Type", doc.content_type),
+            *common,
+            ("Last-Modified", http_date(doc.last_modified)),
+            *tail,
+            *([("Content-Encoding", "gzip")] if gz else []),
+            ("Content-Length", str(len(variant.body))),
+            *secure,
+            *(page if html else []),
+        ]
+        return ok, [*common, *tail, *secure]
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        name = ROUTES.get(environ.get("PATH_INFO", ""))
+        method = environ.get("REQUEST_METHOD")
+        if name is None or method not in ("GET", "HEAD"):
+            return self.app(environ, start_response)
+        snapshot = self.state.store.snapshot
+        doc = snapshot.documents.get(name) if snapshot is not None else None
+        if doc is None:
+            return self.app(environ, start_response)
+        gz = _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
+        variant = doc.gzip if gz else doc.identity
+        key = (name, variant.etag, gz)
+        headers = self._headers.get(key)
+        if headers is None:
+            if len(self._headers) > 64:
+                self._headers.clear()  # old versions
+            headers = self._headers[key] = self._build_headers(doc, gz)
+        if not is_resource_modified(environ, etag=variant.etag.strip('"'), last_modified=doc.last_modified):
+            start_response("304 NOT MODIFIED", list(headers[1]))
+            return []
+        start_response("200 OK", list(headers[0]))
+        return [] if method == "HEAD" else [variant.body]
+
+
 def unavailable(message: str) -> Response:
     response = jsonify(status="unavailable", message=message)
     response.status_code = 503
@@ -93,8 +162,11 @@ def unavailable(message: str) -> Response:
     return response
 
 
-def create_app(config: Config | None = None, *, run_builder: bool = True) -> Flask:
-    """The app. `run_builder=False` serves only (another process builds into the same output)."""
+def create_app(config: Config | None = None, *, run_builder: bool = True, fast_path: bool = True) -> Flask:
+    """The app. `run_builder=False` serves only (another process builds into the same output).
+
+    `fast_path=False` leaves every request to the Flask routes (the tests compare the two).
+    """
     config = config or load_config()
     _configure_logging(config)
     app = Flask(__name__)
@@ -158,4 +230,6 @@ def create_app(config: Config | None = None, *, run_builder: bool = True) -> Fla
             response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
+    if fast_path:
+        app.wsgi_app = DocumentFastPath(app.wsgi_app, state, config.cache_max_age)  # type: ignore[method-assign]
     return app
