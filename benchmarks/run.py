@@ -185,7 +185,8 @@ class Load:
     tool: str
 
     def __str__(self) -> str:
-        return f"{self.rps:,.0f} req/s, p99 {self.p99_ms:.1f} ms"
+        rate = f"{self.rps:,.0f}" if self.rps >= 100 else f"{self.rps:.3g}"
+        return f"{rate} req/s, p99 {self.p99_ms:.1f} ms"
 
 
 def _wrk_ms(text: str) -> float:
@@ -294,18 +295,22 @@ def nginx_static(out: Path, work: Path, seconds: float) -> dict[str, Load] | Non
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if nginx is None:
         return None
-    root = work / "nginx"
-    shutil.rmtree(root, ignore_errors=True)
-    (root / "www").mkdir(parents=True)
+    # Its own world-readable folder: nginx workers run unprivileged, and test temp dirs are 0700.
+    root = Path(tempfile.mkdtemp(prefix="feedsvc-bench-nginx-"))
+    os.chmod(root, 0o755)
+    (root / "www").mkdir(mode=0o755)
     (root / "tmp").mkdir()
     manifest = json.loads((out / "manifest.json").read_text())["documents"]["feed.xml"]
     shutil.copy(out / "objects" / manifest["object"], root / "www" / "feed.xml")
     shutil.copy(out / "objects" / manifest["gzip_object"], root / "www" / "feed.xml.gz")
     port = free_port()
     (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port))
-    with running([nginx, "-c", str(root / "nginx.conf"), "-p", str(root)], dict(os.environ), port,
-                 root / "stdout.log", wait=20):
-        return serving(port, seconds, "nginx static")
+    try:
+        with running([nginx, "-c", str(root / "nginx.conf"), "-p", str(root)], dict(os.environ), port,
+                     root / "stdout.log", wait=20):
+            return serving(port, seconds, "nginx static")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- the measurements
@@ -495,9 +500,14 @@ def measure_server(size: int, seeds: Path, out: Path, work: Path, fig: Figures, 
         time.sleep(1.0)
         results.update(serving(port, seconds, "Procfile (gunicorn, 2 workers)"))
 
-    static = nginx_static(out, work, seconds)
+    try:
+        static = nginx_static(out, work, seconds)
+    except RuntimeError as exc:
+        static = None
+        fig.notes.append(f"nginx did not start ({exc}): no static-file limit")
     if static is None:
-        fig.notes.append("nginx is not installed: no static-file limit (apt-get install nginx)")
+        if not any("nginx" in note for note in fig.notes):
+            fig.notes.append("nginx is not installed: no static-file limit (apt-get install nginx)")
     else:
         results.update(static)
 

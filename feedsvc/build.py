@@ -26,7 +26,7 @@ from typing import Any
 from feedsvc.cache import CacheError, Head, MemoryCache, SqliteCache, head_of, open_cache
 from feedsvc.config import Config
 from feedsvc.entry import Entry, select_entries
-from feedsvc.outcome import Job, Outcome, fingerprint, outcome_key, process_job, process_jobs
+from feedsvc.outcome import Job, Outcome, ProcessSeed, fingerprint, outcome_key, process_job
 from feedsvc.outcome import process_seed as process_seed
 from feedsvc.publish import Document, etag_for, publish, write_status
 from feedsvc.render import FeedMeta, feed_updated
@@ -47,6 +47,8 @@ POOL_MIN_FILES = {"bleach": 200, "nh3": 2000}
 SPAWN_MIN_FILES = {"bleach": 2000, "nh3": 20000}
 # Files per task sent to a worker: one pickle round trip per chunk, small enough to show progress.
 _CHUNK = 64
+# Outcomes written to the cache per transaction.
+_WRITE_BATCH = 1024
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,46 @@ class _Record:
         self.updated = head.updated
         self.published = head.published
         self.source = rel
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One file for a worker: where to read it, and the hash the builder saw (checked on read)."""
+
+    path: str
+    source: str
+    mtime_ns: int
+    size: int
+    sha: str
+
+
+def _task(seed: SeedFile, sha: str) -> _Task:
+    return _Task(str(seed.path), seed.rel, seed.mtime_ns, seed.size, sha)
+
+
+def run_tasks(
+    tasks: Sequence[_Task], config: Config, limit: int, process: ProcessSeed | None = None
+) -> list[tuple[str, Outcome | None]]:
+    """Read and process files (in a pool worker, or inline): (hash read, Outcome).
+
+    The worker reads the file itself, so the builder never holds a cold build's bytes; the
+    Outcome is None when the file changed or vanished since the builder hashed it.
+    """
+    results: list[tuple[str, Outcome | None]] = []
+    for task in tasks:
+        try:
+            with open(task.path, "rb") as fh:
+                data = fh.read(limit)
+        except OSError:
+            results.append(("", None))
+            continue
+        sha = hashlib.sha256(data).hexdigest()
+        if sha != task.sha:
+            results.append((sha, None))
+            continue
+        job = Job(data, task.source, task.mtime_ns, task.size)
+        results.append((sha, process_job(job, config, limit, process)))
+    return results
 
 
 def _unreadable(rel: str, reason: str) -> _Record:
@@ -339,7 +381,7 @@ class Builder:
             return None  # the full scan reports it, and the last feed stays
         real_root = os.path.realpath(root)
         found: dict[str, SeedFile | None] = {}
-        for rel in hint:
+        for rel in sorted(hint):
             path = os.path.join(root, rel)
             if rel.startswith(("/", "../")) or not is_seed_name(os.path.basename(rel)):
                 return None
@@ -365,13 +407,11 @@ class Builder:
         """The full entries of `records`, in their order, from the cache (for a few at a time)."""
         found = self.store.entries([r.head.key for r in records])
         missing = [r for r in records if r.head.key not in found]
-        limit = self.config.max_article_bytes + _HEADER_ALLOWANCE
         for record in missing:
             # Pruned by another process sharing the cache: make it again from the file.
-            seed = SeedFile(self.config.seeds_dir / record.rel, record.rel, *record.stat_key)
-            try:
-                outcome = self._process([self._job(seed, read_seed(seed, limit))])[0]
-            except OSError:
+            seed = SeedFile(str(self.config.seeds_dir / record.rel), record.rel, *record.stat_key)
+            outcome = self._process([_task(seed, record.sha)])[0][1]
+            if outcome is None:
                 continue
             self.store.put([(record.head, outcome)])
             if outcome.entry is not None:
@@ -382,9 +422,6 @@ class Builder:
         """All of `records`' entries, loaded page by page (e.g. to render archives of every entry)."""
         for start in range(0, len(records), page):
             yield from self.entries(records[start : start + page])
-
-    def _job(self, seed: SeedFile, data: bytes) -> Job:
-        return Job(data, seed.rel, seed.mtime_ns, seed.size)
 
     def _load(
         self,
@@ -398,12 +435,11 @@ class Builder:
     ) -> dict[str, _Record]:
         """Records for the files whose stat changed: from memory or the cache when their bytes did not."""
         new: dict[str, _Record] = {}
-        hashed: list[tuple[SeedFile, str, bytes | None]] = []
+        hashed: list[tuple[SeedFile, str]] = []
         for seed, sha in pending:
-            data = None
             if sha is None:
                 try:
-                    data = read_seed(seed, limit)
+                    sha = hashlib.sha256(read_seed(seed, limit)).hexdigest()
                 except FileNotFoundError:
                     continue  # deleted since the scan
                 except OSError as exc:
@@ -411,17 +447,17 @@ class Builder:
                     if seed.rel not in previous or previous[seed.rel].sha:
                         self._report(seed.rel, new[seed.rel].head)
                     continue
-                sha = hashlib.sha256(data).hexdigest()
             record = previous.get(seed.rel)
             if record is not None and record.sha == sha and record.head.mtime_ns in (None, seed.mtime_ns):
                 new[seed.rel] = _Record(seed.rel, seed.stat_key, sha, record.head)
                 continue
-            hashed.append((seed, sha, data))
+            hashed.append((seed, sha))
 
-        keys = {seed.rel: outcome_key(self._fingerprint, seed.rel, sha) for seed, sha, _ in hashed}
+        keys = {seed.rel: outcome_key(self._fingerprint, seed.rel, sha) for seed, sha in hashed}
         heads = self.store.heads(keys.values()) if hashed else {}
-        jobs: list[tuple[SeedFile, str, Job]] = []
-        for seed, sha, data in hashed:
+        todo: list[SeedFile] = []
+        tasks: list[_Task] = []
+        for seed, sha in hashed:
             before = previous.get(seed.rel)
             old_sha = before.sha if before is not None else (known[seed.rel][1] if seed.rel in known else None)
             if old_sha != sha:
@@ -431,47 +467,46 @@ class Builder:
                 new[seed.rel] = _Record(seed.rel, seed.stat_key, sha, head)
                 self._report(seed.rel, head)
                 continue
-            if data is None:
-                try:
-                    data = read_seed(seed, limit)
-                except OSError:
-                    continue  # changed again since the scan: the next build sees the truth
-                if hashlib.sha256(data).hexdigest() != sha:
-                    continue
-            jobs.append((seed, sha, self._job(seed, data)))
+            todo.append(seed)
+            tasks.append(_task(seed, sha))
 
-        done = total - len(jobs)
+        done = total - len(tasks)
         if progress is not None:
             progress(done, total)
-        cursor = 0
-        for chunk, outcomes in self._run([job for _, _, job in jobs]):
-            items = []
-            for (seed, sha, _job), outcome in zip(jobs[cursor : cursor + len(chunk)], outcomes, strict=True):
-                head = head_of(keys[seed.rel], outcome, seed.mtime_ns)
-                items.append((head, outcome))
+        cursor, batch = 0, []
+        for chunk, outcomes in self._run(tasks):
+            for seed, (sha, outcome) in zip(todo[cursor : cursor + len(chunk)], outcomes, strict=True):
+                if outcome is None:
+                    continue  # changed or gone while being read: the next build sees the truth
+                key = outcome_key(self._fingerprint, seed.rel, sha)
+                head = head_of(key, outcome, seed.mtime_ns)
+                batch.append((head, outcome))
                 new[seed.rel] = _Record(seed.rel, seed.stat_key, sha, head)
                 self._report(seed.rel, head)
-            self.store.put(items)
+            if len(batch) >= _WRITE_BATCH:
+                self.store.put(batch)
+                batch = []
             cursor += len(chunk)
             done += len(chunk)
             if progress is not None:
                 progress(done, total)
+        self.store.put(batch)
         return new
 
-    def _process(self, jobs: Sequence[Job]) -> list[Outcome]:
+    def _process(self, tasks: Sequence[_Task]) -> list[tuple[str, Outcome | None]]:
         limit = self.config.max_article_bytes + _HEADER_ALLOWANCE
-        # Looked up at call time, so tests can count the calls.
-        return [process_job(job, self.config, limit, process_seed) for job in jobs]
+        # process_seed is looked up at call time, so tests can count the calls.
+        return run_tasks(tasks, self.config, limit, process_seed)
 
-    def _run(self, jobs: list[Job]) -> Iterator[tuple[Sequence[Job], list[Outcome]]]:
-        """(chunk, its outcomes) in order: in a process pool when there are enough jobs to pay for it."""
-        workers = min(self.workers, max(1, len(jobs) // _CHUNK))
-        chunks = [jobs[i : i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
+    def _run(self, tasks: list[_Task]) -> Iterator[tuple[Sequence[_Task], list[tuple[str, Outcome | None]]]]:
+        """(chunk, its results) in order: in a process pool when there are enough files to pay for it."""
+        workers = min(self.workers, max(1, len(tasks) // _CHUNK))
+        chunks = [tasks[i : i + _CHUNK] for i in range(0, len(tasks), _CHUNK)]
         context = pool_context()
         minimum = (POOL_MIN_FILES if context.get_start_method() == "fork" else SPAWN_MIN_FILES).get(
             self.config.sanitizer, 2000
         )
-        if workers < 2 or len(jobs) < minimum:
+        if workers < 2 or len(tasks) < minimum:
             for chunk in chunks:
                 yield chunk, self._process(chunk)
             return
@@ -479,13 +514,17 @@ class Builder:
         done = 0
         try:
             with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                futures: list[Future[list[Outcome]]] = [
-                    pool.submit(process_jobs, chunk, self.config, limit) for chunk in chunks
-                ]
-                for chunk, future in zip(chunks, futures, strict=True):
-                    outcomes = future.result()
+                # A bounded window of chunks in flight: the workers stay busy, memory stays flat.
+                window = 4 * workers
+                futures: list[Future[list[tuple[str, Outcome | None]]]] = []
+                for i, chunk in enumerate(chunks):
+                    futures.append(pool.submit(run_tasks, chunk, self.config, limit))
+                    if i + 1 >= window:
+                        yield chunks[done], futures[done].result()
+                        done += 1
+                while done < len(chunks):
+                    yield chunks[done], futures[done].result()
                     done += 1
-                    yield chunk, outcomes
         except (BrokenProcessPool, OSError) as exc:
             log.warning("process pool failed (%s): processing the rest in this process", exc)
             for chunk in chunks[done:]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -79,11 +79,6 @@ def process_job(job: Job, config: Config, limit: int, process: ProcessSeed | Non
     if job.size > limit and outcome.entry is not None:
         outcome = Outcome(outcome.entry, None, (*outcome.notes, f"only the first {limit} of {job.size} bytes read"))
     return outcome
-
-
-def process_jobs(jobs: Sequence[Job], config: Config, limit: int) -> list[Outcome]:
-    """A batch of jobs: what a pool worker runs (one pickle round trip per batch, not per file)."""
-    return [process_job(job, config, limit) for job in jobs]
 
 
 def _library_version(name: str) -> str:

@@ -23,7 +23,7 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
                    "rebuild after 1 change, new process", "rebuild after 1 change, in-process (file event)",
                    "freshness: file lands → in /feed.xml", "peak RSS, feedsvc serve",
                    "serving /feed.xml: feedsvc serve 200 gzip", "serving /feed.xml: feedsvc serve 304",
-                   "serving /feed.xml: Procfile", "naive Flask, builds per request", "feedsvc serve ÷ naive handler"):
+                   "serving /feed.xml: Procfile", "serving /feed.xml: naive Flask", "feedsvc serve ÷ naive handler"):
         assert f"| {figure}" in done.stdout, figure
     text = report.read_text()
     assert "**Machine:**" in text and "**Command:**" in text and "| N = 40 |" in text

@@ -130,7 +130,7 @@ def test_an_event_hint_builds_like_a_full_scan(tmp_path, make_seed, config, coun
     (tmp_path / "seeds" / "1.txt").unlink()
     make_seed("sub/s.txt", title="S edited", url="https://e.com/s")
     hinted = builder.build(changed=["new.txt", "1.txt", "sub/s.txt"])
-    assert counted[5:] == ["new.txt", "sub/s.txt"]
+    assert sorted(counted[5:]) == ["new.txt", "sub/s.txt"]
     assert (hinted.files, hinted.changed, hinted.entries) == (5, 3, 5)
     by_hint = feed(tmp_path)
     full = Builder(config(output_dir=str(tmp_path / "full"))).build()
