@@ -213,15 +213,15 @@ def load(port: int, path: str, headers: dict[str, str], seconds: float, connecti
 
 
 def python_load(port: int, path: str, headers: dict[str, str], seconds: float, max_requests: int,
-                threads: int = 4) -> Load:
-    """Keep-alive clients in threads; bounded by `seconds` and `max_requests`."""
+                threads: int = 4, timeout: float = 30.0) -> Load:
+    """Keep-alive clients in threads; bounded by `seconds`, `max_requests` and each request's `timeout`."""
     latencies: list[float] = []
     lock = threading.Lock()
     deadline = time.perf_counter() + seconds
     issued = [0]
 
     def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=max(30.0, seconds))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         mine: list[float] = []
         try:
             while time.perf_counter() < deadline:
@@ -236,6 +236,8 @@ def python_load(port: int, path: str, headers: dict[str, str], seconds: float, m
                 if response.status not in (200, 304):
                     raise RuntimeError(f"status {response.status}")
                 mine.append(time.perf_counter() - started)
+        except (OSError, http.client.HTTPException) as exc:
+            log(f"load client stopped: {exc!r}")
         finally:
             conn.close()
             with lock:
@@ -517,7 +519,7 @@ def measure_server(size: int, seeds: Path, out: Path, work: Path, fig: Figures, 
                "--timeout", "600", "benchmarks.naive:create_app()"]
     with running(command, naive_env, port, work / f"naive-{size}.log", ready="/feed.xml", wait=600):
         naive = python_load(port, "/feed.xml", {"Accept-Encoding": "gzip"}, seconds=max(seconds, 30),
-                            max_requests=naive_requests, threads=1)
+                            max_requests=naive_requests, threads=1, timeout=300)
     results["naive Flask, builds per request 200"] = naive
 
     for name, value in results.items():
@@ -528,7 +530,8 @@ def measure_server(size: int, seeds: Path, out: Path, work: Path, fig: Figures, 
                 f"{serve_rps / static['nginx static 200 gzip'].rps:.2f}×")
         fig.put("feedsvc serve ÷ nginx static (304)", size,
                 f"{results['feedsvc serve 304'].rps / static['nginx static 304'].rps:.2f}×")
-    fig.put("feedsvc serve ÷ naive handler", size, f"{serve_rps / naive.rps:,.0f}×")
+    if naive.rps > 0:
+        fig.put("feedsvc serve ÷ naive handler", size, f"{serve_rps / naive.rps:,.0f}×")
 
 
 # ---------------------------------------------------------------------------- report
