@@ -6,6 +6,7 @@ Every value remembers where it came from, so an error can name the key and its s
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import tomllib
 from collections.abc import Mapping
@@ -49,6 +50,8 @@ class Config:
     stylesheet: bool = True
     archive_page_size: int = 50
     websub_hub: str = ""
+    sanitizer: str = "bleach"
+    build_workers: int = 0
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -64,7 +67,11 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config) if f.name != "sources"}
-_CHOICES = {"watch": ("auto", "inotify", "polling", "off"), "log_level": ("DEBUG", "INFO", "WARNING", "ERROR")}
+_CHOICES = {
+    "watch": ("auto", "inotify", "polling", "off"),
+    "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+    "sanitizer": ("bleach", "nh3"),
+}
 _MINIMUM = {
     "max_entries": 1,
     "max_article_bytes": 1024,
@@ -76,6 +83,7 @@ _MINIMUM = {
     "port": 0,
     "threads": 1,
     "archive_page_size": 1,
+    "build_workers": 0,
 }
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
@@ -204,6 +212,10 @@ def load_config(
         text = getattr(config, key)
         if any(ord(c) < 32 for c in text):
             raise ConfigError(f"{key} (from {config.describe(key)}): control characters are not allowed")
+    if config.sanitizer == "nh3" and importlib.util.find_spec("nh3") is None:
+        raise ConfigError(
+            f"sanitizer (from {config.describe('sanitizer')}): nh3 is not installed; pip install 'feedsvc[nh3]'"
+        )
     if not config.title.strip():
         raise ConfigError(f"title (from {config.describe('title')}): must not be empty")
     return config

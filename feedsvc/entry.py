@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import heapq
 import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from feedsvc.parse import Article
@@ -97,20 +99,39 @@ def make_entry(article: Article, sanitizer: Sanitizer = sanitize, summary_chars:
     )
 
 
-def _newest_first(entry: Entry) -> tuple:
+class Choosable(Protocol):
+    """What choosing reads: an Entry, or a builder's light record of one (no content loaded)."""
+
+    @property
+    def id(self) -> Any: ...
+    @property
+    def dedup_key(self) -> Any: ...
+    @property
+    def updated(self) -> Any: ...
+    @property
+    def published(self) -> Any: ...
+    @property
+    def source(self) -> str: ...
+
+
+E = TypeVar("E", bound=Choosable)
+
+
+def _newest_first(entry: Choosable) -> tuple:
     return (entry.updated, entry.published or entry.updated, entry.id, entry.source)
 
 
-def select_entries(entries: Iterable[Entry], max_entries: int | None = None) -> list[Entry]:
+def select_entries(entries: Iterable[E], max_entries: int | None = None) -> list[E]:
     """Newest first, one entry per article URL (the newer `updated` wins), at most `max_entries`.
 
     The order is total (ties broken by id, then source path), so the same input gives the same feed.
     """
-    chosen: dict[str, Entry] = {}
+    chosen: dict[str, E] = {}
     for entry in entries:
         key = entry.dedup_key
         current = chosen.get(key)
         if current is None or _newest_first(entry) > _newest_first(current):
             chosen[key] = entry
-    ordered = sorted(chosen.values(), key=_newest_first, reverse=True)
-    return ordered if max_entries is None else ordered[:max_entries]
+    if max_entries is not None:
+        return heapq.nlargest(max_entries, chosen.values(), key=_newest_first)
+    return sorted(chosen.values(), key=_newest_first, reverse=True)

@@ -154,17 +154,24 @@ def publish(out_dir: Path, documents: Sequence[Document], plain_copies: Sequence
         old = read_manifest(out_dir)
         entries: dict[str, dict[str, Any]] = {}
         bodies: dict[str, bytes] = {}
+        previous_docs = old.get("documents", {}) if old else {}
         for doc in documents:
-            gz = compress(doc.body)
-            sha, gz_sha = digest(doc.body), digest(gz)
-            for name, data in ((sha, doc.body), (gz_sha + ".gz", gz)):
-                if not (objects / name).exists():
-                    write_atomic(objects / name, data)
+            sha = digest(doc.body)
+            same = previous_docs.get(doc.name, {})
+            if same.get("object") == sha and (objects / same.get("gzip_object", "")).is_file():
+                gz_sha, gz_etag = same["gzip_object"][: -len(".gz")], same["gzip_etag"]  # compressing is the cost
+            else:
+                gz = compress(doc.body)
+                gz_sha, gz_etag = digest(gz), etag_for(gz)
+                if not (objects / (gz_sha + ".gz")).exists():
+                    write_atomic(objects / (gz_sha + ".gz"), gz)
+            if not (objects / sha).exists():
+                write_atomic(objects / sha, doc.body)
             entries[doc.name] = {
                 "object": sha,
                 "etag": etag_for(doc.body),
                 "gzip_object": gz_sha + ".gz",
-                "gzip_etag": etag_for(gz),
+                "gzip_etag": gz_etag,
                 "content_type": doc.content_type,
                 "last_modified": doc.last_modified.isoformat(),
             }

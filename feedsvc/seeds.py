@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+import operator
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +18,9 @@ class SeedsDirError(OSError):
     """The seeds directory is missing or unreadable: nothing can be built, the last feed stays."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SeedFile:
-    path: Path
+    path: str | Path
     rel: str
     size: int
     mtime_ns: int
@@ -29,9 +31,12 @@ class SeedFile:
         return (self.size, self.mtime_ns, self.inode)
 
 
+_IGNORED = re.compile("|".join(fnmatch.translate(p) for p in IGNORED_PATTERNS))
+
+
 def is_seed_name(name: str) -> bool:
     """A file name that can be a seed: `*.txt`, not hidden, not an editor's leftover."""
-    return name.endswith(SEED_SUFFIX) and not any(fnmatch.fnmatchcase(name, p) for p in IGNORED_PATTERNS)
+    return name.endswith(SEED_SUFFIX) and _IGNORED.match(name) is None
 
 
 def is_ignored_path(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
@@ -43,6 +48,9 @@ def is_ignored_path(path: str | os.PathLike[str], root: str | os.PathLike[str]) 
     if any(part.startswith(".") for part in rel.parts[:-1]):
         return True
     return not is_seed_name(rel.name) if rel.parts else True
+
+
+_name = operator.attrgetter("name")
 
 
 def scan_seeds(seeds_dir: Path) -> list[SeedFile]:
@@ -75,24 +83,23 @@ def scan_seeds(seeds_dir: Path) -> list[SeedFile]:
             if (st.st_dev, st.st_ino) in visited:
                 return
             visited.add((st.st_dev, st.st_ino))
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            entries = sorted(os.scandir(directory), key=_name)
         except OSError:
             if directory == str(root):
                 raise SeedsDirError(f"seeds directory {seeds_dir} cannot be listed") from None
             return
         for item in entries:
-            if item.name.startswith("."):
+            name = item.name
+            if name.startswith("."):
                 continue
             try:
                 if item.is_symlink() and not inside(item.path):
                     continue
-                if item.is_dir():
-                    walk(item.path, f"{rel_prefix}{item.name}/")
-                elif item.is_file() and is_seed_name(item.name):
+                if is_seed_name(name) and item.is_file():
                     st = item.stat()
-                    found.append(
-                        SeedFile(Path(item.path), rel_prefix + item.name, st.st_size, st.st_mtime_ns, st.st_ino)
-                    )
+                    found.append(SeedFile(item.path, rel_prefix + name, st.st_size, st.st_mtime_ns, st.st_ino))
+                elif item.is_dir():
+                    walk(item.path, f"{rel_prefix}{name}/")
             except OSError:
                 continue  # vanished between listing and stat: the next scan sees the truth
 

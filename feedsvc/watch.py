@@ -47,13 +47,15 @@ SETTLE_SECONDS = 0.5
 # After a failed build (disk full, seeds folder gone), retry this soon rather than at the next
 # interval rescan, so the feed recovers within seconds of the fault clearing.
 RETRY_SECONDS = 2.0
+# More changed paths than this (a git checkout, an rsync): a full scan is cheaper.
+_MAX_HINTED = 1000
 _RELEVANT = {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_DELETED, EVENT_TYPE_CLOSED}
 
 
 class _SeedEvents(FileSystemEventHandler):
     """Filters raw events down to changes that can matter to the feed."""
 
-    def __init__(self, root: str, notify: Callable[[], None]) -> None:
+    def __init__(self, root: str, notify: Callable[[list[str] | None], None]) -> None:
         self.root = root
         self.notify = notify
 
@@ -62,11 +64,12 @@ class _SeedEvents(FileSystemEventHandler):
             return  # opened / closed-without-write: our own reads must not trigger builds
         if event.is_directory:
             if event.event_type != EVENT_TYPE_MODIFIED:
-                self.notify()  # a folder moved in or out may hold seeds
+                self.notify(None)  # a folder moved in or out may hold seeds: scan everything
             return
-        paths = [event.src_path, getattr(event, "dest_path", "")]
-        if any(p and not is_ignored_path(os.fsdecode(p), self.root) for p in paths):
-            self.notify()
+        paths = [os.fsdecode(p) for p in (event.src_path, getattr(event, "dest_path", "")) if p]
+        relevant = [p for p in paths if not is_ignored_path(p, self.root)]
+        if relevant:
+            self.notify([os.path.relpath(os.path.abspath(p), self.root) for p in relevant])
 
 
 class BuilderService:
@@ -99,6 +102,8 @@ class BuilderService:
         self._running = False
         self._first_event: float | None = None
         self._last_event = 0.0
+        self._hint: set[str] | None = None  # paths changed since the last build; None: scan everything
+        self._last_full = 0.0
 
     def start(self) -> None:
         if self.config.websub_hub:
@@ -178,11 +183,18 @@ class BuilderService:
             self.observer, self.watching, self._watched = observer, name, identity
             return
 
-    def notify(self) -> None:
-        """A seed changed: build soon, after the burst of events settles."""
+    def notify(self, paths: list[str] | None = None) -> None:
+        """A seed changed: build soon, after the burst of events settles.
+
+        `paths` (relative to seeds/) lets the build stat only those files; None asks for a full scan.
+        """
         now = time.monotonic()
         with self._lock:
             self._dirty = True
+            if paths is None or self._hint is None or len(self._hint) + len(paths) > _MAX_HINTED:
+                self._hint = None
+            else:
+                self._hint.update(paths)
             self._last_event = now
             if self._first_event is None:
                 self._first_event = now
@@ -192,9 +204,10 @@ class BuilderService:
         self._schedule_in(max(0.0, due - now))
 
     def request_build(self) -> None:
-        """Build as soon as possible (after the current build, if one runs)."""
+        """Build as soon as possible (after the current build, if one runs), scanning everything."""
         with self._lock:
             self._dirty = True
+            self._hint = None
             if self._running:
                 return
         self._schedule_in(0.0)
@@ -224,7 +237,18 @@ class BuilderService:
                 with self._lock:
                     self._dirty = False
                     self._first_event = None
-                result = self.builder.build()
+                    # File events name what changed; the interval rescan (and any doubt) scans all.
+                    full = not self._hint or time.monotonic() - self._last_full >= self.config.scan_interval
+                    hint, self._hint = (None if full else self._hint), set()
+                if full:
+                    self._last_full = time.monotonic()
+                result = self.builder.build(changed=hint)
+                if result.deferred:
+                    with self._lock:
+                        if self._hint is not None and hint is not None:
+                            self._hint.update(result.deferred)
+                        elif hint is None:
+                            self._hint = None
                 if self.on_result is not None:
                     self.on_result(result)
                 with self._lock:
@@ -241,7 +265,7 @@ class BuilderService:
         if not result.ok:
             self._schedule_in(min(RETRY_SECONDS, self.config.scan_interval))
         elif result.deferred:
-            self._schedule_in(self.builder.settle)
+            self._schedule_in(self.builder.retry_in)
 
 
 def run_builder(config: Config) -> int:

@@ -7,6 +7,7 @@ process per output directory builds; every process serves what was last publishe
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -14,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, abort, jsonify, request
-from werkzeug.http import http_date, is_resource_modified
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import http_date, is_resource_modified, parse_accept_header
 
 from feedsvc.config import Config, load_config
 from feedsvc.leader import Election, current_leader
@@ -90,42 +92,117 @@ def _configure_logging(config: Config) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
-def _wants_gzip() -> bool:
-    return request.accept_encodings["gzip"] > 0
+@functools.lru_cache(maxsize=256)
+def _accepts_gzip(header: str) -> bool:
+    return parse_accept_header(header)["gzip"] > 0
 
 
-def _browser_wants_page(feed_type: str) -> bool:
-    accept = request.accept_mimetypes
-    return accept.quality("text/html") > accept.quality(feed_type)
+@functools.lru_cache(maxsize=256)
+def _prefers_page(accept: str, feed_type: str) -> bool:
+    """A browser: it ranks text/html above the feed's own type."""
+    parsed = parse_accept_header(accept, MIMEAccept)
+    return parsed.quality("text/html") > parsed.quality(feed_type)
 
 
-def serve_document(doc: Served, max_age: int) -> Response:
-    """200 or an empty 304 for one published document, choosing identity or gzip by Accept-Encoding.
+def security_headers_for(content_type: str | None) -> list[tuple[str, str]]:
+    """Every response's security headers. A feed a browser renders through the XSL is a page too."""
+    html = (content_type or "").split(";")[0].strip() == "text/html"
+    return [
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY if html else FEED_CONTENT_SECURITY_POLICY),
+    ]
 
-    An Atom or RSS document asked for by a browser is labelled application/xml (same bytes,
-    an ETag of its own, `Vary: Accept`), so the browser applies the XSL stylesheet.
+
+class Documents:
+    """GET/HEAD answers for published documents: one implementation for the WSGI fast path and
+    the Flask routes alike.
+
+    The bytes, the gzip variant and every header are fixed per published version, so header
+    lists are built once per (document version, encoding, browser or reader) and a request costs
+    a dict lookup and werkzeug's conditional check. An Atom or RSS document asked for by a
+    browser is labelled application/xml (same bytes, an ETag of its own, `Vary: Accept`), so the
+    browser applies the XSL stylesheet.
     """
-    gz = _wants_gzip()
-    variant = doc.gzip if gz else doc.identity
-    content_type, etag, vary = doc.content_type, variant.etag, "Accept-Encoding"
-    feed_type = content_type.split(";")[0]
-    if feed_type in _XML_FEED_TYPES:
-        vary = "Accept, Accept-Encoding"
-        if _browser_wants_page(feed_type):
-            content_type, etag = BROWSER_XML_TYPE, etag[:-1] + '-xml"'
-    response = Response(status=200, content_type=content_type)
-    response.headers["ETag"] = etag
-    response.headers["Last-Modified"] = http_date(doc.last_modified)
-    response.headers["Cache-Control"] = f"public, max-age={max_age}"
-    response.headers["Vary"] = vary
-    if not is_resource_modified(request.environ, etag=etag.strip('"'), last_modified=doc.last_modified):
-        response.status_code = 304
-        del response.headers["Content-Type"]
-        return response
-    if gz:
-        response.headers["Content-Encoding"] = "gzip"
-    response.set_data(variant.body)
-    return response
+
+    def __init__(self, config: Config) -> None:
+        self.max_age = config.cache_max_age
+        self.config = config
+        self._headers: dict[tuple[str, str, bool, bool], tuple[str, list, list]] = {}
+
+    def link(self, name: str) -> str | None:
+        """WebSub discovery for the subscription feeds (the topics the builder pings)."""
+        if not self.config.websub_hub or name not in SUBSCRIPTION_FEEDS:
+            return None
+        return f'<{self.config.websub_hub}>; rel="hub", <{self.config.base_url.rstrip("/")}/{name}>; rel="self"'
+
+    def _build_headers(self, name: str, doc: Served, gz: bool, page: bool) -> tuple[str, list, list]:
+        variant = doc.gzip if gz else doc.identity
+        content_type, etag, vary = doc.content_type, variant.etag, "Accept-Encoding"
+        if content_type.split(";")[0] in _XML_FEED_TYPES:
+            vary = "Accept, Accept-Encoding"
+            if page:
+                content_type, etag = BROWSER_XML_TYPE, etag[:-1] + '-xml"'
+        link = self.link(name)
+        common = [
+            ("ETag", etag),
+            ("Cache-Control", f"public, max-age={self.max_age}"),
+            ("Vary", vary),
+            *([("Link", link)] if link else []),
+            *security_headers_for(content_type),
+        ]
+        ok = [
+            ("Content-Type", content_type),
+            ("Last-Modified", http_date(doc.last_modified)),
+            *([("Content-Encoding", "gzip")] if gz else []),
+            ("Content-Length", str(len(variant.body))),
+            *common,
+        ]
+        return etag, ok, common
+
+    def answer(self, environ: dict[str, Any], name: str, doc: Served) -> tuple[str, list, bytes]:
+        """(status line, headers, body); the body is the full one even for HEAD (the caller drops it)."""
+        gz = _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
+        feed_type = doc.content_type.split(";")[0]
+        page = feed_type in _XML_FEED_TYPES and _prefers_page(environ.get("HTTP_ACCEPT", ""), feed_type)
+        variant = doc.gzip if gz else doc.identity
+        key = (name, variant.etag, gz, page)
+        built = self._headers.get(key)
+        if built is None:
+            if len(self._headers) > 256:
+                self._headers.clear()  # old versions
+            built = self._headers[key] = self._build_headers(name, doc, gz, page)
+        etag, ok, not_modified = built
+        if not is_resource_modified(environ, etag=etag.strip('"'), last_modified=doc.last_modified):
+            return "304 NOT MODIFIED", list(not_modified), b""
+        return "200 OK", list(ok), variant.body
+
+
+class DocumentFastPath:
+    """GET/HEAD of a fixed-route published document answered without Flask's per-request machinery.
+
+    Anything else (other paths and methods, nothing published yet, archive pages) goes to Flask,
+    whose routes answer documents with the same `Documents` (tests/test_fast_path.py compares them).
+    """
+
+    def __init__(self, app: Any, state: FeedState, documents: Documents) -> None:
+        self.app = app
+        self.state = state
+        self.documents = documents
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        name = ROUTES.get(environ.get("PATH_INFO", ""))
+        method = environ.get("REQUEST_METHOD")
+        if name is None or method not in ("GET", "HEAD"):
+            return self.app(environ, start_response)
+        snapshot = self.state.store.snapshot
+        doc = snapshot.documents.get(name) if snapshot is not None else None
+        if doc is None:
+            return self.app(environ, start_response)
+        status, headers, body = self.documents.answer(environ, name, doc)
+        start_response(status, headers)
+        return [] if method == "HEAD" or not body else [body]
 
 
 def unavailable(message: str) -> Response:
@@ -136,8 +213,11 @@ def unavailable(message: str) -> Response:
     return response
 
 
-def create_app(config: Config | None = None, *, run_builder: bool = True) -> Flask:
-    """The app. `run_builder=False` serves only (another process builds into the same output)."""
+def create_app(config: Config | None = None, *, run_builder: bool = True, fast_path: bool = True) -> Flask:
+    """The app. `run_builder=False` serves only (another process builds into the same output).
+
+    `fast_path=False` leaves every request to the Flask routes (the tests compare the two).
+    """
     config = config or load_config()
     _configure_logging(config)
     # No static folder: Flask would otherwise route /static/<path:filename> onto the package
@@ -147,11 +227,14 @@ def create_app(config: Config | None = None, *, run_builder: bool = True) -> Fla
     state = FeedState(config, run_builder)
     app.extensions["feedsvc"] = state
 
-    def links(name: str) -> str | None:
-        """WebSub discovery for the subscription feeds (the topics the builder pings)."""
-        if not config.websub_hub or name not in SUBSCRIPTION_FEEDS:
-            return None
-        return f'<{config.websub_hub}>; rel="hub", <{config.base_url.rstrip("/")}/{name}>; rel="self"'
+    documents = Documents(config)
+
+    def document_response(name: str, doc: Served) -> Response:
+        status, headers, body = documents.answer(request.environ, name, doc)
+        response = Response(body, status=int(status[:3]), headers=headers)
+        if not body:
+            del response.headers["Content-Type"]  # a 304 carries no entity headers
+        return response
 
     def document_view() -> Response:
         snapshot = state.store.snapshot
@@ -160,10 +243,7 @@ def create_app(config: Config | None = None, *, run_builder: bool = True) -> Fla
             return unavailable("no feed has been published yet")
         if name not in snapshot.documents:
             abort(404)  # e.g. /feed.xsl with the stylesheet switched off
-        response = serve_document(snapshot.documents[name], config.cache_max_age)
-        if link := links(name):
-            response.headers["Link"] = link
-        return response
+        return document_response(name, snapshot.documents[name])
 
     @app.route("/archive/<page>", methods=["GET", "HEAD"], provide_automatic_options=False)
     def archive_view(page: str) -> Response:
@@ -171,10 +251,11 @@ def create_app(config: Config | None = None, *, run_builder: bool = True) -> Fla
         snapshot = state.store.snapshot
         if snapshot is None:
             return unavailable("no feed has been published yet")
-        doc = snapshot.documents.get(f"archive/{page}")
+        name = f"archive/{page}"
+        doc = snapshot.documents.get(name)
         if doc is None or not ARCHIVE_PAGE.fullmatch(page):
             abort(404)
-        return serve_document(doc, config.cache_max_age)
+        return document_response(name, doc)
 
     for path in ROUTES:
         app.add_url_rule(
@@ -218,14 +299,10 @@ def create_app(config: Config | None = None, *, run_builder: bool = True) -> Fla
 
     @app.after_request
     def security_headers(response: Response) -> Response:
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        if response.mimetype == "text/html":
-            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-        else:
-            # A feed a browser renders through the XSL becomes a page too: same rules, plus the XSL.
-            response.headers["Content-Security-Policy"] = FEED_CONTENT_SECURITY_POLICY
+        for header, value in security_headers_for(response.mimetype):
+            response.headers.setdefault(header, value)  # documents carry theirs already
         return response
 
+    if fast_path:
+        app.wsgi_app = DocumentFastPath(app.wsgi_app, state, documents)  # type: ignore[method-assign]
     return app

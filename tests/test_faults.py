@@ -108,7 +108,7 @@ def test_seed_deleted_mid_read(tmp_path: Path, make_seed, config, monkeypatch) -
 
     def vanishing(seed, limit):  # type: ignore[no-untyped-def]
         if seed.rel == "b.txt":
-            seed.path.unlink()
+            Path(seed.path).unlink()
         return real(seed, limit)
 
     monkeypatch.setattr(build_module, "read_seed", vanishing)
@@ -282,6 +282,9 @@ def test_seeds_folder_vanishes_reappears_and_becomes_unreadable_live(tmp_path: P
         _, headers, good = srv.get("/feed.xml")
         (tmp_path / "faults" / "seeds-unreadable").touch()
         write_seed(seeds, "hidden.txt", "Unlistable", 3)
+        # An event about one file needs no listing (the build stats just that file); a new folder
+        # asks for a full scan, which must list the seeds folder, and fail.
+        (seeds / "new-folder").mkdir()
         state = wait_for(lambda: (h := health(srv))["status"] == "degraded" and h, 15, what="unreadable reported")
         assert "cannot be listed" in state["last_build"]["error"]
         assert srv.get("/feed.xml")[2] == good

@@ -14,7 +14,7 @@ PACKAGE = REPO / "feedsvc"
 CORE = {"feedsvc.text", "feedsvc.parse", "feedsvc.policy", "feedsvc.sanitize", "feedsvc.entry",
         "feedsvc.render", "feedsvc.render.atom", "feedsvc.render.html", "feedsvc.render.rss",
         "feedsvc.render.jsonfeed", "feedsvc.render.archive", "feedsvc.render.documents", "feedsvc.render.xsl",
-        "feedsvc.render.xmlparts"}
+        "feedsvc.render.xmlparts", "feedsvc.sanitize_nh3", "feedsvc.sanitizers", "feedsvc.outcome"}
 EDGE_LIBRARIES = {"flask", "werkzeug", "apscheduler", "watchdog", "gunicorn", "socket", "subprocess", "sqlite3",
                   "fcntl", "signal"}
 

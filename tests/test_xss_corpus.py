@@ -1,4 +1,4 @@
-"""Every XSS vector in the corpus comes out of sanitize_html inert, keeping the safe text."""
+"""Every XSS vector in the corpus comes out of both sanitizer backends inert, keeping the safe text."""
 
 from __future__ import annotations
 
@@ -9,22 +9,31 @@ from typing import Any
 import pytest
 from browser_eye import inert_problems, visible_text
 
-from feedsvc.sanitize import sanitize_html
+from feedsvc.sanitizers import BACKENDS, get_sanitizer
 
 CORPUS_PATH = Path(__file__).resolve().parent / "data" / "xss_vectors.json"
 CORPUS: list[dict[str, Any]] = json.loads(CORPUS_PATH.read_text(encoding="utf-8"))
 BASE_URL = "https://example.com/a/b"
+# Known backend difference, pinned: for this mutation vector html5ever (nh3) leaves the text that
+# follows the broken <svg><title> inside the svg subtree, which goes with its content. The output
+# is still inert; only the safe text after the vector is lost. Revisit if nh3's parser changes.
+NH3_DROPS_TEXT_AFTER = {"h5_title_in_svg_breakout"}
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("item", CORPUS, ids=[item["name"] for item in CORPUS])
-def test_vector_is_neutralized(item: dict[str, Any]) -> None:
+def test_vector_is_neutralized(item: dict[str, Any], backend: str) -> None:
     """Sanitized output is inert, keeps the safe text, and shows no script text."""
-    out = sanitize_html(item["html"], BASE_URL)
+    out = get_sanitizer(backend)(item["html"], BASE_URL)[0]
     assert isinstance(out, str)
     assert inert_problems(out) == [], f"output not inert: {out!r}"
 
     shown = visible_text(out)
-    for keep in item["keep"]:
+    keeps = item["keep"]
+    if backend == "nh3" and item["name"] in NH3_DROPS_TEXT_AFTER:
+        assert keeps[-1] not in shown, "nh3 now keeps this text: remove the exception"
+        keeps = keeps[:-1]
+    for keep in keeps:
         assert keep in shown, f"lost safe text {keep!r}; visible text was {shown!r}"
 
     # Script text must go with its element.  "alert" may only be visible as often as

@@ -1,0 +1,1 @@
+"""Benchmarks: a realistic corpus generator and the measurements behind BENCHMARKS.md."""

@@ -1,0 +1,638 @@
+"""The benchmark: every figure of issue 5, against limits measured in the same run.
+
+    python -m benchmarks.run                       # 1k and 10k, cheap figures at 100k (~15 min)
+    python -m benchmarks.run --sizes 1000 --cheap-sizes ""  --output /tmp/B.md   # a quick look
+
+For each corpus size it generates N realistic seed files (benchmarks/corpus.py) and measures:
+cold build vs bleach alone on one core; rebuild after one changed file, in-process and as a new
+`feedsvc build` process; freshness (a file lands in seeds/ while `feedsvc serve` runs → until
+/feed.xml shows it); peak RSS of the server and of a build; requests/s and p99 latency of
+/feed.xml (200 gzip and 304) for `feedsvc serve` and the Procfile deployment, against nginx
+serving the same bytes as a static file and a naive Flask handler that builds per request.
+
+Load comes from `wrk` and the static limit from `nginx` when installed (`apt-get install nginx
+wrk`); without them the script says so, uses a small Python load generator, and skips nginx.
+Everything listens on 127.0.0.1 on free ports; every load is bounded in count and time. The
+results print as a table and go to BENCHMARKS.md (machine, date, command, table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.corpus import write_corpus
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+FRESH_STAMP = 4102444800000  # 2100-01-01: fresh files always top the feed
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Figures:
+    """Results by (figure name, size)."""
+
+    values: dict[tuple[str, int], str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def put(self, name: str, size: int, value: str) -> None:
+        self.values[(name, size)] = value
+        log(f"N={size}: {name}: {value}")
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def env_for(seeds: Path, out: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    env.update(
+        FEEDSVC_CONFIG=os.devnull,
+        FEEDSVC_SEEDS_DIR=str(seeds),
+        FEEDSVC_OUTPUT_DIR=str(out),
+        FEEDSVC_BASE_URL="http://127.0.0.1/",
+        FEEDSVC_LOG_LEVEL="WARNING",
+        PYTHONPATH=str(REPO),
+    )
+    env.update(extra)
+    return env
+
+
+def run_measured(command: list[str], env: dict[str, str], timeout: float = 1800) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MiB of the largest process, stdout) of one command, via wait4."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out_lines: list[str] = []
+    reader = threading.Thread(target=lambda: out_lines.append(proc.stdout.read() if proc.stdout else ""))
+    err_lines: list[str] = []
+    err_reader = threading.Thread(target=lambda: err_lines.append(proc.stderr.read() if proc.stderr else ""))
+    reader.start()
+    err_reader.start()
+    timer = threading.Timer(timeout, lambda: proc.kill())
+    timer.start()
+    try:
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join()
+    err_reader.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{command} exited {proc.returncode}: {''.join(err_lines)[-2000:]}")
+    return wall, usage.ru_maxrss / 1024, "".join(out_lines)
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    def get(self, path: str, headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, dict, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            conn.close()
+
+    def worker_pids(self) -> list[int]:
+        try:
+            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in text.split()]
+
+
+def proc_kib(pid: int, key: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
+
+
+@contextlib.contextmanager
+def running(command: list[str], env: dict[str, str], port: int, log_path: Path, ready: str = "/feed.xml",
+            wait: float = 600) -> Iterator[Server]:
+    """Start a server in its own process group; stop it (that group only) on exit."""
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    server = Server(proc, port, log_path)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited {proc.returncode}: {log_path.read_text()[-2000:]}")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                if server.get(ready, timeout=wait)[0] == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{command} not ready after {wait}s")
+            time.sleep(0.1)
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+# ---------------------------------------------------------------------------- load
+
+
+@dataclass
+class Load:
+    rps: float
+    p99_ms: float
+    requests: int
+    tool: str
+
+    def __str__(self) -> str:
+        rate = f"{self.rps:,.0f}" if self.rps >= 100 else f"{self.rps:.3g}"
+        return f"{rate} req/s, p99 {self.p99_ms:.1f} ms"
+
+
+def _wrk_ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def load(port: int, path: str, headers: dict[str, str], seconds: float, connections: int = 16) -> Load:
+    """Requests/s and p99 latency on loopback: wrk when installed, else a bounded Python client."""
+    wrk = shutil.which("wrk")
+    if wrk:
+        command = [wrk, "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s"]
+        for name, value in headers.items():
+            command += ["-H", f"{name}: {value}"]
+        done = subprocess.run([*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
+                              timeout=seconds + 60)
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))  # type: ignore[union-attr]
+        p99 = _wrk_ms(re.search(r"\s99%\s+(\S+)", done.stdout).group(1))  # type: ignore[union-attr]
+        total = int(re.search(r"(\d+) requests in", done.stdout).group(1))  # type: ignore[union-attr]
+        if "Non-2xx or 3xx" in done.stdout:
+            raise RuntimeError(f"errors under load: {done.stdout}")
+        return Load(rps, p99, total, "wrk")
+    return python_load(port, path, headers, seconds, max_requests=200_000, threads=4)
+
+
+def python_load(port: int, path: str, headers: dict[str, str], seconds: float, max_requests: int,
+                threads: int = 4, timeout: float = 30.0) -> Load:
+    """Keep-alive clients in threads; bounded by `seconds`, `max_requests` and each request's `timeout`."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+    issued = [0]
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        mine: list[float] = []
+        try:
+            while time.perf_counter() < deadline:
+                with lock:
+                    if issued[0] >= max_requests:
+                        break
+                    issued[0] += 1
+                started = time.perf_counter()
+                conn.request("GET", path, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status not in (200, 304):
+                    raise RuntimeError(f"status {response.status}")
+                mine.append(time.perf_counter() - started)
+        except (OSError, http.client.HTTPException) as exc:
+            log(f"load client stopped: {exc!r}")
+        finally:
+            conn.close()
+            with lock:
+                latencies.extend(mine)
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=client) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000 if latencies else float("nan")
+    return Load(len(latencies) / elapsed, p99, len(latencies), "python")
+
+
+def serving(port: int, seconds: float, prefix: str) -> dict[str, Load]:
+    """200 with gzip, then 304 with the ETag it sent."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/feed.xml", headers={"Accept-Encoding": "gzip"})
+    response = conn.getresponse()
+    response.read()
+    etag = response.getheader("ETag") or ""
+    conn.close()
+    gz = {"Accept-Encoding": "gzip"}
+    return {
+        f"{prefix} 200 gzip": load(port, "/feed.xml", gz, seconds),
+        f"{prefix} 304": load(port, "/feed.xml", gz | {"If-None-Match": etag}, seconds),
+    }
+
+
+NGINX_CONF = """
+daemon off;
+worker_processes auto;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/tmp; proxy_temp_path {root}/tmp; fastcgi_temp_path {root}/tmp;
+    uwsgi_temp_path {root}/tmp; scgi_temp_path {root}/tmp;
+    types {{ application/atom+xml xml; }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {root}/www;
+        etag on;
+        gzip_static on;
+        location = /feed.xml {{ add_header Cache-Control "public, max-age=300"; add_header Vary Accept-Encoding; }}
+    }}
+}}
+"""
+
+
+def nginx_static(out: Path, work: Path, seconds: float) -> dict[str, Load] | None:
+    """nginx serving the published bytes (feed.xml and the same gzip body) as static files: the limit."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if nginx is None:
+        return None
+    # Its own world-readable folder: nginx workers run unprivileged, and test temp dirs are 0700.
+    root = Path(tempfile.mkdtemp(prefix="feedsvc-bench-nginx-"))
+    os.chmod(root, 0o755)
+    (root / "www").mkdir(mode=0o755)
+    (root / "tmp").mkdir()
+    manifest = json.loads((out / "manifest.json").read_text())["documents"]["feed.xml"]
+    shutil.copy(out / "objects" / manifest["object"], root / "www" / "feed.xml")
+    shutil.copy(out / "objects" / manifest["gzip_object"], root / "www" / "feed.xml.gz")
+    port = free_port()
+    (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port))
+    try:
+        with running([nginx, "-c", str(root / "nginx.conf"), "-p", str(root)], dict(os.environ), port,
+                     root / "stdout.log", wait=20):
+            return serving(port, seconds, "nginx static")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- the measurements
+
+
+def bleach_alone(bodies: list[str]) -> float:
+    """Seconds for bleach alone (its own Cleaner, the policy's allowlists) over the bodies, one core."""
+    import bleach
+
+    from feedsvc import policy
+
+    cleaner = bleach.sanitizer.Cleaner(
+        tags=policy.TAGS, attributes={t: sorted(a) for t, a in policy.ATTRIBUTES.items()},
+        protocols=policy.PROTOCOLS, strip=True, strip_comments=True,
+    )
+    started = time.perf_counter()
+    for body in bodies:
+        cleaner.clean(body)
+    return time.perf_counter() - started
+
+
+def nh3_alone(bodies: list[str]) -> float | None:
+    try:
+        import nh3
+    except ImportError:
+        return None
+    from feedsvc import policy
+
+    tags, schemes = set(policy.TAGS), set(policy.PROTOCOLS)
+    attributes = {t: set(a) for t, a in policy.ATTRIBUTES.items()}
+    clean_content = set(policy.REMOVE_WITH_CONTENT - policy.TAGS)
+    started = time.perf_counter()
+    for body in bodies:
+        nh3.clean(body, tags=tags, attributes=attributes, url_schemes=schemes, clean_content_tags=clean_content)
+    return time.perf_counter() - started
+
+
+def article_bodies(seeds: Path) -> list[str]:
+    from feedsvc.parse import parse_seed
+
+    return [parse_seed(p.read_bytes(), p.name).body_html for p in sorted(seeds.glob("*.txt"))]
+
+
+def touch_one(seeds: Path, n: int) -> Path:
+    """Change one of the newest articles (so the feed changes too): a new paragraph, as an editor would."""
+    path = sorted(seeds.glob("0*.txt"))[-1 - n % 10]
+    path.write_text(path.read_text(encoding="utf-8") + f"<p>edit {n} {time.time_ns()}</p>\n", encoding="utf-8")
+    return path
+
+
+def feedsvc_build(seeds: Path, out: Path, **env: str) -> tuple[float, float, str]:
+    return run_measured([str(BIN / "feedsvc"), "build"], env_for(seeds, out, **env))
+
+
+def measure_builds(size: int, seeds: Path, work: Path, fig: Figures, cheap: bool) -> Path:
+    """Cold builds, rebuilds after one change (new process and in-process), build memory."""
+    out = work / f"out-{size}"
+    shutil.rmtree(out, ignore_errors=True)
+    bodies = article_bodies(seeds)
+    if not cheap:
+        limit = bleach_alone(bodies)
+        fig.put("bleach alone, one core (limit)", size, f"{limit:.2f} s")
+        wall, rss, _ = feedsvc_build(seeds, out)
+        fig.put("cold build, feedsvc build (bleach)", size, f"{wall:.2f} s = {wall / limit:.2f}× bleach alone")
+        fig.put("peak RSS, cold build", size, f"{rss:.0f} MiB")
+        if size <= 2000:
+            one = work / f"out-{size}-1"
+            shutil.rmtree(one, ignore_errors=True)
+            wall1, _, _ = feedsvc_build(seeds, one, FEEDSVC_BUILD_WORKERS="1")
+            fig.put("cold build, one process (no pool)", size, f"{wall1:.2f} s = {wall1 / limit:.2f}× bleach alone")
+            shutil.rmtree(one, ignore_errors=True)
+    limit_nh3 = nh3_alone(bodies)
+    del bodies
+    if limit_nh3 is not None:
+        nh3_out = out if cheap else work / f"out-{size}-nh3"
+        shutil.rmtree(nh3_out, ignore_errors=True)
+        wall, rss, _ = feedsvc_build(seeds, nh3_out, FEEDSVC_SANITIZER="nh3")
+        fig.put("nh3 alone, one core", size, f"{limit_nh3:.2f} s")
+        fig.put("cold build, feedsvc build (nh3)", size, f"{wall:.2f} s = {wall / limit_nh3:.1f}× nh3 alone")
+        if cheap:
+            fig.put("peak RSS, cold build", size, f"{rss:.0f} MiB (nh3)")
+        if nh3_out != out:
+            shutil.rmtree(nh3_out, ignore_errors=True)
+    extra = {"FEEDSVC_SANITIZER": "nh3"} if cheap else {}
+    walls, rsses = [], []
+    for n in range(3):
+        touch_one(seeds, n)
+        wall, rss, stdout = feedsvc_build(seeds, out, **extra)
+        assert "published" in stdout, stdout
+        walls.append(wall)
+        rsses.append(rss)
+    fig.put("rebuild after 1 change, new process", size, f"{statistics.median(walls):.2f} s (max {max(walls):.2f})")
+    fig.put("peak RSS, rebuild process", size, f"{max(rsses):.0f} MiB")
+    in_process(size, seeds, out, fig, extra)
+    return out
+
+
+def in_process(size: int, seeds: Path, out: Path, fig: Figures, extra: dict[str, str]) -> None:
+    from feedsvc.build import Builder
+    from feedsvc.config import load_config
+
+    config = load_config(Path(os.devnull), env={k: v for k, v in env_for(seeds, out, **extra).items()
+                                                 if k.startswith("FEEDSVC_") and k != "FEEDSVC_CONFIG"})
+    builder = Builder(config)
+    started = time.perf_counter()
+    builder.build()
+    fig.put("first build of a new Builder (warm cache)", size, f"{(time.perf_counter() - started) * 1000:.0f} ms")
+    noop = []
+    for _ in range(3):
+        started = time.perf_counter()
+        builder.build()
+        noop.append(time.perf_counter() - started)
+    times = []
+    for n in range(7):
+        path = touch_one(seeds, n + 10)
+        started = time.perf_counter()
+        result = builder.build()
+        times.append(time.perf_counter() - started)
+        assert result.changed == 1 and result.ok, (path, result)
+    hinted = []
+    for n in range(7):
+        path = touch_one(seeds, n + 20)
+        started = time.perf_counter()
+        result = builder.build(changed=[path.name])
+        hinted.append(time.perf_counter() - started)
+        assert result.changed == 1 and result.ok, (path, result)
+    builder.close()
+    fig.put("rebuild, nothing changed, in-process (full rescan)", size, f"{statistics.median(noop) * 1000:.0f} ms")
+    fig.put("rebuild after 1 change, in-process (full rescan)", size,
+            f"{statistics.median(times) * 1000:.0f} ms (max {max(times) * 1000:.0f})")
+    fig.put("rebuild after 1 change, in-process (file event)", size,
+            f"{statistics.median(hinted) * 1000:.0f} ms (max {max(hinted) * 1000:.0f})")
+
+
+def fresh_article(i: int) -> tuple[str, str]:
+    token = f"fresh-{i}-{time.time_ns()}"
+    text = (f"<!--{FRESH_STAMP + i * 1000}-->\n[Fresh {token}](https://example.org/{token})\n------\n\n"
+            f"<p>{token}</p>\n")
+    return token, text
+
+
+def measure_server(size: int, seeds: Path, out: Path, work: Path, fig: Figures, files: int, seconds: float,
+                   naive_requests: int) -> None:
+    """`feedsvc serve`: freshness, memory, serving; then the Procfile deployment, nginx and the naive handler."""
+    port = free_port()
+    env = env_for(seeds, out)
+    with running([str(BIN / "feedsvc"), "serve", "--port", str(port)], env, port, work / f"serve-{size}.log") as srv:
+        # Wait for the startup build of record to be served (the status file says how many files it saw).
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads((out / "status.json").read_text()).get("files", 0) >= size:
+                    break
+            time.sleep(0.2)
+        lags = []
+        for i in range(files):
+            token, text = fresh_article(i)
+            etag = srv.get("/feed.xml")[1].get("ETag", "")
+            landed = time.perf_counter()
+            (seeds / f"zz-fresh-{i:03d}.txt").write_text(text, encoding="utf-8")
+            deadline = landed + 15
+            while time.perf_counter() < deadline:
+                status, _, body = srv.get("/feed.xml", {"If-None-Match": etag})
+                if status == 200 and token.encode() in body:
+                    lags.append(time.perf_counter() - landed)
+                    break
+                time.sleep(0.01)
+            else:
+                lags.append(float("inf"))
+            time.sleep(0.3)
+        lags.sort()
+        fig.put("freshness: file lands → in /feed.xml", size,
+                f"p50 {statistics.median(lags) * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms ({len(lags)} files)")
+        results = serving(port, seconds, "feedsvc serve")
+        workers = srv.worker_pids()
+        hwm = max((proc_kib(pid, "VmHWM") for pid in workers), default=0.0)
+        master = proc_kib(srv.proc.pid, "VmHWM")
+        fig.put("peak RSS, feedsvc serve (worker / master)", size, f"{hwm / 1024:.0f} / {master / 1024:.0f} MiB")
+    for path in seeds.glob("zz-fresh-*.txt"):
+        path.unlink()
+
+    port = free_port()
+    procfile = env_for(seeds, out, PORT=str(port), WEB_CONCURRENCY="2")
+    command = [str(BIN / "gunicorn"), "--config", "config/gunicorn.conf.py", "feedsvc.web:create_app()",
+               "--bind", f"127.0.0.1:{port}"]
+    with running(command, procfile, port, work / f"procfile-{size}.log"):
+        time.sleep(1.0)
+        results.update(serving(port, seconds, "Procfile (gunicorn, 2 workers)"))
+
+    try:
+        static = nginx_static(out, work, seconds)
+    except RuntimeError as exc:
+        static = None
+        fig.notes.append(f"nginx did not start ({exc}): no static-file limit")
+    if static is None:
+        if not any("nginx" in note for note in fig.notes):
+            fig.notes.append("nginx is not installed: no static-file limit (apt-get install nginx)")
+    else:
+        results.update(static)
+
+    port = free_port()
+    naive_env = env_for(seeds, out)
+    command = [str(BIN / "gunicorn"), "-w", "1", "-k", "gthread", "--threads", "8", "--bind", f"127.0.0.1:{port}",
+               "--timeout", "600", "benchmarks.naive:create_app()"]
+    with running(command, naive_env, port, work / f"naive-{size}.log", ready="/feed.xml", wait=600):
+        naive = python_load(port, "/feed.xml", {"Accept-Encoding": "gzip"}, seconds=max(seconds, 30),
+                            max_requests=naive_requests, threads=1, timeout=300)
+    results["naive Flask, builds per request 200"] = naive
+
+    for name, value in results.items():
+        fig.put(f"serving /feed.xml: {name}", size, str(value))
+    serve_rps = results["feedsvc serve 200 gzip"].rps
+    if static is not None:
+        fig.put("feedsvc serve ÷ nginx static (200 gzip)", size,
+                f"{serve_rps / static['nginx static 200 gzip'].rps:.2f}×")
+        fig.put("feedsvc serve ÷ nginx static (304)", size,
+                f"{results['feedsvc serve 304'].rps / static['nginx static 304'].rps:.2f}×")
+    if naive.rps > 0:
+        fig.put("feedsvc serve ÷ naive handler", size, f"{serve_rps / naive.rps:,.0f}×")
+
+
+# ---------------------------------------------------------------------------- report
+
+TARGETS = [
+    ("cold build, feedsvc build (bleach)", "≤ 0.75× bleach alone"),
+    ("rebuild after 1 change, new process", "≤ 2 s at 10k"),
+    ("rebuild after 1 change, in-process (full rescan)", "≤ 100 ms"),
+    ("rebuild after 1 change, in-process (file event)", "≤ 100 ms"),
+    ("freshness: file lands → in /feed.xml", "p50 ≤ 1 s at 10k"),
+    ("peak RSS, feedsvc serve (worker / master)", "≤ 200 MB at 10k"),
+    ("feedsvc serve ÷ nginx static (200 gzip)", "≥ 0.10×"),
+    ("feedsvc serve ÷ naive handler", "≥ 500×"),
+]
+
+
+def machine() -> str:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with contextlib.suppress(OSError, IndexError):
+        mem = f"{int(Path('/proc/meminfo').read_text().split()[1]) / 1024 / 1024:.0f} GiB"
+    tools = ", ".join(f"{t} {'yes' if shutil.which(t) or Path('/usr/sbin/' + t).exists() else 'missing'}"
+                      for t in ("nginx", "wrk"))
+    return (f"{platform.node()}: {os.cpu_count()} CPUs ({cpu}), {mem} RAM, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}; {tools}")
+
+
+def table(fig: Figures, sizes: list[int]) -> str:
+    names: list[str] = []
+    for name, _ in fig.values:
+        if name not in names:
+            names.append(name)
+    targets = dict(TARGETS)
+    head = "| figure | " + " | ".join(f"N = {s:,}" for s in sizes) + " | target |"
+    lines = [head, "|" + " --- |" * (len(sizes) + 2)]
+    for name in names:
+        cells = [fig.values.get((name, s), "–") for s in sizes]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {targets.get(name, '')} |")
+    return "\n".join(lines)
+
+
+def write_report(path: Path, fig: Figures, sizes: list[int], command: str, started: datetime) -> None:
+    notes = "".join(f"- {note}\n" for note in fig.notes)
+    path.write_text(
+        "# Benchmarks\n\n"
+        "Produced by `benchmarks/run.py` (see README, \"Performance\"). Limits are measured in the same run on the "
+        "same machine, so compare the ratios: this is a shared, noisy machine.\n\n"
+        f"- **Machine:** {machine()}\n"
+        f"- **Date:** {started.isoformat(timespec='seconds')}\n"
+        f"- **Command:** `{command}`\n\n"
+        f"{table(fig, sizes)}\n\n" + (f"Notes:\n\n{notes}\n" if notes else ""),
+        encoding="utf-8",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="feedsvc benchmark (see BENCHMARKS.md)")
+    parser.add_argument("--sizes", default="1000,10000", help="corpus sizes for every figure")
+    parser.add_argument("--cheap-sizes", default="100000", help="sizes for the cheap figures only (builds)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each load test")
+    parser.add_argument("--fresh-files", type=int, default=20, help="files dropped for the freshness figure")
+    parser.add_argument("--naive-requests", type=int, default=3, help="requests sent to the naive handler")
+    parser.add_argument("--workdir", type=Path, help="where corpora and outputs go (default: a temp dir)")
+    parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    cheap = [int(s) for s in args.cheap_sizes.split(",") if s.strip()]
+    started = datetime.now(UTC)
+    command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    fig = Figures()
+    if not shutil.which("wrk"):
+        fig.notes.append("wrk is not installed: load came from the script's Python client (apt-get install wrk)")
+    with contextlib.ExitStack() as stack:
+        work = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="feedsvc-bench-")))
+        work.mkdir(parents=True, exist_ok=True)
+        for size in sizes + cheap:
+            seeds = work / f"seeds-{size}"
+            shutil.rmtree(seeds, ignore_errors=True)
+            log(f"N={size}: writing the corpus")
+            paths = write_corpus(seeds, size)
+            mean = sum(p.stat().st_size for p in paths) / len(paths)
+            fig.put("corpus: mean file size", size, f"{mean / 1000:.1f} kB")
+            del paths
+            out = measure_builds(size, seeds, work, fig, cheap=size not in sizes)
+            if size in sizes:
+                measure_server(size, seeds, out, work, fig, args.fresh_files, args.seconds, args.naive_requests)
+            shutil.rmtree(seeds, ignore_errors=True)
+            shutil.rmtree(out, ignore_errors=True)
+    all_sizes = sizes + cheap
+    print(table(fig, all_sizes))
+    for note in fig.notes:
+        print(f"note: {note}")
+    write_report(args.output, fig, all_sizes, command, started)
+    log(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

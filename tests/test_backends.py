@@ -1,0 +1,108 @@
+"""bleach and nh3, driven by the one policy, give the same visible text, links and images."""
+
+from __future__ import annotations
+
+import html5lib
+import pytest
+from browser_eye import visible_text
+from conftest import SAMPLE
+
+from benchmarks.corpus import article
+from feedsvc import policy
+from feedsvc.config import ConfigError, load_config
+from feedsvc.parse import parse_seed
+from feedsvc.sanitizers import BACKENDS, get_sanitizer
+
+BASE = "https://www.dw.com/zh/a-1"
+bleach_sanitize, nh3_sanitize = get_sanitizer("bleach"), get_sanitizer("nh3")
+
+
+def elements(fragment: str) -> list[tuple[str, dict[str, str]]]:
+    """Every element with its attributes, the way a browser parses the fragment."""
+    tree = html5lib.parseFragment(fragment, namespaceHTMLElements=False)
+    return [(el.tag, dict(el.attrib)) for el in tree.iter() if isinstance(el.tag, str)][1:]
+
+
+def links_and_images(fragment: str) -> list[tuple[str, str | None]]:
+    return [(tag, attrs.get("href") or attrs.get("src")) for tag, attrs in elements(fragment) if tag in ("a", "img")]
+
+
+def assert_equivalent(source: str, base: str | None = BASE) -> None:
+    (b_html, b_text), (n_html, n_text) = bleach_sanitize(source, base), nh3_sanitize(source, base)
+    assert visible_text(n_html) == visible_text(b_html)
+    assert links_and_images(n_html) == links_and_images(b_html)
+    assert n_text == b_text
+
+
+CORPUS = [parse_seed(article(n).encode(), f"{n}.txt") for n in range(120)]
+
+
+@pytest.mark.parametrize("n", range(len(CORPUS)))
+def test_same_result_on_the_benchmark_corpus(n: int) -> None:
+    assert_equivalent(CORPUS[n].body_html, CORPUS[n].link)
+
+
+def test_the_corpus_exercises_the_odd_cases() -> None:
+    bodies = "".join(a.body_html for a in CORPUS)
+    for marker in ("<script", "<iframe", "data-src=", 'href="/zh/', "<blockquote", "onclick=", 'rel="ArticleRef"'):
+        assert marker in bodies
+
+
+def test_same_result_on_the_real_sample() -> None:
+    sample = parse_seed(SAMPLE.read_bytes(), SAMPLE.name)
+    assert_equivalent(sample.body_html, sample.link)
+    assert bleach_sanitize(sample.body_html, sample.link) == nh3_sanitize(sample.body_html, sample.link)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        '<img data-src="/lazy.jpg" alt="a"><img src="" data-original="b.png"><img src="data:x" data-lazy-src="c.png">',
+        '<a href="rel/p?a=1&amp;b=2">r</a> <a href="//cdn.example/x">p</a> <q cite="/c">q</q>',
+        '<a href="jav&#x09;ascript:alert(1)">x</a><a href="java\u200bscript:1">y</a><a href="mailto:a@b.org">m</a>',
+        "<p>a&nbsp;b &lt;c&gt; &amp;amp;</p><!-- c --><div>d<br>e</div>",
+        '<p title="x>y" lang="en" class="c" id="i">attrs</p><small style="color:#999">cap</small>',
+        "<script>alert(1)</script><style>p{}</style><svg><p>z</p></svg><noscript>n</noscript>tail",
+    ],
+)
+def test_same_result_on_edge_cases(source: str) -> None:
+    assert_equivalent(source)
+
+
+@pytest.mark.parametrize("tag", sorted(policy.TAGS - {"td", "th", "tr", "tbody", "thead", "tfoot", "col",
+                                                       "colgroup", "caption"}))
+def test_same_attributes_kept_per_tag(tag: str) -> None:
+    """The allowlist is the policy's for both: nh3 must not keep its defaults (lang, title everywhere)."""
+    attrs = ('title="t" lang="en" class="c" id="i" style="color:red" onclick="x()" href="https://e.com/" '
+             'src="https://e.com/i.png" cite="https://e.com/c" datetime="2020-01-01" colspan="2" open dir="rtl"')
+    source = f"<{tag} {attrs}>text</{tag}>"
+    b, n = elements(bleach_sanitize(source, BASE)[0]), elements(nh3_sanitize(source, BASE)[0])
+    assert [(t, sorted(a)) for t, a in n] == [(t, sorted(a)) for t, a in b]
+    for element, kept in n:
+        assert set(kept) <= policy.ATTRIBUTES.get(element, frozenset())
+
+
+def test_table_attributes_follow_the_policy_in_both() -> None:
+    source = '<table><tr><td colspan="2" title="t" style="x">a</td><th scope="col" lang="en">b</th></tr></table>'
+    b, n = elements(bleach_sanitize(source, BASE)[0]), elements(nh3_sanitize(source, BASE)[0])
+    assert n == b
+
+
+def test_config_chooses_the_backend(tmp_path) -> None:
+    empty = tmp_path / "c.toml"
+    empty.write_text("")
+    assert load_config(empty, env={}).sanitizer == "bleach"
+    assert load_config(empty, env={"FEEDSVC_SANITIZER": "nh3"}).sanitizer == "nh3"
+    with pytest.raises(ConfigError, match=r"sanitizer \(from environment variable FEEDSVC_SANITIZER\)"):
+        load_config(empty, env={"FEEDSVC_SANITIZER": "lxml"})
+    assert set(BACKENDS) == {"bleach", "nh3"}
+
+
+def test_missing_nh3_is_a_configuration_error(tmp_path, monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nh3" else real(name, *a))
+    (tmp_path / "c.toml").write_text('sanitizer = "nh3"\n')
+    with pytest.raises(ConfigError, match=r"pip install 'feedsvc\[nh3\]'"):
+        load_config(tmp_path / "c.toml", env={})

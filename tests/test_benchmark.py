@@ -1,0 +1,30 @@
+"""The benchmark script runs end to end on a tiny corpus and prints every figure (no speed is asserted)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+
+def test_benchmark_smoke(tmp_path: Path) -> None:
+    report = tmp_path / "BENCHMARKS.md"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--sizes", "40", "--cheap-sizes", "", "--seconds", "1",
+         "--fresh-files", "2", "--naive-requests", "1", "--workdir", str(tmp_path / "work"), "--output", str(report)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=170,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for figure in ("bleach alone, one core (limit)", "cold build, feedsvc build (bleach)",
+                   "rebuild after 1 change, new process", "rebuild after 1 change, in-process (file event)",
+                   "freshness: file lands → in /feed.xml", "peak RSS, feedsvc serve",
+                   "serving /feed.xml: feedsvc serve 200 gzip", "serving /feed.xml: feedsvc serve 304",
+                   "serving /feed.xml: Procfile", "serving /feed.xml: naive Flask", "feedsvc serve ÷ naive handler"):
+        assert f"| {figure}" in done.stdout, figure
+    text = report.read_text()
+    assert "**Machine:**" in text and "**Command:**" in text and "| N = 40 |" in text
+    assert not list((tmp_path / "work").glob("seeds-*"))  # the corpus is cleaned up

@@ -1,0 +1,155 @@
+"""The persistent cache, the light records, event-hinted rebuilds and the process pool."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import feedparser
+import pytest
+from schemas import validate_atom
+
+import feedsvc.build as build_module
+from benchmarks.corpus import write_corpus
+from feedsvc import policy
+from feedsvc.build import Builder
+from feedsvc.cache import CACHE_FILE, MemoryCache, SqliteCache
+
+
+@pytest.fixture
+def counted(monkeypatch) -> list[str]:
+    """The files the builder parses and sanitizes in this process."""
+    calls: list[str] = []
+    real = build_module.process_seed
+
+    def counting(data, source, *rest):
+        calls.append(source)
+        return real(data, source, *rest)
+
+    monkeypatch.setattr(build_module, "process_seed", counting)
+    return calls
+
+
+def feed(tmp_path: Path) -> bytes:
+    return (tmp_path / "out" / "feed.xml").read_bytes()
+
+
+def test_a_new_process_resanitizes_nothing_unchanged(tmp_path, make_seed, config, counted) -> None:
+    for n in range(5):
+        make_seed(f"{n}.txt", stamp_ms=1681696026000 + n * 1000, title=f"T{n}", url=f"https://e.com/{n}")
+    first = Builder(config()).build()
+    assert first.published and len(counted) == 5
+    before = feed(tmp_path)
+    assert isinstance(Builder(config()).store, SqliteCache)
+
+    again = Builder(config()).build()  # a restart: a new Builder on the same output directory
+    assert (again.ok, again.changed, again.published, again.entries) == (True, 0, False, 5)
+    assert len(counted) == 5
+    assert feed(tmp_path) == before
+
+    make_seed("2.txt", stamp_ms=1681696099000, title="T2 edited", url="https://e.com/2")
+    (tmp_path / "seeds" / "0.txt").unlink()
+    third = Builder(config()).build()
+    assert counted[5:] == ["2.txt"] and third.changed == 2
+    assert [e.title for e in feedparser.parse(feed(tmp_path)).entries] == ["T2 edited", "T4", "T3", "T1"]
+
+
+def test_entries_from_the_cache_render_the_same_bytes(tmp_path, make_seed, config, sample_bytes) -> None:
+    make_seed("sample.txt", raw=sample_bytes)
+    make_seed("tz.txt", body='<div><i><br>2023-04-16T13:06:27+08:00</i></div><p>x</p>', url="https://e.com/tz")
+    Builder(config()).build()
+    fresh = feed(tmp_path)
+    (tmp_path / "out" / "feed.xml").unlink()
+    (tmp_path / "out" / "manifest.json").unlink()
+    Builder(config()).build()  # every entry now comes from SQLite
+    assert feed(tmp_path) == fresh
+    assert validate_atom(fresh) == []
+
+
+def test_a_policy_or_backend_change_invalidates_the_cache(tmp_path, make_seed, config, counted,
+                                                           monkeypatch) -> None:
+    for n in range(3):
+        make_seed(f"{n}.txt", url=f"https://e.com/{n}")
+    Builder(config()).build()
+    Builder(config()).build()
+    assert len(counted) == 3
+    monkeypatch.setattr(policy, "VERSION", policy.VERSION + 1)
+    Builder(config()).build()
+    assert len(counted) == 6
+    result = Builder(config(sanitizer="nh3")).build()
+    assert len(counted) == 9 and result.ok and result.entries == 3
+
+
+def test_an_mtime_dated_entry_is_not_served_stale(tmp_path, make_seed, config) -> None:
+    path = make_seed("nodate.txt", raw=b"[No date](https://e.com/n)\n\n<p>body</p>\n")
+    os.utime(path, ns=(1_600_000_000 * 10**9, 1_600_000_000 * 10**9))
+    Builder(config()).build()
+    assert feedparser.parse(feed(tmp_path)).entries[0].updated.startswith("2020-09-13")
+    os.utime(path, ns=(1_700_000_000 * 10**9, 1_700_000_000 * 10**9))  # same bytes, new date
+    Builder(config()).build()
+    assert feedparser.parse(feed(tmp_path)).entries[0].updated.startswith("2023-11-14")
+
+
+def test_a_corrupt_cache_is_started_afresh(tmp_path, make_seed, config) -> None:
+    make_seed("a.txt", url="https://e.com/a")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / CACHE_FILE).write_bytes(b"this is not a database" * 100)
+    builder = Builder(config())
+    assert builder.build().entries == 1
+    assert isinstance(builder.store, SqliteCache)
+
+
+def test_an_unusable_cache_falls_back_to_memory(tmp_path, make_seed, config) -> None:
+    make_seed("a.txt", url="https://e.com/a")
+    (tmp_path / "out" / CACHE_FILE).mkdir(parents=True)  # a directory where the file should be
+    builder = Builder(config())
+    result = builder.build()
+    assert result.ok and result.entries == 1 and isinstance(builder.store, MemoryCache)
+    make_seed("b.txt", url="https://e.com/b")
+    assert builder.build().entries == 2
+
+
+def test_the_builder_holds_no_article_content(tmp_path, config) -> None:
+    """Memory grows with max_entries, not with the corpus: the records carry no HTML."""
+    paths = write_corpus(tmp_path / "seeds", 60)
+    builder = Builder(config(max_entries=5))
+    assert builder.build().files == 60
+    content = sum(p.stat().st_size for p in paths)
+    held = len(pickle.dumps([(r.rel, r.stat_key, r.sha, r.head) for r in builder._records.values()]))
+    assert held < content / 10, (held, content)
+
+
+def test_an_event_hint_builds_like_a_full_scan(tmp_path, make_seed, config, counted) -> None:
+    for n in range(4):
+        make_seed(f"{n}.txt", stamp_ms=1681696026000 + n * 1000, title=f"T{n}", url=f"https://e.com/{n}")
+    make_seed("sub/s.txt", title="S", url="https://e.com/s")
+    builder = Builder(config())
+    builder.build()
+    make_seed("new.txt", stamp_ms=1681696099000, title="New", url="https://e.com/new")
+    (tmp_path / "seeds" / "1.txt").unlink()
+    make_seed("sub/s.txt", title="S edited", url="https://e.com/s")
+    hinted = builder.build(changed=["new.txt", "1.txt", "sub/s.txt"])
+    assert sorted(counted[5:]) == ["new.txt", "sub/s.txt"]
+    assert (hinted.files, hinted.changed, hinted.entries) == (5, 3, 5)
+    by_hint = feed(tmp_path)
+    full = Builder(config(output_dir=str(tmp_path / "full"))).build()
+    assert full.files == 5 and (tmp_path / "full" / "feed.xml").read_bytes() == by_hint
+    assert builder.build(changed=["sub"]).files == 5  # a folder: only a full scan will do
+
+
+def test_the_process_pool_gives_the_same_feed(tmp_path, config, monkeypatch) -> None:
+    write_corpus(tmp_path / "seeds", 150)
+    (tmp_path / "seeds" / "bad.txt").write_bytes(b"")
+    monkeypatch.setattr(build_module, "POOL_MIN_FILES", {"bleach": 1})
+    monkeypatch.setattr(build_module, "SPAWN_MIN_FILES", {"bleach": 1})
+    used: list[int] = []
+    real = build_module.ProcessPoolExecutor
+    monkeypatch.setattr(build_module, "ProcessPoolExecutor", lambda n, **kw: used.append(n) or real(n, **kw))
+    progress: list[tuple[int, int]] = []
+    pooled = Builder(config(build_workers=2)).build(progress=lambda done, total: progress.append((done, total)))
+    assert used == [2] and pooled.entries == 50 and len(pooled.skipped) == 1
+    assert progress[-1] == (151, 151) and len(progress) > 2
+    inline = Builder(config(build_workers=1, output_dir=str(tmp_path / "inline"))).build()
+    assert used == [2] and inline.entries == 50
+    assert (tmp_path / "inline" / "feed.xml").read_bytes() == feed(tmp_path)
