@@ -538,19 +538,27 @@ class Builder:
             with ProcessPoolExecutor(workers, mp_context=context) as pool:
                 # A bounded window of chunks in flight: the workers stay busy, memory stays flat.
                 window = 4 * workers
-                futures: list[Future[list[tuple[str, Outcome | None]]]] = []
+                futures: list[Future[list[tuple[str, Outcome | None]]] | None] = []
                 for i, chunk in enumerate(chunks):
                     futures.append(pool.submit(run_tasks, chunk, self.config, limit))
                     if i + 1 >= window:
-                        yield chunks[done], futures[done].result()
+                        yield chunks[done], self._collect(futures, done)
                         done += 1
                 while done < len(chunks):
-                    yield chunks[done], futures[done].result()
+                    yield chunks[done], self._collect(futures, done)
                     done += 1
         except (BrokenProcessPool, OSError) as exc:
             log.warning("process pool failed (%s): processing the rest in this process", exc)
             for chunk in chunks[done:]:
                 yield chunk, self._process(chunk)
+
+    @staticmethod
+    def _collect(futures: list[Future[list[tuple[str, Outcome | None]]] | None], index: int) -> list:
+        """A finished chunk's results, dropping the future: a cold build must not hold every entry."""
+        future = futures[index]
+        futures[index] = None
+        assert future is not None
+        return future.result()
 
     def _report(self, rel: str, head: Head) -> None:
         """Warn about a bad file when its bytes are new to this process, not on every tick."""
