@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from feedsvc.entry import make_entry, select_entries
 from feedsvc.parse import Article
 from feedsvc.render import FeedMeta
-from feedsvc.render.documents import render_documents
+from feedsvc.render.documents import render_all
 
 BASE = "https://feeds.example.org/"
 META = FeedMeta(id=BASE + "feed.xml", title="T", self_url=BASE + "feed.xml", alternate_url=BASE,
@@ -32,10 +32,10 @@ def main() -> None:
     before, after = select_entries(made[:n]), select_entries(made)
 
     started = time.perf_counter()
-    docs = render_documents(META, before, 50, page_size)
+    docs = render_all(META, before, 50, page_size)
     cold = time.perf_counter() - started
     started = time.perf_counter()
-    again = render_documents(META, after, 50, page_size)
+    again = render_all(META, after, 50, page_size)
     warm = time.perf_counter() - started
 
     old = {d.name: d.body for d in docs}

@@ -29,8 +29,9 @@ from feedsvc.entry import Entry, select_entries
 from feedsvc.outcome import Job, Outcome, ProcessSeed, fingerprint, outcome_key, process_job
 from feedsvc.outcome import process_seed as process_seed
 from feedsvc.publish import Document, etag_for, publish, write_status
-from feedsvc.render import FeedMeta
-from feedsvc.render.documents import render_documents
+from feedsvc.render import FeedMeta, Rendered
+from feedsvc.render.archive import Page, split_archive
+from feedsvc.render.documents import render_archive_page, render_documents
 from feedsvc.render.xsl import STYLESHEET_PATH
 from feedsvc.seeds import SeedFile, SeedsDirError, is_seed_name, read_seed, scan_seeds
 
@@ -223,6 +224,7 @@ class Builder:
         self._records: dict[str, _Record] | None = None
         self._store: SqliteCache | MemoryCache | None = None
         self._fingerprint = fingerprint(config)
+        self._pages: dict[tuple, Rendered] = {}  # archive pages by (number, has next, entry keys)
         self._lock = threading.Lock()
         self.last_result: BuildResult | None = None
         # The last build of record as status.json should hold it, even when writing it failed
@@ -387,14 +389,33 @@ class Builder:
             for note in head.notes:
                 result.notes.append(Problem(str(config.seeds_dir / rel), note))
 
-        # All entries, not only the newest max_entries: the older ones fill the RFC 5005 archive.
-        everything = self.entries(select_entries(records))
-        rendered = render_documents(feed_meta(config), everything, config.max_entries, config.archive_page_size)
-        result.entries = min(len(everything), config.max_entries)
+        # All records, not only the newest max_entries: the older ones fill the RFC 5005 archive.
+        meta = feed_meta(config)
+        current, pages = split_archive(select_entries(records), config.max_entries, config.archive_page_size)
+        rendered = render_documents(meta, self.entries(current), self._archive(meta, pages))
+        result.entries = len(current)
         result.etag = etag_for(rendered[0].body)
         documents = [Document(r.name, r.body, r.content_type, r.last_modified) for r in rendered]
         result.published = publish(config.output_dir, documents)
         return result
+
+    def _archive(self, meta: FeedMeta, pages: list[Page[_Record]]) -> list[Rendered]:
+        """The archive pages, rendered only where their entries (by cache key) changed.
+
+        A page is planned from light records; its entries are loaded from the cache and rendered
+        only when that page's composition is new, so memory and time grow with the pages that
+        change, not with the whole history. Only the bytes of the current pages are kept.
+        """
+        newest = pages[-1].number if pages else 0
+        kept: dict[tuple, Rendered] = {}
+        for page in pages:
+            key = (page.number, page.number < newest, tuple(r.head.key for r in page.entries))
+            done = self._pages.get(key)
+            if done is None:
+                done = render_archive_page(meta, Page(page.number, tuple(self.entries(page.entries))), newest)
+            kept[key] = done
+        self._pages = kept
+        return list(kept.values())
 
     def _stat_hinted(self, hint: set[str]) -> dict[str, SeedFile | None] | None:
         """rel → SeedFile (None: gone) for the reported paths; None when only a full scan will do."""

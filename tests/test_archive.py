@@ -17,7 +17,7 @@ from feedsvc.parse import Article
 from feedsvc.publish import read_manifest
 from feedsvc.render import FeedMeta
 from feedsvc.render.archive import split_archive
-from feedsvc.render.documents import render_documents
+from feedsvc.render.documents import render_all
 
 BASE = "https://feeds.example.org/"
 META = FeedMeta(id=BASE + "feed.xml", title="T", self_url=BASE + "feed.xml", alternate_url=BASE, language="en",
@@ -48,7 +48,7 @@ def test_split_puts_every_entry_in_exactly_one_place(n: int, max_entries: int, p
 
 
 def documents(items: list[Entry], max_entries: int = 3, page_size: int = 4) -> dict[str, bytes]:
-    return {d.name: d.body for d in render_documents(META, items, max_entries, page_size)}
+    return {d.name: d.body for d in render_all(META, items, max_entries, page_size)}
 
 
 def walk(docs: dict[str, bytes]) -> list[str]:
@@ -149,3 +149,36 @@ def test_same_seeds_same_bytes_for_every_document(tmp_path: Path, config) -> Non
         manifests.append({name: doc["etag"] for name, doc in read_manifest(tmp_path / out)["documents"].items()})
     assert manifests[0] == manifests[1]
     assert len(manifests[0]) == 5 + 3  # feed.xml, .rss, .json, index.html, feed.xsl and three archive pages
+
+
+def test_builder_renders_only_the_archive_pages_that_changed(tmp_path: Path, make_seed, config, monkeypatch) -> None:
+    """Pages are planned from light records; full entries are loaded and rendered only for new pages."""
+    import feedsvc.build as build_module
+
+    for i in range(23):
+        make_seed(f"{i:03}.txt", stamp_ms=1700000000000 + i * 60_000, title=f"A{i}", url=f"https://e.com/{i}")
+    builder = Builder(config(max_entries=3, archive_page_size=4))
+    rendered: list[str] = []
+    real = build_module.render_archive_page
+
+    def counting(meta, page, newest):  # type: ignore[no-untyped-def]
+        rendered.append(f"archive/{page.number}.xml")
+        return real(meta, page, newest)
+
+    monkeypatch.setattr(build_module, "render_archive_page", counting)
+    assert builder.build().published
+    assert sorted(rendered) == [f"archive/{n}.xml" for n in range(1, 6)]  # 20 archived: pages 1-5
+    full = {n: (tmp_path / "out" / "objects" / read_manifest(tmp_path / "out")["documents"][n]["object"]).read_bytes()
+            for n in ("archive/1.xml", "archive/4.xml")}
+
+    rendered.clear()
+    make_seed("new.txt", stamp_ms=1700000000000 + 99 * 60_000, title="Newest", url="https://e.com/new")
+    assert builder.build().published
+    # One entry flows from the feed into the archive: page 6 is new, page 5 gains next-archive.
+    assert sorted(rendered) == ["archive/5.xml", "archive/6.xml"]
+    manifest = read_manifest(tmp_path / "out")
+    for name, body in full.items():
+        assert (tmp_path / "out" / "objects" / manifest["documents"][name]["object"]).read_bytes() == body
+
+    rendered.clear()
+    assert not builder.build().published and rendered == []

@@ -15,7 +15,7 @@ from feedsvc.entry import Entry, make_entry, select_entries
 from feedsvc.parse import Article, parse_seed
 from feedsvc.render import FeedMeta
 from feedsvc.render.atom import render_atom
-from feedsvc.render.documents import render_documents
+from feedsvc.render.documents import render_all
 from feedsvc.render.html import STYLE_HASH, render_index
 from feedsvc.render.jsonfeed import render_jsonfeed
 from feedsvc.render.rss import render_rss
@@ -135,8 +135,8 @@ def test_stylesheet_can_be_switched_off() -> None:
     plain = dataclasses.replace(META, stylesheet="")
     assert b"xml-stylesheet" not in render_atom(plain, entries(2))
     assert b"xml-stylesheet" not in render_rss(plain, entries(2), BASE + "feed.rss")
-    names = [d.name for d in render_documents(plain, entries(2), 10, 5)]
-    assert "feed.xsl" not in names and "feed.xsl" in [d.name for d in render_documents(META, entries(2), 10, 5)]
+    names = [d.name for d in render_all(plain, entries(2), 10, 5)]
+    assert "feed.xsl" not in names and "feed.xsl" in [d.name for d in render_all(META, entries(2), 10, 5)]
 
 
 def test_index_autodiscovers_all_three_formats() -> None:
@@ -148,8 +148,8 @@ def test_index_autodiscovers_all_three_formats() -> None:
 
 def test_documents_are_deterministic_and_valid() -> None:
     items = entries(12)
-    first = render_documents(META, items, 5, 3)
-    again = render_documents(META, list(reversed(items))[::-1], 5, 3)
+    first = render_all(META, items, 5, 3)
+    again = render_all(META, list(reversed(items))[::-1], 5, 3)
     assert [(d.name, d.body, d.content_type, d.last_modified) for d in first] == \
            [(d.name, d.body, d.content_type, d.last_modified) for d in again]
     names = [d.name for d in first]
@@ -192,7 +192,7 @@ def test_xsl_renders_a_readable_page(kind: str) -> None:
 
 
 def test_xsl_marks_archive_pages() -> None:
-    docs = {d.name: d.body for d in render_documents(META, entries(6), 2, 2)}
+    docs = {d.name: d.body for d in render_all(META, entries(6), 2, 2)}
     page = _transform(docs["archive/1.xml"])
     text = " ".join(page.getroot().itertext())
     assert "This is an archive page" in text

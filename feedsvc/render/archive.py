@@ -13,25 +13,38 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import Generic, TypeVar
 
 from feedsvc.entry import Entry
 from feedsvc.render import FeedMeta, Paging
 from feedsvc.render.atom import render_atom
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
-class Page:
+class Page(Generic[T]):
+    """One archive page's items: Entries to render, or the builder's light records to plan with."""
+
     number: int  # 1 = the oldest entries
-    entries: tuple[Entry, ...]  # newest first, like every document
+    entries: tuple[T, ...]  # newest first, like every document
 
 
 def archive_name(number: int) -> str:
     return f"archive/{number}.xml"
 
 
-def split_archive(entries: Sequence[Entry], max_entries: int, page_size: int) -> tuple[list[Entry], list[Page]]:
-    """`entries` newest first (all of them) → (the subscription feed's entries, archive pages oldest first)."""
+def archive_number(name: str) -> int:
+    """`archive/12.xml` → 12."""
+    return int(name.removeprefix("archive/").removesuffix(".xml"))
+
+
+def split_archive(entries: Sequence[T], max_entries: int, page_size: int) -> tuple[list[T], list[Page[T]]]:
+    """`entries` newest first (all of them) → (the subscription feed's entries, archive pages oldest first).
+
+    Works on anything in feed order, so the builder can plan pages from light records and load
+    full entries only for the pages whose composition changed.
+    """
     if page_size < 1:
         raise ValueError("page_size must be at least 1")
     current = list(entries[:max_entries])
@@ -43,23 +56,18 @@ def split_archive(entries: Sequence[Entry], max_entries: int, page_size: int) ->
     return current, pages
 
 
-def subscription_paging(meta: FeedMeta, pages: Sequence[Page]) -> Paging:
+def subscription_paging(meta: FeedMeta, newest_page: int | None) -> Paging:
     """The feed's own links: self, and prev-archive to the newest page."""
-    return Paging(meta.self_url, prev_archive=meta.url(archive_name(pages[-1].number)) if pages else None)
+    return Paging(meta.self_url, prev_archive=meta.url(archive_name(newest_page)) if newest_page else None)
 
 
-def render_page(meta: FeedMeta, page: Page, newest: int) -> bytes:
+def render_page(meta: FeedMeta, page: Page[Entry], newest: int) -> bytes:
     """One archive document; `newest` is the number of the newest page (it has no next-archive)."""
-    return _render_page(meta, page.number, page.entries, page.number < newest)
-
-
-# A page's bytes depend only on these arguments: a rebuild re-renders only the pages that changed.
-@lru_cache(maxsize=1024)
-def _render_page(meta: FeedMeta, number: int, entries: tuple[Entry, ...], has_next: bool) -> bytes:
+    number = page.number
     paging = Paging(
         self_url=meta.url(archive_name(number)),
         prev_archive=meta.url(archive_name(number - 1)) if number > 1 else None,
-        next_archive=meta.url(archive_name(number + 1)) if has_next else None,
+        next_archive=meta.url(archive_name(number + 1)) if number < newest else None,
         current=meta.self_url,
     )
-    return render_atom(meta, entries, paging)
+    return render_atom(meta, page.entries, paging)

@@ -1,7 +1,8 @@
 """Entries → every document one build publishes: the feeds, the archive pages, the index, the stylesheet.
 
-The one list of what feedsvc serves. The builder calls `render_documents` and publishes the
-result as one version; the web side's routes map URLs onto these names.
+The one list of what feedsvc serves. The builder calls `render_documents` (and
+`render_archive_page` for the archive pages that changed) and publishes the result as one
+version; the web side's routes map URLs onto these names.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 
 from feedsvc.entry import Entry
 from feedsvc.render import FeedMeta, Rendered, feed_updated
-from feedsvc.render.archive import archive_name, render_page, split_archive, subscription_paging
+from feedsvc.render.archive import Page, archive_name, archive_number, render_page, split_archive, subscription_paging
 from feedsvc.render.atom import render_atom
 from feedsvc.render.html import render_index
 from feedsvc.render.jsonfeed import render_jsonfeed
@@ -26,27 +27,33 @@ XSL_TYPE = "text/xsl; charset=utf-8"
 SUBSCRIPTION_FEEDS = ("feed.xml", "feed.rss", "feed.json")
 
 
-def render_documents(
-    meta: FeedMeta, entries: Sequence[Entry], max_entries: int, archive_page_size: int
-) -> list[Rendered]:
-    """`entries`: ALL entries, deduplicated, newest first (`select_entries(entries, None)`).
-
-    /feed.xml, /feed.rss, /feed.json and / carry the newest `max_entries`; the older ones are
-    in the archive pages, each exactly once.
-    """
-    current, pages = split_archive(entries, max_entries, archive_page_size)
+def render_documents(meta: FeedMeta, current: Sequence[Entry], archive: Sequence[Rendered] = ()) -> list[Rendered]:
+    """The subscription documents for `current` (the newest `max_entries`), plus the archive pages
+    already rendered (`render_archive_page`), which /feed.xml links to with prev-archive."""
     updated = feed_updated(current)
+    newest = max((archive_number(page.name) for page in archive), default=None)
     documents = [
-        Rendered("feed.xml", render_atom(meta, current, subscription_paging(meta, pages)), ATOM_TYPE, updated),
+        Rendered("feed.xml", render_atom(meta, current, subscription_paging(meta, newest)), ATOM_TYPE, updated),
         Rendered("feed.rss", render_rss(meta, current, meta.url("feed.rss")), RSS_TYPE, updated),
         Rendered("feed.json", render_jsonfeed(meta, current, meta.url("feed.json")), JSON_FEED_TYPE, updated),
         Rendered("index.html", render_index(meta, current), HTML_TYPE, updated),
     ]
     if meta.stylesheet:
         documents.append(Rendered("feed.xsl", FEED_XSL, XSL_TYPE, updated))
+    return documents + list(archive)
+
+
+def render_archive_page(meta: FeedMeta, page: Page[Entry], newest: int) -> Rendered:
+    return Rendered(archive_name(page.number), render_page(meta, page, newest), ATOM_TYPE, feed_updated(page.entries))
+
+
+def render_all(meta: FeedMeta, entries: Sequence[Entry], max_entries: int, archive_page_size: int) -> list[Rendered]:
+    """Every document from ALL entries, deduplicated, newest first (`select_entries(entries, None)`).
+
+    /feed.xml, /feed.rss, /feed.json and / carry the newest `max_entries`; the older ones are
+    in the archive pages, each exactly once. (The builder does the same page by page, rendering
+    only the pages whose entries changed.)
+    """
+    current, pages = split_archive(entries, max_entries, archive_page_size)
     newest = pages[-1].number if pages else 0
-    for page in pages:
-        documents.append(
-            Rendered(archive_name(page.number), render_page(meta, page, newest), ATOM_TYPE, feed_updated(page.entries))
-        )
-    return documents
+    return render_documents(meta, current, [render_archive_page(meta, page, newest) for page in pages])
