@@ -55,6 +55,8 @@ def test_four_workers_one_builder_and_takeover(tmp_path: Path) -> None:
             )
 
         wait_for(everyone_sees_it, 15, what="the new seed in every worker's feed")
+        # The build's log line follows its publish: wait for it too, not just for the feed.
+        wait_for(lambda: any("from 2 files" in line for _, line in build_lines(srv.log())), 10, what="its log line")
         builds = build_lines(srv.log())
         builders = {pid for pid, _ in builds}
         assert len(builders) == 1, builds
@@ -72,6 +74,7 @@ def test_four_workers_one_builder_and_takeover(tmp_path: Path) -> None:
             20,
             what="a feed built by the new leader",
         )
-        new_builders = {pid for pid, _ in build_lines(srv.log())} - {leader}
+        new_builders = wait_for(lambda: {pid for pid, _ in build_lines(srv.log())} - {leader}, 10,
+                                what="the new leader's build log line")
         assert len(new_builders) == 1
         assert json.loads(srv.get("/healthz")[2])["builder_pid"] in new_builders
