@@ -13,7 +13,6 @@ import unicodedata
 from urllib.parse import urljoin, urlsplit
 from xml.etree import ElementTree
 
-import bleach
 from bleach import html5lib_shim
 from bleach.sanitizer import BleachSanitizerFilter, Cleaner
 
@@ -100,7 +99,7 @@ def _prepare(root: ElementTree.Element, base: str | None) -> None:
 
 
 def _has_real_src(src: str | None) -> bool:
-    return bool(src) and not src.strip().lower().startswith("data:")  # type: ignore[union-attr]
+    return src is not None and src.strip() != "" and not src.strip().lower().startswith("data:")
 
 
 def _remove_keep_tail(parent: ElementTree.Element, child: ElementTree.Element) -> None:
@@ -214,6 +213,3 @@ def sanitize_html(html: str, base_url: str | None = None) -> str:
 def summarize(plain_text: str, limit: int = 200) -> str:
     """The first `limit` characters of an article's visible text, for <summary>."""
     return shorten(one_line(plain_text), limit)
-
-
-__all__ = ["bleach", "safe_url", "sanitize", "sanitize_html", "summarize"]
