@@ -28,9 +28,9 @@ from feedsvc.config import Config
 from feedsvc.entry import Entry, select_entries
 from feedsvc.outcome import Job, Outcome, ProcessSeed, fingerprint, outcome_key, process_job
 from feedsvc.outcome import process_seed as process_seed
-from feedsvc.publish import Document, etag_for, publish, write_status
+from feedsvc.publish import OBJECTS, Document, etag_for, publish, read_manifest, write_status
 from feedsvc.render import FeedMeta, Rendered
-from feedsvc.render.archive import Page, split_archive
+from feedsvc.render.archive import Page, archive_name, split_archive
 from feedsvc.render.documents import render_archive_page, render_documents
 from feedsvc.render.xsl import STYLESHEET_PATH
 from feedsvc.seeds import SeedFile, SeedsDirError, is_seed_name, read_seed, scan_seeds
@@ -224,7 +224,8 @@ class Builder:
         self._records: dict[str, _Record] | None = None
         self._store: SqliteCache | MemoryCache | None = None
         self._fingerprint = fingerprint(config)
-        self._pages: dict[tuple, Rendered] = {}  # archive pages by (number, has next, entry keys)
+        self._pages: dict[str, Rendered] = {}  # archive pages by composition key
+        self._page_names: dict[str, str] = {}
         self._lock = threading.Lock()
         self.last_result: BuildResult | None = None
         # The last build of record as status.json should hold it, even when writing it failed
@@ -395,7 +396,8 @@ class Builder:
         rendered = render_documents(meta, self.entries(current), self._archive(meta, pages))
         result.entries = len(current)
         result.etag = etag_for(rendered[0].body)
-        documents = [Document(r.name, r.body, r.content_type, r.last_modified) for r in rendered]
+        keys = {name: key for key, name in self._page_names.items()}
+        documents = [Document(r.name, r.body, r.content_type, r.last_modified, keys.get(r.name, "")) for r in rendered]
         result.published = publish(config.output_dir, documents)
         return result
 
@@ -404,18 +406,40 @@ class Builder:
 
         A page is planned from light records; its entries are loaded from the cache and rendered
         only when that page's composition is new, so memory and time grow with the pages that
-        change, not with the whole history. Only the bytes of the current pages are kept.
+        change, not with the whole history. A new process takes unchanged pages from what is
+        already published (the manifest keeps each page's composition key). Only the bytes of
+        the current pages are kept.
         """
         newest = pages[-1].number if pages else 0
-        kept: dict[tuple, Rendered] = {}
+        published: dict[str, Any] | None = None
+        kept: dict[str, Rendered] = {}
         for page in pages:
-            key = (page.number, page.number < newest, tuple(r.head.key for r in page.entries))
+            key = hashlib.sha256(
+                repr((meta, page.number, page.number < newest, [r.head.key for r in page.entries])).encode()
+            ).hexdigest()
             done = self._pages.get(key)
+            if done is None:
+                if published is None:
+                    published = (read_manifest(self.config.output_dir) or {}).get("documents", {})
+                done = self._published_page(published, archive_name(page.number), key)
             if done is None:
                 done = render_archive_page(meta, Page(page.number, tuple(self.entries(page.entries))), newest)
             kept[key] = done
         self._pages = kept
+        self._page_names = {key: page.name for key, page in kept.items()}
         return list(kept.values())
+
+    def _published_page(self, published: dict[str, Any], name: str, key: str) -> Rendered | None:
+        meta = published.get(name)
+        if not meta or meta.get("source_key") != key:
+            return None
+        try:
+            body = (self.config.output_dir / OBJECTS / meta["object"]).read_bytes()
+        except OSError:
+            return None
+        if etag_for(body) != meta["etag"]:
+            return None
+        return Rendered(name, body, meta["content_type"], datetime.fromisoformat(meta["last_modified"]))
 
     def _stat_hinted(self, hint: set[str]) -> dict[str, SeedFile | None] | None:
         """rel → SeedFile (None: gone) for the reported paths; None when only a full scan will do."""

@@ -46,6 +46,9 @@ class Document:
     body: bytes
     content_type: str
     last_modified: datetime
+    # What the body was made from, opaque to publishing; kept in the manifest so a new builder
+    # process can tell that a document (an archive page) is already published and reuse it.
+    source_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,8 @@ def publish(out_dir: Path, documents: Sequence[Document], plain_copies: Sequence
                 "content_type": doc.content_type,
                 "last_modified": doc.last_modified.isoformat(),
             }
+            if doc.source_key:
+                entries[doc.name]["source_key"] = doc.source_key
             bodies[doc.name] = doc.body
         if old is not None and old.get("documents") == entries:
             return False
