@@ -485,11 +485,6 @@ class Builder:
                 found[record.head.key] = outcome.entry
         return [found[r.head.key] for r in records if r.head.key in found]
 
-    def iter_entries(self, records: Sequence[_Record], page: int = 200) -> Iterator[Entry]:
-        """All of `records`' entries, loaded page by page (e.g. to render archives of every entry)."""
-        for start in range(0, len(records), page):
-            yield from self.entries(records[start : start + page])
-
     def _load(
         self,
         pending: list[tuple[SeedFile, str | None]],
