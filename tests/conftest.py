@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -64,3 +65,28 @@ def config(tmp_path: Path) -> Callable[..., Config]:
         return load_config(empty, env={}, overrides=base)
 
     return make
+
+
+@pytest.fixture
+def seeds(tmp_path: Path) -> Path:
+    """tmp_path/seeds holding the real sample article."""
+    folder = tmp_path / "seeds"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(SAMPLE, folder / SAMPLE.name)
+    return folder
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files the builder parses and sanitizes in this process, in order."""
+    import feedsvc.build as build_module
+
+    calls: list[str] = []
+    real = build_module.process_seed
+
+    def counting(data: bytes, source: str, *rest: object) -> object:
+        calls.append(source)
+        return real(data, source, *rest)
+
+    monkeypatch.setattr(build_module, "process_seed", counting)
+    return calls

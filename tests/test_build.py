@@ -91,23 +91,16 @@ def test_max_entries_flag(tmp_path: Path, make_seed) -> None:
     assert titles == ["T4", "T3"]
 
 
-def test_incremental_rebuild_reads_only_changed_files(tmp_path: Path, make_seed, config, monkeypatch) -> None:
+def test_incremental_rebuild_reads_only_changed_files(tmp_path: Path, make_seed, config, counted) -> None:
     for n in range(4):
         make_seed(f"{n}.txt", stamp_ms=1681696026000 + n * 1000, title=f"T{n}", url=f"https://e.com/{n}")
     builder = Builder(config())
     first = builder.build()
     assert (first.ok, first.entries, first.changed, first.published) == (True, 4, 4, True)
 
-    import feedsvc.build as build_module
-
-    calls: list[str] = []
-    real = build_module.process_seed
-
-    def counting(data, source, *rest):
-        calls.append(source)
-        return real(data, source, *rest)
-
-    monkeypatch.setattr(build_module, "process_seed", counting)
+    assert len(counted) == 4
+    calls = counted
+    calls.clear()
     second = builder.build()
     assert (second.changed, second.published, calls) == (0, False, [])
 

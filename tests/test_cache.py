@@ -7,7 +7,6 @@ import pickle
 from pathlib import Path
 
 import feedparser
-import pytest
 from schemas import validate_atom
 
 import feedsvc.build as build_module
@@ -15,20 +14,6 @@ from benchmarks.corpus import write_corpus
 from feedsvc import policy
 from feedsvc.build import Builder
 from feedsvc.cache import CACHE_FILE, MemoryCache, SqliteCache
-
-
-@pytest.fixture
-def counted(monkeypatch) -> list[str]:
-    """The files the builder parses and sanitizes in this process."""
-    calls: list[str] = []
-    real = build_module.process_seed
-
-    def counting(data, source, *rest):
-        calls.append(source)
-        return real(data, source, *rest)
-
-    monkeypatch.setattr(build_module, "process_seed", counting)
-    return calls
 
 
 def feed(tmp_path: Path) -> bytes:

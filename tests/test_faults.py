@@ -222,14 +222,6 @@ def write_seed(folder: Path, name: str, title: str, n: int) -> None:
     (folder / name).write_text(seed_text(1700000000000 + n * 1000, title, f"https://e.com/{name}", f"<p>{title}</p>"))
 
 
-@pytest.fixture
-def seeds(tmp_path: Path) -> Path:
-    folder = tmp_path / "seeds"
-    folder.mkdir()
-    shutil.copy(SAMPLE, folder / SAMPLE.name)
-    return folder
-
-
 def test_disk_full_and_read_only_output_live(tmp_path: Path, seeds: Path) -> None:
     out = tmp_path / "out"
     markers = tmp_path / "faults"

@@ -24,14 +24,6 @@ FEEDSVC = [sys.executable, "-m", "feedsvc"]
 
 
 @pytest.fixture
-def seeds(tmp_path: Path) -> Path:
-    folder = tmp_path / "seeds"
-    folder.mkdir()
-    shutil.copy(SAMPLE, folder / SAMPLE.name)
-    return folder
-
-
-@pytest.fixture
 def server(tmp_path: Path, seeds: Path):
     from live import feed_env
 
