@@ -8,6 +8,7 @@ skipped; it never stops the build, and a failed build never replaces the last go
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import multiprocessing
@@ -16,7 +17,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from feedsvc.config import Config
 from feedsvc.entry import Entry, select_entries
 from feedsvc.outcome import Job, Outcome, ProcessSeed, fingerprint, outcome_key, process_job
 from feedsvc.outcome import process_seed as process_seed
-from feedsvc.publish import OBJECTS, Document, etag_for, publish, read_manifest, write_status
+from feedsvc.publish import MANIFEST, Document, Reuse, Stale, compress, etag_for, publish, read_manifest, write_status
 from feedsvc.render import FeedMeta, Rendered
 from feedsvc.render.archive import Page, archive_name, split_archive
 from feedsvc.render.documents import render_archive_page, render_documents
@@ -224,8 +225,13 @@ class Builder:
         self._records: dict[str, _Record] | None = None
         self._store: SqliteCache | MemoryCache | None = None
         self._fingerprint = fingerprint(config)
-        self._pages: dict[str, Rendered] = {}  # archive pages by composition key
-        self._page_names: dict[str, str] = {}
+        # What this builder last published, by document name: the archive pages' composition
+        # keys (None: not known yet, read from the manifest) and every body's SHA-256.
+        self._page_keys: dict[str, str] | None = None
+        self._shas: dict[str, str] = {}
+        # (the manifest's stat, entries, ETag) after this builder's last render and publish.
+        self._rendered: tuple[tuple[int, int, int] | None, int, str | None] | None = None
+        self._zipper: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self.last_result: BuildResult | None = None
         # The last build of record as status.json should hold it, even when writing it failed
@@ -248,11 +254,14 @@ class Builder:
         return self.config.build_workers or default_workers()
 
     def close(self) -> None:
-        """Release the cache file."""
+        """Release the cache file and the compressing threads."""
         with self._lock:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+            if self._zipper is not None:
+                self._zipper.shutdown()
+                self._zipper = None
 
     def build(
         self, progress: Callable[[int, int], None] | None = None, changed: Iterable[str] | None = None
@@ -390,56 +399,81 @@ class Builder:
             for note in head.notes:
                 result.notes.append(Problem(str(config.seeds_dir / rel), note))
 
+        unchanged = not first and not result.changed and self._rendered is not None
+        if unchanged and self._rendered[0] == self._stat_manifest():  # type: ignore[index]
+            result.entries, result.etag = self._rendered[1:]  # type: ignore[index]
+            return result  # nothing new, and the published state is still ours: nothing to render
+        self._rendered = None
+
         # All records, not only the newest max_entries: the older ones fill the RFC 5005 archive.
         meta = feed_meta(config)
         current, pages = split_archive(select_entries(records), config.max_entries, config.archive_page_size)
-        rendered = render_documents(meta, self.entries(current), self._archive(meta, pages))
+        newest = pages[-1].number if pages else None
+        subscription = render_documents(meta, self.entries(current), newest)
         result.entries = len(current)
-        result.etag = etag_for(rendered[0].body)
-        keys = {name: key for key, name in self._page_names.items()}
-        documents = [Document(r.name, r.body, r.content_type, r.last_modified, keys.get(r.name, "")) for r in rendered]
-        result.published = publish(config.output_dir, documents)
+        result.etag = etag_for(subscription[0].body)
+        documents = [self._document(r) for r in subscription]
+        archive = self._archive(meta, pages)
+        try:
+            result.published = publish(config.output_dir, [d() for d in documents + archive])
+        except Stale as exc:
+            # Another writer replaced pages this builder meant to keep: render those after all.
+            log.info("%s: rendering them again", exc)
+            self._page_keys = {}
+            archive = self._archive(meta, pages)
+            result.published = publish(config.output_dir, [d() for d in documents + archive])
+        self._page_keys = {d.name: d.source_key for d in (p() for p in archive)}
+        self._rendered = (self._stat_manifest(), result.entries, result.etag)
         return result
 
-    def _archive(self, meta: FeedMeta, pages: list[Page[_Record]]) -> list[Rendered]:
+    def _stat_manifest(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.out_dir / MANIFEST)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _document(self, rendered: Rendered, source_key: str = "", in_memory: bool = True) -> Callable[[], Document]:
+        """The Document for `rendered`, its gzip variant compressed meanwhile in another thread
+        (zlib lets go of the GIL) unless this body is the one already published."""
+        sha = hashlib.sha256(rendered.body).hexdigest()
+        unchanged = self._shas.get(rendered.name) == sha
+        self._shas[rendered.name] = sha
+        if self._zipper is None:
+            self._zipper = ThreadPoolExecutor(max_workers=default_workers(), thread_name_prefix="feedsvc-gzip")
+        gz = None if unchanged else self._zipper.submit(compress, rendered.body)
+        body, name, content_type, modified = rendered.body, rendered.name, rendered.content_type, rendered.last_modified
+
+        def document() -> Document:
+            return Document(name, body, content_type, modified, source_key, in_memory, gz.result() if gz else None)
+
+        return functools.cache(document)
+
+    def _archive(self, meta: FeedMeta, pages: list[Page[_Record]]) -> list[Callable[[], Document | Reuse]]:
         """The archive pages, rendered only where their entries (by cache key) changed.
 
         A page is planned from light records; its entries are loaded from the cache and rendered
         only when that page's composition is new, so memory and time grow with the pages that
-        change, not with the whole history. A new process takes unchanged pages from what is
-        already published (the manifest keeps each page's composition key). Only the bytes of
-        the current pages are kept.
+        change, not with the whole history. A page already published with the same composition
+        (the manifest keeps each page's key, so this holds for a new process too) is a `Reuse`:
+        no bytes are read, held or hashed.
         """
+        if self._page_keys is None:
+            published = (read_manifest(self.out_dir) or {}).get("documents", {})
+            self._page_keys = {name: doc.get("source_key", "") for name, doc in published.items()}
         newest = pages[-1].number if pages else 0
-        published: dict[str, Any] | None = None
-        kept: dict[str, Rendered] = {}
+        documents: list[Callable[[], Document | Reuse]] = []
         for page in pages:
             key = hashlib.sha256(
                 repr((meta, page.number, page.number < newest, [r.head.key for r in page.entries])).encode()
             ).hexdigest()
-            done = self._pages.get(key)
-            if done is None:
-                if published is None:
-                    published = (read_manifest(self.config.output_dir) or {}).get("documents", {})
-                done = self._published_page(published, archive_name(page.number), key)
-            if done is None:
-                done = render_archive_page(meta, Page(page.number, tuple(self.entries(page.entries))), newest)
-            kept[key] = done
-        self._pages = kept
-        self._page_names = {key: page.name for key, page in kept.items()}
-        return list(kept.values())
-
-    def _published_page(self, published: dict[str, Any], name: str, key: str) -> Rendered | None:
-        meta = published.get(name)
-        if not meta or meta.get("source_key") != key:
-            return None
-        try:
-            body = (self.config.output_dir / OBJECTS / meta["object"]).read_bytes()
-        except OSError:
-            return None
-        if etag_for(body) != meta["etag"]:
-            return None
-        return Rendered(name, body, meta["content_type"], datetime.fromisoformat(meta["last_modified"]))
+            name = archive_name(page.number)
+            if self._page_keys.get(name) == key:
+                documents.append(functools.partial(Reuse, name, key))
+                continue
+            rendered = render_archive_page(meta, Page(page.number, tuple(self.entries(page.entries))), newest)
+            documents.append(self._document(rendered, key, in_memory=False))
+        return documents
 
     def _stat_hinted(self, hint: set[str]) -> dict[str, SeedFile | None] | None:
         """rel → SeedFile (None: gone) for the reported paths; None when only a full scan will do."""

@@ -46,15 +46,53 @@ class Document:
     body: bytes
     content_type: str
     last_modified: datetime
-    # What the body was made from, opaque to publishing; kept in the manifest so a new builder
-    # process can tell that a document (an archive page) is already published and reuse it.
+    # What the body was made from, opaque to publishing; kept in the manifest so a builder can
+    # tell that a document (an archive page) is already published and pass a `Reuse` instead.
     source_key: str = ""
+    # False: web processes read it from its object file when asked (archive pages: many, cold),
+    # so their memory grows with the subscription documents, not with the history.
+    in_memory: bool = True
+    # Its gzip variant when the builder already compressed it (in parallel with rendering).
+    gzip: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """A document left as the current manifest has it, found by the `source_key` it was published with."""
+
+    name: str
+    source_key: str
+
+
+class Stale(Exception):
+    """Documents passed as `Reuse` that the current manifest does not have (another writer replaced them)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(f"not published as expected: {', '.join(names)}")
+        self.names = list(names)
 
 
 @dataclass(frozen=True)
 class Variant:
-    body: bytes
+    """One encoding of a published body: held in memory (`data`), or read from `path` when asked for."""
+
     etag: str
+    size: int
+    data: bytes | None = None
+    path: Path | None = None
+
+    @property
+    def body(self) -> bytes:
+        """The bytes. For a body on disk this reads the object file, and raises OSError when a
+        later publish has collected it (the caller refreshes its snapshot and asks again)."""
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        with open(self.path, "rb") as fh:
+            data = fh.read(self.size + 1)
+        if len(data) != self.size:
+            raise OSError(f"{self.path}: {len(data)} bytes, the manifest says {self.size}")
+        return data
 
 
 @dataclass(frozen=True)
@@ -148,8 +186,12 @@ def _remove_leftovers(out_dir: Path) -> None:
                         os.unlink(item.path)
 
 
-def publish(out_dir: Path, documents: Sequence[Document], plain_copies: Sequence[str] = ("feed.xml",)) -> bool:
-    """Publish `documents` as one version. Returns False (and touches nothing) when nothing changed."""
+def publish(out_dir: Path, documents: Sequence[Document | Reuse], plain_copies: Sequence[str] = ("feed.xml",)) -> bool:
+    """Publish `documents` as one version. Returns False (and touches nothing) when nothing changed.
+
+    A `Reuse` costs nothing: its manifest entry is carried over, its objects are already there.
+    Raises Stale (before writing anything) when one is not in the current manifest.
+    """
     objects = out_dir / OBJECTS
     with publish_lock(out_dir):
         _remove_leftovers(out_dir)
@@ -158,28 +200,42 @@ def publish(out_dir: Path, documents: Sequence[Document], plain_copies: Sequence
         entries: dict[str, dict[str, Any]] = {}
         bodies: dict[str, bytes] = {}
         previous_docs = old.get("documents", {}) if old else {}
+        stale = [
+            doc.name
+            for doc in documents
+            if isinstance(doc, Reuse) and previous_docs.get(doc.name, {}).get("source_key") != doc.source_key
+        ]
+        if stale:
+            raise Stale(stale)
         for doc in documents:
+            if isinstance(doc, Reuse):
+                entries[doc.name] = previous_docs[doc.name]
+                continue
             sha = digest(doc.body)
             same = previous_docs.get(doc.name, {})
-            if same.get("object") == sha and (objects / same.get("gzip_object", "")).is_file():
-                gz_sha, gz_etag = same["gzip_object"][: -len(".gz")], same["gzip_etag"]  # compressing is the cost
+            if same.get("object") == sha and "gzip_size" in same and (objects / same["gzip_object"]).is_file():
+                gz_object, gz_etag, gz_size = same["gzip_object"], same["gzip_etag"], same["gzip_size"]
             else:
-                gz = compress(doc.body)
-                gz_sha, gz_etag = digest(gz), etag_for(gz)
-                if not (objects / (gz_sha + ".gz")).exists():
-                    write_atomic(objects / (gz_sha + ".gz"), gz)
+                gz = doc.gzip if doc.gzip is not None else compress(doc.body)  # compressing is the cost
+                gz_object, gz_etag, gz_size = digest(gz) + ".gz", etag_for(gz), len(gz)
+                if not (objects / gz_object).exists():
+                    write_atomic(objects / gz_object, gz)
             if not (objects / sha).exists():
                 write_atomic(objects / sha, doc.body)
             entries[doc.name] = {
                 "object": sha,
                 "etag": etag_for(doc.body),
-                "gzip_object": gz_sha + ".gz",
+                "size": len(doc.body),
+                "gzip_object": gz_object,
                 "gzip_etag": gz_etag,
+                "gzip_size": gz_size,
                 "content_type": doc.content_type,
                 "last_modified": doc.last_modified.isoformat(),
             }
             if doc.source_key:
                 entries[doc.name]["source_key"] = doc.source_key
+            if not doc.in_memory:
+                entries[doc.name]["in_memory"] = False
             bodies[doc.name] = doc.body
         if old is not None and old.get("documents") == entries:
             return False
@@ -225,6 +281,9 @@ def read_status(out_dir: Path) -> dict[str, Any] | None:
 
 class PublishedStore:
     """A web process's view of the published state: bytes in memory, swapped when the manifest changes.
+
+    Documents published with `in_memory=False` (archive pages) are only referenced: their object
+    files are read when asked for, so a process's memory does not grow with the archive.
 
     Checking costs one stat() at most every `check_interval` seconds; a changed manifest is read
     and only objects not already held are loaded. A reader never sees a half-swapped state: the
@@ -275,20 +334,31 @@ class PublishedStore:
         try:
             for name, meta in manifest["documents"].items():
                 current = held.get(name)
-                if current is not None and current.identity.etag == meta["etag"]:
+                if current is not None and (current.identity.etag, current.gzip.etag) == (
+                    meta["etag"],
+                    meta["gzip_etag"],
+                ):
                     documents[name] = current
                     continue
-                body = (self.out_dir / OBJECTS / meta["object"]).read_bytes()
-                gz = (self.out_dir / OBJECTS / meta["gzip_object"]).read_bytes()
-                if etag_for(body) != meta["etag"] or etag_for(gz) != meta["gzip_etag"]:
-                    return None
+                identity = self._variant(meta["object"], meta["etag"], meta.get("size"), meta)
+                gz = self._variant(meta["gzip_object"], meta["gzip_etag"], meta.get("gzip_size"), meta)
                 documents[name] = Served(
                     name=name,
                     content_type=meta["content_type"],
                     last_modified=datetime.fromisoformat(meta["last_modified"]),
-                    identity=Variant(body, meta["etag"]),
-                    gzip=Variant(gz, meta["gzip_etag"]),
+                    identity=identity,
+                    gzip=gz,
                 )
         except (OSError, KeyError, TypeError, ValueError):
             return None  # a publish raced us and collected these objects: read the newer manifest
         return Snapshot(manifest.get("generation", 0), manifest.get("published_at", ""), documents)
+
+    def _variant(self, name: str, etag: str, size: int | None, meta: Mapping[str, Any]) -> Variant:
+        """A document held in memory (checked against its ETag), or a reference to its object file."""
+        path = self.out_dir / OBJECTS / name
+        if meta.get("in_memory", True):
+            data = path.read_bytes()
+            if etag_for(data) != etag:
+                raise ValueError(f"{path} does not match its ETag")
+            return Variant(etag, len(data), data)
+        return Variant(etag, os.stat(path).st_size if size is None else int(size), path=path)

@@ -1,7 +1,9 @@
 """`feedsvc serve`: gunicorn, embedded, running the app with its builder in one worker process.
 
-A production WSGI server (not Flask's development server) with the same app factory the
-Procfile uses; one worker with threads, so the builder election is won by that worker.
+A production server (not Flask's development server) with the same app factory the Procfile
+uses, in one worker, so the builder election is won by that worker. The worker is gunicorn's
+asyncio one, with `feedsvc.asgi.FeedFront` answering documents on the event loop and handing the
+rest to the Flask (WSGI) app in `threads` threads; see feedsvc/asgi.py for why.
 """
 
 from __future__ import annotations
@@ -28,17 +30,33 @@ class EmbeddedServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from feedsvc.web import create_app
+        from feedsvc.asgi import create_front
 
-        return create_app(self.feed_config)
+        _answer_after_half_close()
+        return create_front(self.feed_config)
+
+
+def _answer_after_half_close() -> None:
+    """Let gunicorn's asyncio worker answer a client that shuts its sending side after the request
+    (`printf 'GET /feed.xml HTTP/1.0\r\n\r\n' | nc -N host port`): asyncio closes the connection
+    on EOF unless the protocol keeps it open, and the response would be lost (RFC 9112 §9.6
+    allows the half-close; gunicorn's threaded worker answers it)."""
+    from gunicorn.asgi.protocol import ASGIProtocol
+    from gunicorn.workers import gasgi
+
+    class Protocol(ASGIProtocol):
+        def eof_received(self) -> bool:
+            return True  # keep the transport for writing; idle and keep-alive timeouts still close it
+
+    gasgi.ASGIProtocol = Protocol
 
 
 def gunicorn_options(config: Config) -> dict[str, Any]:
     return {
         "bind": [bind_address(config.host, config.port)],
         "workers": 1,
-        "worker_class": "gthread",
-        "threads": config.threads,
+        "worker_class": "asgi",
+        "worker_connections": 1000,
         "preload_app": False,
         "timeout": 30,
         "graceful_timeout": 5,

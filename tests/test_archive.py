@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from schemas import validate_atom
 from feedsvc.build import Builder
 from feedsvc.entry import Entry, make_entry, select_entries
 from feedsvc.parse import Article
-from feedsvc.publish import read_manifest
+from feedsvc.publish import read_manifest, write_atomic
 from feedsvc.render import FeedMeta
 from feedsvc.render.archive import split_archive
 from feedsvc.render.documents import render_all
@@ -207,3 +208,42 @@ def test_a_new_builder_reuses_the_published_archive_pages(tmp_path: Path, make_s
     make_seed("new.txt", stamp_ms=1700000000000 + 99 * 60_000, title="Newest", url="https://e.com/new")
     assert Builder(config(max_entries=3, archive_page_size=4)).build().published
     assert sorted(rendered) == [5, 6]
+
+
+def test_pages_replaced_by_another_writer_are_rendered_again(tmp_path: Path, make_seed, config) -> None:
+    """A builder passes unchanged pages as Reuse; when another writer has replaced one, it renders it."""
+    for i in range(12):
+        make_seed(f"{i:03}.txt", stamp_ms=1700000000000 + i * 60_000, title=f"A{i}", url=f"https://e.com/{i}")
+    cfg = config(max_entries=3, archive_page_size=4)
+    builder = Builder(cfg)
+    assert builder.build().published
+    out = tmp_path / "out"
+    manifest = read_manifest(out)
+    mine = manifest["documents"]["archive/1.xml"]
+    # Another writer publishes a page 1 of its own (here: the manifest says so).
+    manifest["documents"]["archive/1.xml"] = {**mine, "source_key": "someone else's"}
+    write_atomic(out / "manifest.json", json.dumps(manifest).encode())
+
+    make_seed("new.txt", stamp_ms=1700000000000 + 99 * 60_000, title="Newest", url="https://e.com/new")
+    assert builder.build().published
+    after = read_manifest(out)["documents"]
+    assert after["archive/1.xml"]["source_key"] == mine["source_key"]
+    assert (out / "objects" / after["archive/1.xml"]["object"]).read_bytes() == (
+        out / "objects" / mine["object"]).read_bytes()
+
+
+def test_unchanged_builds_render_nothing(make_seed, config, monkeypatch) -> None:
+    """A rescan that finds no change renders no document, unless the published state is not ours any more."""
+    import feedsvc.build as build_module
+
+    for i in range(6):
+        make_seed(f"{i:03}.txt", stamp_ms=1700000000000 + i * 60_000, title=f"A{i}", url=f"https://e.com/{i}")
+    builder = Builder(config(max_entries=2, archive_page_size=2))
+    first = builder.build()
+    calls: list[int] = []
+    real = build_module.render_documents
+    monkeypatch.setattr(build_module, "render_documents", lambda *a: calls.append(1) or real(*a))
+    again = builder.build()
+    assert calls == [] and not again.published and (again.entries, again.etag) == (first.entries, first.etag)
+    (builder.out_dir / "manifest.json").unlink()  # the published state is gone: publish it again
+    assert builder.build().published and calls == [1]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from werkzeug.http import http_date, is_resource_modified
 
 from feedsvc.build import Builder
-from feedsvc.web import create_app
+from feedsvc.web import create_app, not_modified
 
 REQUESTS = [
     ("GET", "/feed.xml", {}),
@@ -58,3 +63,25 @@ def test_before_the_first_publish_flask_answers(config) -> None:
     client = create_app(config(), run_builder=False).test_client()
     response = client.get("/feed.xml")
     assert response.status_code == 503 and response.headers["Retry-After"]
+
+
+ETAG = '"0123456789abcdef0123456789abcdef"'
+LAST_MODIFIED = datetime(2024, 5, 6, 7, 8, 9, 500_000, tzinfo=UTC)
+_tag = st.sampled_from([ETAG, "W/" + ETAG, '"other"', 'W/"other"', '"0123"', "*", "", "garbage", '"a,b"'])
+_if_none_match = st.lists(_tag, max_size=3).map(", ".join) | st.text(alphabet='"W/ ,*ab', max_size=12)
+_if_modified_since = st.sampled_from(
+    [http_date(LAST_MODIFIED + timedelta(seconds=s)) for s in (-3600, -1, 0, 1, 86400)]
+    + ["Sat, 01 Jan 2000 00:00:00 GMT", "not a date", "", "Mon, 06 May 2024 07:08:09"]
+)
+
+
+@given(st.none() | _if_none_match, st.none() | _if_modified_since)
+def test_not_modified_agrees_with_werkzeug(if_none_match, if_modified_since) -> None:
+    """The cached conditional check decides exactly as werkzeug's general-purpose one."""
+    environ = {"REQUEST_METHOD": "GET"}
+    if if_none_match is not None:
+        environ["HTTP_IF_NONE_MATCH"] = if_none_match
+    if if_modified_since is not None:
+        environ["HTTP_IF_MODIFIED_SINCE"] = if_modified_since
+    expected = not is_resource_modified(environ, etag=ETAG.strip('"'), last_modified=LAST_MODIFIED)
+    assert not_modified(environ, ETAG, LAST_MODIFIED) == expected

@@ -6,6 +6,8 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from feedsvc.publish import Document, PublishedStore, publish
 
 
@@ -34,3 +36,32 @@ def test_requests_during_the_first_load_wait_for_it(tmp_path: Path, monkeypatch)
     waiter.join(10)
     assert first[0] is not None
     assert second == [first[0]]  # not None: it waited for the load instead of answering 503
+
+
+def test_archive_pages_are_read_from_disk_and_survive_collection(make_seed, config) -> None:
+    """Archive pages are not held in memory; a page collected under a stale snapshot is served anew."""
+    from feedsvc.build import Builder
+    from feedsvc.web import create_app
+
+    for i in range(5):
+        make_seed(f"{i:03}.txt", stamp_ms=1700000000000 + i * 60_000, title=f"A{i}", url=f"https://e.com/{i}")
+    cfg = config(max_entries=1, archive_page_size=2)
+    builder = Builder(cfg)
+    builder.build()
+    app = create_app(cfg, run_builder=False)
+    store = app.extensions["feedsvc"].store
+    snapshot = store.snapshot
+    assert snapshot.documents["feed.xml"].identity.data is not None
+    page = snapshot.documents["archive/1.xml"]
+    assert page.identity.data is None and page.gzip.data is None
+    client = app.test_client()
+    assert client.get("/archive/1.xml").data == page.identity.body
+
+    store.check_interval = 3600  # keep the stale snapshot: the race a busy process can see
+    for n in range(2):  # two publishes: page 1's old objects are collected
+        make_seed("000.txt", stamp_ms=1700000000000, title=f"edited {n}", url="https://e.com/0")
+        assert builder.build().published
+    with pytest.raises(OSError):
+        _ = page.identity.body  # its object file was collected
+    response = client.get("/archive/1.xml")
+    assert response.status_code == 200 and b"edited 1" in response.data

@@ -34,11 +34,6 @@ def archive_name(number: int) -> str:
     return f"archive/{number}.xml"
 
 
-def archive_number(name: str) -> int:
-    """`archive/12.xml` → 12."""
-    return int(name.removeprefix("archive/").removesuffix(".xml"))
-
-
 def split_archive(entries: Sequence[T], max_entries: int, page_size: int) -> tuple[list[T], list[Page[T]]]:
     """`entries` newest first (all of them) → (the subscription feed's entries, archive pages oldest first).
 

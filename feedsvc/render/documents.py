@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from feedsvc.entry import Entry
 from feedsvc.render import FeedMeta, Rendered, feed_updated
-from feedsvc.render.archive import Page, archive_name, archive_number, render_page, split_archive, subscription_paging
+from feedsvc.render.archive import Page, archive_name, render_page, split_archive, subscription_paging
 from feedsvc.render.atom import render_atom
 from feedsvc.render.html import render_index
 from feedsvc.render.jsonfeed import render_jsonfeed
@@ -27,20 +27,19 @@ XSL_TYPE = "text/xsl; charset=utf-8"
 SUBSCRIPTION_FEEDS = ("feed.xml", "feed.rss", "feed.json")
 
 
-def render_documents(meta: FeedMeta, current: Sequence[Entry], archive: Sequence[Rendered] = ()) -> list[Rendered]:
-    """The subscription documents for `current` (the newest `max_entries`), plus the archive pages
-    already rendered (`render_archive_page`), which /feed.xml links to with prev-archive."""
+def render_documents(meta: FeedMeta, current: Sequence[Entry], newest_page: int | None = None) -> list[Rendered]:
+    """The subscription documents for `current` (the newest `max_entries`); /feed.xml links to the
+    newest archive page, `newest_page`, with prev-archive."""
     updated = feed_updated(current)
-    newest = max((archive_number(page.name) for page in archive), default=None)
     documents = [
-        Rendered("feed.xml", render_atom(meta, current, subscription_paging(meta, newest)), ATOM_TYPE, updated),
+        Rendered("feed.xml", render_atom(meta, current, subscription_paging(meta, newest_page)), ATOM_TYPE, updated),
         Rendered("feed.rss", render_rss(meta, current, meta.url("feed.rss")), RSS_TYPE, updated),
         Rendered("feed.json", render_jsonfeed(meta, current, meta.url("feed.json")), JSON_FEED_TYPE, updated),
         Rendered("index.html", render_index(meta, current), HTML_TYPE, updated),
     ]
     if meta.stylesheet:
         documents.append(Rendered("feed.xsl", FEED_XSL, XSL_TYPE, updated))
-    return documents + list(archive)
+    return documents
 
 
 def render_archive_page(meta: FeedMeta, page: Page[Entry], newest: int) -> Rendered:
@@ -56,4 +55,5 @@ def render_all(meta: FeedMeta, entries: Sequence[Entry], max_entries: int, archi
     """
     current, pages = split_archive(entries, max_entries, archive_page_size)
     newest = pages[-1].number if pages else 0
-    return render_documents(meta, current, [render_archive_page(meta, page, newest) for page in pages])
+    archive = [render_archive_page(meta, page, newest) for page in pages]
+    return render_documents(meta, current, newest or None) + archive
