@@ -12,6 +12,7 @@ import functools
 import hashlib
 import logging
 import multiprocessing
+import operator
 import os
 import stat
 import threading
@@ -26,7 +27,7 @@ from typing import Any
 
 from feedsvc.cache import CacheError, Head, MemoryCache, SqliteCache, head_of, open_cache
 from feedsvc.config import Config
-from feedsvc.entry import Entry, select_entries
+from feedsvc.entry import Entry, newest_first, select_entries
 from feedsvc.outcome import Job, Outcome, ProcessSeed, fingerprint, outcome_key, process_job
 from feedsvc.outcome import process_seed as process_seed
 from feedsvc.publish import MANIFEST, Document, Reuse, Stale, compress, etag_for, publish, read_manifest, write_status
@@ -118,7 +119,7 @@ class _Record:
     any entry.
     """
 
-    __slots__ = ("dedup_key", "head", "id", "published", "rel", "sha", "source", "stat_key", "updated")
+    __slots__ = ("dedup_key", "head", "id", "order", "published", "rel", "sha", "source", "stat_key", "updated")
 
     def __init__(self, rel: str, stat_key: tuple[int, int, int], sha: str, head: Head) -> None:
         self.rel = rel
@@ -130,6 +131,10 @@ class _Record:
         self.updated = head.updated
         self.published = head.published
         self.source = rel
+        self.order = newest_first(self) if head.id is not None else None
+
+
+_ORDER = operator.attrgetter("order")
 
 
 @dataclass(frozen=True)
@@ -386,7 +391,7 @@ class Builder:
             {rel: (r.stat_key, r.sha) for rel, r in new.items() if r.sha and known.get(rel) != (r.stat_key, r.sha)},
             gone,
         )
-        if result.changed:
+        if result.changed and store.needs_pruning(len(fresh)):
             store.prune({r.head.key for r in fresh.values() if r.head.key})
 
         records: list[_Record] = []
@@ -407,7 +412,8 @@ class Builder:
 
         # All records, not only the newest max_entries: the older ones fill the RFC 5005 archive.
         meta = feed_meta(config)
-        current, pages = split_archive(select_entries(records), config.max_entries, config.archive_page_size)
+        chosen = select_entries(records, key=_ORDER)
+        current, pages = split_archive(chosen, config.max_entries, config.archive_page_size)
         newest = pages[-1].number if pages else None
         subscription = render_documents(meta, self.entries(current), newest)
         result.entries = len(current)

@@ -101,6 +101,9 @@ class MemoryCache:
         for rel in removed:
             files.pop(rel, None)
 
+    def needs_pruning(self, live: int) -> bool:
+        return len(self._outcomes) > live
+
     def prune(self, live: set[str]) -> None:
         for key in self._outcomes.keys() - live:
             del self._outcomes[key]
@@ -244,13 +247,15 @@ class SqliteCache:
                 ((root, rel, *stat, sha) for rel, (stat, sha) in upserts.items()),
             )
 
-    def prune(self, live: set[str]) -> None:
-        """Forget outcomes no file refers to any more (old versions, old policies), when they pile up."""
+    def needs_pruning(self, live: int) -> bool:
+        """Whether outcomes no file refers to (old versions, old policies) have piled up."""
         if self._rows is None:
             with self._locked() as db:
                 self._rows = db.execute("SELECT count(*) FROM outcomes").fetchone()[0]
-        if self._rows <= 2 * len(live) + 1000:
-            return
+        return self._rows > 2 * live + 1000
+
+    def prune(self, live: set[str]) -> None:
+        """Forget outcomes no file refers to any more (`live` are the keys still in use)."""
         with self._transaction() as db:
             db.execute("CREATE TEMP TABLE IF NOT EXISTS live (key TEXT PRIMARY KEY) WITHOUT ROWID")
             db.execute("DELETE FROM live")

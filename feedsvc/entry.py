@@ -117,21 +117,25 @@ class Choosable(Protocol):
 E = TypeVar("E", bound=Choosable)
 
 
-def _newest_first(entry: Choosable) -> tuple:
+def newest_first(entry: Choosable) -> tuple:
+    """The feed's order as a sort key (largest first)."""
     return (entry.updated, entry.published or entry.updated, entry.id, entry.source)
 
 
-def select_entries(entries: Iterable[E], max_entries: int | None = None) -> list[E]:
+def select_entries(
+    entries: Iterable[E], max_entries: int | None = None, key: Callable[[E], Any] = newest_first
+) -> list[E]:
     """Newest first, one entry per article URL (the newer `updated` wins), at most `max_entries`.
 
     The order is total (ties broken by id, then source path), so the same input gives the same feed.
+    `key` must equal `newest_first`; a caller that keeps it precomputed passes a cheaper getter.
     """
     chosen: dict[str, E] = {}
     for entry in entries:
-        key = entry.dedup_key
-        current = chosen.get(key)
-        if current is None or _newest_first(entry) > _newest_first(current):
-            chosen[key] = entry
+        dedup = entry.dedup_key
+        current = chosen.get(dedup)
+        if current is None or key(entry) > key(current):
+            chosen[dedup] = entry
     if max_entries is not None:
-        return heapq.nlargest(max_entries, chosen.values(), key=_newest_first)
-    return sorted(chosen.values(), key=_newest_first, reverse=True)
+        return heapq.nlargest(max_entries, chosen.values(), key=key)
+    return sorted(chosen.values(), key=key, reverse=True)

@@ -127,8 +127,9 @@ def compress(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=9, mtime=0)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Temp file in the same directory, fsync, chmod, os.replace, fsync the directory."""
+def write_atomic(path: Path, data: bytes, mode: int = 0o644, sync_dir: bool = True) -> None:
+    """Temp file in the same directory, fsync, chmod, os.replace, fsync the directory (unless the
+    caller does that once for many files)."""
     fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -141,7 +142,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if sync_dir:
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -219,9 +221,9 @@ def publish(out_dir: Path, documents: Sequence[Document | Reuse], plain_copies: 
                 gz = doc.gzip if doc.gzip is not None else compress(doc.body)  # compressing is the cost
                 gz_object, gz_etag, gz_size = digest(gz) + ".gz", etag_for(gz), len(gz)
                 if not (objects / gz_object).exists():
-                    write_atomic(objects / gz_object, gz)
+                    write_atomic(objects / gz_object, gz, sync_dir=False)
             if not (objects / sha).exists():
-                write_atomic(objects / sha, doc.body)
+                write_atomic(objects / sha, doc.body, sync_dir=False)
             entries[doc.name] = {
                 "object": sha,
                 "etag": etag_for(doc.body),
@@ -239,6 +241,7 @@ def publish(out_dir: Path, documents: Sequence[Document | Reuse], plain_copies: 
             bodies[doc.name] = doc.body
         if old is not None and old.get("documents") == entries:
             return False
+        _fsync_dir(objects)  # every new object's name is durable before the manifest names it
 
         for name in plain_copies:
             if name in bodies:
@@ -251,7 +254,8 @@ def publish(out_dir: Path, documents: Sequence[Document | Reuse], plain_copies: 
             "documents": entries,
             "previous": previous,
         }
-        write_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+        # Compact: json's C encoder does not indent, and a long archive makes this file big.
+        write_atomic(out_dir / MANIFEST, json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
         _collect_garbage(objects, [entries, previous])
         return True
 
