@@ -56,7 +56,7 @@ def test_unwritable_output_keeps_the_last_feed_and_recovers(tmp_path: Path, make
     real = publish_module.write_atomic
     calls = []
 
-    def failing(path: Path, data: bytes, mode: int = 0o644) -> None:
+    def failing(path: Path, data: bytes, mode: int = 0o644, sync_dir: bool = True) -> None:
         calls.append(path.name)
         raise OSError(code, os.strerror(code))
 
