@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import multiprocessing
 import operator
 import os
 import stat
@@ -28,9 +27,29 @@ from typing import Any
 from feedsvc.cache import CacheError, Head, MemoryCache, SqliteCache, head_of, open_cache
 from feedsvc.config import Config
 from feedsvc.entry import Entry, newest_first, select_entries
-from feedsvc.outcome import Job, Outcome, ProcessSeed, fingerprint, outcome_key, process_job
+from feedsvc.outcome import Outcome, fingerprint, outcome_key
 from feedsvc.outcome import process_seed as process_seed
-from feedsvc.publish import MANIFEST, Document, Reuse, Stale, compress, etag_for, publish, read_manifest, write_status
+from feedsvc.pool import (
+    ARCHIVE_GZIP_LEVEL,
+    PageTask,
+    Task,
+    default_workers,
+    pool_context,
+    render_pages,
+    run_tasks,
+)
+from feedsvc.publish import (
+    MANIFEST,
+    Document,
+    Reuse,
+    Stale,
+    Stored,
+    compress,
+    etag_for,
+    publish,
+    read_manifest,
+    write_status,
+)
 from feedsvc.render import FeedMeta, Rendered
 from feedsvc.render.archive import Page, archive_name, split_archive
 from feedsvc.render.documents import render_archive_page, render_documents
@@ -48,6 +67,9 @@ POOL_MIN_FILES = {"bleach": 200, "nh3": 2000}
 SPAWN_MIN_FILES = {"bleach": 2000, "nh3": 20000}
 # Files per task sent to a worker: one pickle round trip per chunk, small enough to show progress.
 _CHUNK = 64
+# Archive pages rendered by the pool when at least this many changed, this many per task.
+_POOL_MIN_PAGES = 8
+_PAGES_PER_TASK = 4
 # Outcomes written to the cache per transaction.
 _WRITE_BATCH = 1024
 
@@ -137,68 +159,13 @@ class _Record:
 _ORDER = operator.attrgetter("order")
 
 
-@dataclass(frozen=True)
-class _Task:
-    """One file for a worker: where to read it, and the hash the builder saw (checked on read)."""
-
-    path: str
-    source: str
-    mtime_ns: int
-    size: int
-    sha: str
-
-
-def _task(seed: SeedFile, sha: str) -> _Task:
-    return _Task(str(seed.path), seed.rel, seed.mtime_ns, seed.size, sha)
-
-
-def run_tasks(
-    tasks: Sequence[_Task], config: Config, limit: int, process: ProcessSeed | None = None
-) -> list[tuple[str, Outcome | None]]:
-    """Read and process files (in a pool worker, or inline): (hash read, Outcome).
-
-    The worker reads the file itself, so the builder never holds a cold build's bytes; the
-    Outcome is None when the file changed or vanished since the builder hashed it.
-    """
-    results: list[tuple[str, Outcome | None]] = []
-    for task in tasks:
-        try:
-            with open(task.path, "rb") as fh:
-                data = fh.read(limit)
-        except OSError:
-            results.append(("", None))
-            continue
-        sha = hashlib.sha256(data).hexdigest()
-        if sha != task.sha:
-            results.append((sha, None))
-            continue
-        job = Job(data, task.source, task.mtime_ns, task.size)
-        results.append((sha, process_job(job, config, limit, process)))
-    return results
+def _given(document: Stored) -> Callable[[], Stored]:
+    return lambda: document
 
 
 def _unreadable(rel: str, reason: str) -> _Record:
     # A fake stat key: an unreadable file is retried on the next build, not remembered.
     return _Record(rel, (-1, -1, -1), "", Head("", None, None, None, None, None, reason, ()))
-
-
-def pool_context() -> multiprocessing.context.BaseContext:
-    """`fork` from a single-threaded process (`feedsvc build`): workers start at once, imports done.
-
-    The service builds in threaded processes (gunicorn, APScheduler), where forking can copy a
-    lock held by another thread: there, `spawn` (workers import afresh, ~0.5 s, paid once per
-    cold build).
-    """
-    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
-
-
-def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 class Builder:
@@ -237,6 +204,8 @@ class Builder:
         # (the manifest's stat, entries, ETag) after this builder's last render and publish.
         self._rendered: tuple[tuple[int, int, int] | None, int, str | None] | None = None
         self._zipper: ThreadPoolExecutor | None = None
+        # Worker processes, during a build that has many files to process.
+        self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self.last_result: BuildResult | None = None
         # The last build of record as status.json should hold it, even when writing it failed
@@ -293,6 +262,8 @@ class Builder:
             except OSError as exc:
                 result = BuildResult(ok=False, error=f"cannot publish to {self.out_dir}: {exc.strerror or exc}")
                 log.error("build failed: %s (the last published feed stays)", result.error)
+            finally:
+                self._stop_pool()
             result.duration = time.perf_counter() - started
             result.finished_at = datetime.now(UTC)
             self.builds += 1
@@ -426,6 +397,7 @@ class Builder:
             # Another writer replaced pages this builder meant to keep: render those after all.
             log.info("%s: rendering them again", exc)
             self._page_keys = {}
+            self._stop_pool()  # rendered here, every page goes to publish with its bytes
             archive = self._archive(meta, pages)
             result.published = publish(config.output_dir, [d() for d in documents + archive])
         self._page_keys = {d.name: d.source_key for d in (p() for p in archive)}
@@ -439,7 +411,9 @@ class Builder:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_size
 
-    def _document(self, rendered: Rendered, source_key: str = "", in_memory: bool = True) -> Callable[[], Document]:
+    def _document(
+        self, rendered: Rendered, source_key: str = "", in_memory: bool = True, level: int = 9
+    ) -> Callable[[], Document]:
         """The Document for `rendered`, its gzip variant compressed meanwhile in another thread
         (zlib lets go of the GIL) unless this body is the one already published."""
         sha = hashlib.sha256(rendered.body).hexdigest()
@@ -447,7 +421,7 @@ class Builder:
         self._shas[rendered.name] = sha
         if self._zipper is None:
             self._zipper = ThreadPoolExecutor(max_workers=default_workers(), thread_name_prefix="feedsvc-gzip")
-        gz = None if unchanged else self._zipper.submit(compress, rendered.body)
+        gz = None if unchanged else self._zipper.submit(compress, rendered.body, level)
         body, name, content_type, modified = rendered.body, rendered.name, rendered.content_type, rendered.last_modified
 
         def document() -> Document:
@@ -455,7 +429,7 @@ class Builder:
 
         return functools.cache(document)
 
-    def _archive(self, meta: FeedMeta, pages: list[Page[_Record]]) -> list[Callable[[], Document | Reuse]]:
+    def _archive(self, meta: FeedMeta, pages: list[Page[_Record]]) -> list[Callable[[], Document | Reuse | Stored]]:
         """The archive pages, rendered only where their entries (by cache key) changed.
 
         A page is planned from light records; its entries are loaded from the cache and rendered
@@ -468,18 +442,57 @@ class Builder:
             published = (read_manifest(self.out_dir) or {}).get("documents", {})
             self._page_keys = {name: doc.get("source_key", "") for name, doc in published.items()}
         newest = pages[-1].number if pages else 0
-        documents: list[Callable[[], Document | Reuse]] = []
-        for page in pages:
-            key = hashlib.sha256(
+        keys = [
+            hashlib.sha256(
                 repr((meta, page.number, page.number < newest, [r.head.key for r in page.entries])).encode()
             ).hexdigest()
-            name = archive_name(page.number)
-            if self._page_keys.get(name) == key:
-                documents.append(functools.partial(Reuse, name, key))
-                continue
-            rendered = render_archive_page(meta, Page(page.number, tuple(self.entries(page.entries))), newest)
-            documents.append(self._document(rendered, key, in_memory=False))
-        return documents
+            for page in pages
+        ]
+        todo = [
+            (page, key)
+            for page, key in zip(pages, keys, strict=True)
+            if self._page_keys.get(archive_name(page.number)) != key
+        ]
+        made = self._render_pages(meta, newest, todo)
+        return [
+            made.get(page.number) or functools.partial(Reuse, archive_name(page.number), key)
+            for page, key in zip(pages, keys, strict=True)
+        ]
+
+    def _render_pages(
+        self, meta: FeedMeta, newest: int, todo: list[tuple[Page[_Record], str]]
+    ) -> dict[int, Callable[[], Document | Stored]]:
+        """page number → its Document. Many pages (a cold build, an edit deep in the history) are
+        rendered by the build's worker processes, which read their entries from the cache file
+        and write the pages' objects; a few, or any a worker could not do, here."""
+        made: dict[int, Callable[[], Document | Stored]] = {}
+        pool, store = self._pool, self.store
+        if pool is not None and isinstance(store, SqliteCache) and len(todo) >= _POOL_MIN_PAGES:
+            batches = [todo[i : i + _PAGES_PER_TASK] for i in range(0, len(todo), _PAGES_PER_TASK)]
+            try:
+                futures = [
+                    pool.submit(
+                        render_pages,
+                        store.path,
+                        self.out_dir,
+                        meta,
+                        newest,
+                        [PageTask(page.number, tuple(r.head.key for r in page.entries), key) for page, key in batch],
+                    )
+                    for batch in batches
+                ]
+                for batch, future in zip(batches, futures, strict=True):
+                    for (page, _), document in zip(batch, future.result(), strict=True):
+                        if document is not None:
+                            made[page.number] = _given(document)
+            except (BrokenProcessPool, OSError) as exc:
+                log.warning("process pool failed (%s): rendering the archive in this process", exc)
+                self._stop_pool()
+        for page, key in todo:
+            if page.number not in made:
+                rendered = render_archive_page(meta, Page(page.number, tuple(self.entries(page.entries))), newest)
+                made[page.number] = self._document(rendered, key, in_memory=False, level=ARCHIVE_GZIP_LEVEL)
+        return made
 
     def _stat_hinted(self, hint: set[str]) -> dict[str, SeedFile | None] | None:
         """rel → SeedFile (None: gone) for the reported paths; None when only a full scan will do."""
@@ -517,7 +530,7 @@ class Builder:
         for record in missing:
             # Pruned by another process sharing the cache: make it again from the file.
             seed = SeedFile(str(self.config.seeds_dir / record.rel), record.rel, *record.stat_key)
-            outcome = self._process([_task(seed, record.sha)])[0][1]
+            outcome = self._process([Task(seed, record.sha)])[0][1]
             if outcome is None:
                 continue
             self.store.put([(record.head, outcome)])
@@ -538,7 +551,14 @@ class Builder:
         """Records for the files whose stat changed: from memory or the cache when their bytes did not."""
         new: dict[str, _Record] = {}
         hashed: list[tuple[SeedFile, str]] = []
+        # Nothing in memory and nothing cached (a cold build): hashing the files up front would
+        # find nothing to reuse, so the workers hash what they read.
+        unhashed: list[SeedFile] = []
+        blind = not previous and self.store.is_empty()
         for seed, sha in pending:
+            if sha is None and blind:
+                unhashed.append(seed)
+                continue
             if sha is None:
                 try:
                     sha = hashlib.sha256(read_seed(seed, limit)).hexdigest()
@@ -558,7 +578,7 @@ class Builder:
         keys = {seed.rel: outcome_key(self._fingerprint, seed.rel, sha) for seed, sha in hashed}
         heads = self.store.heads(keys.values()) if hashed else {}
         todo: list[SeedFile] = []
-        tasks: list[_Task] = []
+        tasks: list[Task] = []
         for seed, sha in hashed:
             before = previous.get(seed.rel)
             old_sha = before.sha if before is not None else (known[seed.rel][1] if seed.rel in known else None)
@@ -570,16 +590,25 @@ class Builder:
                 self._report(seed.rel, head)
                 continue
             todo.append(seed)
-            tasks.append(_task(seed, sha))
+            tasks.append(Task(seed, sha))
+        todo += unhashed
+        tasks += [Task(seed) for seed in unhashed]
 
         done = total - len(tasks)
         if progress is not None:
             progress(done, total)
         cursor, batch = 0, []
         for chunk, outcomes in self._run(tasks):
-            for seed, (sha, outcome) in zip(todo[cursor : cursor + len(chunk)], outcomes, strict=True):
+            for seed, task, (sha, outcome) in zip(todo[cursor : cursor + len(chunk)], chunk, outcomes, strict=True):
                 if outcome is None:
                     continue  # changed or gone while being read: the next build sees the truth
+                if not sha:
+                    new[seed.rel] = _unreadable(seed.rel, outcome.problem or "cannot read")
+                    if seed.rel not in previous or previous[seed.rel].sha:
+                        self._report(seed.rel, new[seed.rel].head)
+                    continue
+                if not task.sha and (known[seed.rel][1] if seed.rel in known else None) != sha:
+                    result.changed += 1
                 key = outcome_key(self._fingerprint, seed.rel, sha)
                 head = head_of(key, outcome, seed.mtime_ns)
                 batch.append((head, outcome))
@@ -595,42 +624,59 @@ class Builder:
         self.store.put(batch)
         return new
 
-    def _process(self, tasks: Sequence[_Task]) -> list[tuple[str, Outcome | None]]:
+    def _process(self, tasks: Sequence[Task]) -> list[tuple[str, Outcome | None]]:
         limit = self.config.max_article_bytes + _HEADER_ALLOWANCE
         # process_seed is looked up at call time, so tests can count the calls.
         return run_tasks(tasks, self.config, limit, process_seed)
 
-    def _run(self, tasks: list[_Task]) -> Iterator[tuple[Sequence[_Task], list[tuple[str, Outcome | None]]]]:
-        """(chunk, its results) in order: in a process pool when there are enough files to pay for it."""
-        workers = min(self.workers, max(1, len(tasks) // _CHUNK))
+    def _run(self, tasks: list[Task]) -> Iterator[tuple[Sequence[Task], list[tuple[str, Outcome | None]]]]:
+        """(chunk, its results) in order: in a process pool when there are enough files to pay for it.
+
+        The pool stays up until the build ends: the archive pages, if many changed, are rendered there too.
+        """
         chunks = [tasks[i : i + _CHUNK] for i in range(0, len(tasks), _CHUNK)]
-        context = pool_context()
-        minimum = (POOL_MIN_FILES if context.get_start_method() == "fork" else SPAWN_MIN_FILES).get(
-            self.config.sanitizer, 2000
-        )
-        if workers < 2 or len(tasks) < minimum:
+        pool = self._start_pool(len(tasks))
+        if pool is None:
             for chunk in chunks:
                 yield chunk, self._process(chunk)
             return
         limit = self.config.max_article_bytes + _HEADER_ALLOWANCE
         done = 0
         try:
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                # A bounded window of chunks in flight: the workers stay busy, memory stays flat.
-                window = 4 * workers
-                futures: list[Future[list[tuple[str, Outcome | None]]] | None] = []
-                for i, chunk in enumerate(chunks):
-                    futures.append(pool.submit(run_tasks, chunk, self.config, limit))
-                    if i + 1 >= window:
-                        yield chunks[done], self._collect(futures, done)
-                        done += 1
-                while done < len(chunks):
+            # A bounded window of chunks in flight: the workers stay busy, memory stays flat.
+            window = 4 * self.workers
+            futures: list[Future[list[tuple[str, Outcome | None]]] | None] = []
+            for i, chunk in enumerate(chunks):
+                futures.append(pool.submit(run_tasks, chunk, self.config, limit))
+                if i + 1 >= window:
                     yield chunks[done], self._collect(futures, done)
                     done += 1
+            while done < len(chunks):
+                yield chunks[done], self._collect(futures, done)
+                done += 1
         except (BrokenProcessPool, OSError) as exc:
             log.warning("process pool failed (%s): processing the rest in this process", exc)
+            self._stop_pool()
             for chunk in chunks[done:]:
                 yield chunk, self._process(chunk)
+
+    def _start_pool(self, files: int) -> ProcessPoolExecutor | None:
+        """Worker processes for this build, when `files` are enough to pay for starting them."""
+        workers = min(self.workers, max(1, files // _CHUNK))
+        context = pool_context()
+        minimum = (POOL_MIN_FILES if context.get_start_method() == "fork" else SPAWN_MIN_FILES).get(
+            self.config.sanitizer, 2000
+        )
+        if workers < 2 or files < minimum:
+            return None
+        self._stop_pool()
+        self._pool = ProcessPoolExecutor(workers, mp_context=context)
+        return self._pool
+
+    def _stop_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     @staticmethod
     def _collect(futures: list[Future[list[tuple[str, Outcome | None]]] | None], index: int) -> list:

@@ -163,7 +163,9 @@ def _inline_text(text: str) -> str:
 
 
 def _clean_url(url: str) -> str | None:
-    url = "".join(ch for ch in url.strip() if unicodedata.category(ch) not in ("Cc", "Cf"))
+    url = url.strip()
+    if not (url.isascii() and url.isprintable()):  # printable ASCII holds no control or format character
+        url = "".join(ch for ch in url if unicodedata.category(ch) not in ("Cc", "Cf"))
     url = url.replace(" ", "%20")
     return url or None
 

@@ -64,8 +64,19 @@ class Reuse:
     source_key: str
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A document whose object files `store` has already written (in a pool worker, in parallel):
+    publishing it only names them in the manifest."""
+
+    name: str
+    source_key: str
+    entry: Mapping[str, Any]
+
+
 class Stale(Exception):
-    """Documents passed as `Reuse` that the current manifest does not have (another writer replaced them)."""
+    """Documents passed as `Reuse` that the current manifest does not have (another writer replaced
+    them), or as `Stored` whose objects are gone (another writer's publish collected them)."""
 
     def __init__(self, names: Sequence[str]) -> None:
         super().__init__(f"not published as expected: {', '.join(names)}")
@@ -119,12 +130,16 @@ def digest(data: bytes) -> str:
 
 def etag_for(data: bytes) -> str:
     """A strong ETag from the bytes: the same body, the same tag, across rebuilds, restarts and hosts."""
-    return '"' + digest(data)[:32] + '"'
+    return _etag(digest(data))
 
 
-def compress(data: bytes) -> bytes:
+def _etag(sha: str) -> str:
+    return '"' + sha[:32] + '"'
+
+
+def compress(data: bytes, level: int = 9) -> bytes:
     """Deterministic gzip (no timestamp, no file name): the same body always compresses to the same bytes."""
-    return gzip.compress(data, compresslevel=9, mtime=0)
+    return gzip.compress(data, compresslevel=level, mtime=0)
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644, sync_dir: bool = True) -> None:
@@ -188,11 +203,53 @@ def _remove_leftovers(out_dir: Path) -> None:
                         os.unlink(item.path)
 
 
-def publish(out_dir: Path, documents: Sequence[Document | Reuse], plain_copies: Sequence[str] = ("feed.xml",)) -> bool:
+def store(out_dir: Path, doc: Document) -> Stored:
+    """Write `doc`'s objects ahead of `publish`, which then only checks they are still there."""
+    objects = out_dir / OBJECTS
+    objects.mkdir(parents=True, exist_ok=True)
+    return Stored(doc.name, doc.source_key, _write_objects(objects, doc, {}))
+
+
+def _write_objects(objects: Path, doc: Document, before: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the objects of `doc` not there yet (not fsynced: the caller syncs the directory once)
+    and return its manifest entry. `before` is its entry in the last manifest, whose gzip
+    variant is reused when the body is the same."""
+    sha = digest(doc.body)
+    if before.get("object") == sha and "gzip_size" in before and (objects / before["gzip_object"]).is_file():
+        gz_object, gz_etag, gz_size = before["gzip_object"], before["gzip_etag"], before["gzip_size"]
+    else:
+        gz = doc.gzip if doc.gzip is not None else compress(doc.body)  # compressing is the cost
+        gz_sha = digest(gz)
+        gz_object, gz_etag, gz_size = gz_sha + ".gz", _etag(gz_sha), len(gz)
+        if not (objects / gz_object).exists():
+            write_atomic(objects / gz_object, gz, sync_dir=False)
+    if not (objects / sha).exists():
+        write_atomic(objects / sha, doc.body, sync_dir=False)
+    entry: dict[str, Any] = {
+        "object": sha,
+        "etag": _etag(sha),
+        "size": len(doc.body),
+        "gzip_object": gz_object,
+        "gzip_etag": gz_etag,
+        "gzip_size": gz_size,
+        "content_type": doc.content_type,
+        "last_modified": doc.last_modified.isoformat(),
+    }
+    if doc.source_key:
+        entry["source_key"] = doc.source_key
+    if not doc.in_memory:
+        entry["in_memory"] = False
+    return entry
+
+
+def publish(
+    out_dir: Path, documents: Sequence[Document | Reuse | Stored], plain_copies: Sequence[str] = ("feed.xml",)
+) -> bool:
     """Publish `documents` as one version. Returns False (and touches nothing) when nothing changed.
 
     A `Reuse` costs nothing: its manifest entry is carried over, its objects are already there.
-    Raises Stale (before writing anything) when one is not in the current manifest.
+    Raises Stale (before writing anything) when one is not in the current manifest, or when a
+    `Stored` document's objects are gone.
     """
     objects = out_dir / OBJECTS
     with publish_lock(out_dir):
@@ -205,40 +262,22 @@ def publish(out_dir: Path, documents: Sequence[Document | Reuse], plain_copies: 
         stale = [
             doc.name
             for doc in documents
-            if isinstance(doc, Reuse) and previous_docs.get(doc.name, {}).get("source_key") != doc.source_key
+            if (isinstance(doc, Reuse) and previous_docs.get(doc.name, {}).get("source_key") != doc.source_key)
+            or (
+                isinstance(doc, Stored)
+                and not all((objects / doc.entry[k]).is_file() for k in ("object", "gzip_object"))
+            )
         ]
         if stale:
             raise Stale(stale)
         for doc in documents:
             if isinstance(doc, Reuse):
                 entries[doc.name] = previous_docs[doc.name]
-                continue
-            sha = digest(doc.body)
-            same = previous_docs.get(doc.name, {})
-            if same.get("object") == sha and "gzip_size" in same and (objects / same["gzip_object"]).is_file():
-                gz_object, gz_etag, gz_size = same["gzip_object"], same["gzip_etag"], same["gzip_size"]
+            elif isinstance(doc, Stored):
+                entries[doc.name] = dict(doc.entry)
             else:
-                gz = doc.gzip if doc.gzip is not None else compress(doc.body)  # compressing is the cost
-                gz_object, gz_etag, gz_size = digest(gz) + ".gz", etag_for(gz), len(gz)
-                if not (objects / gz_object).exists():
-                    write_atomic(objects / gz_object, gz, sync_dir=False)
-            if not (objects / sha).exists():
-                write_atomic(objects / sha, doc.body, sync_dir=False)
-            entries[doc.name] = {
-                "object": sha,
-                "etag": etag_for(doc.body),
-                "size": len(doc.body),
-                "gzip_object": gz_object,
-                "gzip_etag": gz_etag,
-                "gzip_size": gz_size,
-                "content_type": doc.content_type,
-                "last_modified": doc.last_modified.isoformat(),
-            }
-            if doc.source_key:
-                entries[doc.name]["source_key"] = doc.source_key
-            if not doc.in_memory:
-                entries[doc.name]["in_memory"] = False
-            bodies[doc.name] = doc.body
+                entries[doc.name] = _write_objects(objects, doc, previous_docs.get(doc.name, {}))
+                bodies[doc.name] = doc.body
         if old is not None and old.get("documents") == entries:
             return False
         _fsync_dir(objects)  # every new object's name is durable before the manifest names it

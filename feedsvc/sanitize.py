@@ -22,6 +22,9 @@ from feedsvc.text import one_line, shorten, xml_safe
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):")
 # Printable ASCII without spaces: no character in it can be whitespace, control or invisible.
 _PLAIN_URL = re.compile(r"[!-_a-~]+\Z")  # printable ASCII, no space, no backtick
+# Most URLs in articles: absolute http(s), a plain host name, then plain characters. safe_url
+# would keep them as they are (urlsplit has nothing to reject), so they need no further look.
+_SIMPLE_HTTP = re.compile(r"https?://[A-Za-z0-9.\-]+(?:[/?#][!-_a-~]*)?\Z")
 # Elements whose edges separate words in the plain text.
 BLOCK_TAGS = frozenset(
     "p div br li dt dd h1 h2 h3 h4 h5 h6 blockquote figure figcaption tr td th table pre hr caption".split()
@@ -38,6 +41,8 @@ def safe_url(value: str, base: str | None) -> str | None:
     The scheme is judged with whitespace, controls and invisible characters removed,
     as a browser would, so `jav&#x09;ascript:` or `java\\u200bscript:` cannot slip past.
     """
+    if _SIMPLE_HTTP.match(value):
+        return value
     if _PLAIN_URL.match(value):
         probe, cleaned = value.lower(), value  # nothing invisible to remove: the common case, fast
     else:
@@ -71,31 +76,50 @@ def _well_formed(url: str) -> bool:
     return not parts.scheme or parts.scheme.lower() in policy.PROTOCOLS
 
 
-def _local(tag: object) -> str:
-    """ElementTree tag → local name; namespaced (svg/math) tags keep their '{ns}' marker so they never match."""
-    return tag if isinstance(tag, str) else ""
+def _prepare(root: ElementTree.Element, base: str | None) -> str:
+    """One pass over the parsed tree: drop elements with their content (and comments, and svg/math,
+    whose namespaced tags never match), promote lazy image sources, rewrite every URL attribute.
+    Returns the visible text of what stays, with block edges as spaces."""
+    parts: list[str] = []
+    _walk(root, base, parts)
+    return one_line("".join(parts))
 
 
-def _prepare(root: ElementTree.Element, base: str | None) -> None:
-    """Drop elements with content, promote lazy image sources, and rewrite every URL attribute."""
-    for parent in list(root.iter()):
-        for child in list(parent):
-            name = _local(child.tag)
-            if name.startswith("{") or name.lower() in policy.REMOVE_WITH_CONTENT or not name:
-                _remove_keep_tail(parent, child)
-    for element in root.iter():
-        if _local(element.tag) == "img" and not _has_real_src(element.get("src")):
-            for lazy in policy.LAZY_SRC_ATTRIBUTES:
-                if element.get(lazy):
-                    element.set("src", element.get(lazy, ""))
-                    break
-        for name in list(element.keys()):
-            if name.lower() in policy.URL_ATTRIBUTES:
-                url = safe_url(element.get(name, ""), base)
-                if url is None:
-                    del element.attrib[name]
-                else:
-                    element.set(name, url)
+def _walk(element: ElementTree.Element, base: str | None, parts: list[str]) -> None:
+    block = element.tag in BLOCK_TAGS
+    if block:
+        parts.append(" ")
+    if element.text:
+        parts.append(element.text)
+    doomed: list[ElementTree.Element] = []
+    for child in element:
+        tag = child.tag
+        if not isinstance(tag, str) or tag.startswith("{") or tag.lower() in policy.REMOVE_WITH_CONTENT:
+            doomed.append(child)
+        else:
+            if child.attrib:
+                _rewrite_attributes(child, base)
+            _walk(child, base, parts)
+        if child.tail:
+            parts.append(child.tail)
+    for child in doomed:
+        _remove_keep_tail(element, child)
+    if block:
+        parts.append(" ")
+
+
+def _rewrite_attributes(element: ElementTree.Element, base: str | None) -> None:
+    if element.tag == "img" and not _has_real_src(element.get("src")):
+        for lazy in policy.LAZY_SRC_ATTRIBUTES:
+            if element.get(lazy):
+                element.set("src", element.get(lazy, ""))
+                break
+    for name in [name for name in element.attrib if name.lower() in policy.URL_ATTRIBUTES]:
+        url = safe_url(element.get(name, ""), base)
+        if url is None:
+            del element.attrib[name]
+        else:
+            element.set(name, url)
 
 
 def _has_real_src(src: str | None) -> bool:
@@ -151,8 +175,7 @@ class _PolicyCleaner(Cleaner):
     def clean_with_base(self, text: str, base: str | None) -> tuple[str, str]:
         """Return (safe HTML, visible plain text)."""
         dom = self.parser.parseFragment(text)
-        _prepare(dom, base)
-        plain = _plain_text(dom)
+        plain = _prepare(dom, base)
         filtered = _DecodedTextFilter(
             source=self.walker(dom),
             allowed_tags=self.tags,
@@ -163,26 +186,6 @@ class _PolicyCleaner(Cleaner):
             allowed_protocols=self.protocols,
         )
         return self.serializer.render(filtered), plain
-
-
-def _plain_text(root: ElementTree.Element) -> str:
-    parts: list[str] = []
-
-    def walk(element: ElementTree.Element) -> None:
-        block = _local(element.tag).lower() in BLOCK_TAGS
-        if block:
-            parts.append(" ")
-        if element.text:
-            parts.append(element.text)
-        for child in element:
-            walk(child)
-            if child.tail:
-                parts.append(child.tail)
-        if block:
-            parts.append(" ")
-
-    walk(root)
-    return one_line("".join(parts))
 
 
 # bleach's Cleaner holds parser state and is not thread-safe: one per thread.
@@ -212,4 +215,6 @@ def sanitize_html(html: str, base_url: str | None = None) -> str:
 
 def summarize(plain_text: str, limit: int = 200) -> str:
     """The first `limit` characters of an article's visible text, for <summary>."""
-    return shorten(one_line(plain_text), limit)
+    # one_line of a prefix is a prefix of one_line of the whole: a long enough one is all we need.
+    head = one_line(plain_text[: 4 * limit + 8])
+    return shorten(head if len(head) > limit or 4 * limit + 8 >= len(plain_text) else one_line(plain_text), limit)

@@ -166,6 +166,7 @@ def test_leftover_temp_files_are_cleaned(tmp_path: Path, make_seed, config) -> N
 
 def test_unreadable_file_is_reported_and_retried(tmp_path: Path, make_seed, config, monkeypatch) -> None:
     import feedsvc.build as build_module
+    import feedsvc.pool as pool_module
 
     make_seed("a.txt", url="https://e.com/a")
     real = build_module.read_seed
@@ -173,9 +174,41 @@ def test_unreadable_file_is_reported_and_retried(tmp_path: Path, make_seed, conf
     def denied(seed, limit):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(build_module, "read_seed", denied)  # root ignores chmod 0, so simulate it
+    # Root ignores chmod 0, so simulate it where files are read: hashed up front, or processed.
+    for module in (build_module, pool_module):
+        monkeypatch.setattr(module, "read_seed", denied)
     builder = Builder(config())
     result = builder.build()
     assert result.skipped and result.skipped[0].reason == "cannot read: Permission denied"
-    monkeypatch.setattr(build_module, "read_seed", real)
+    for module in (build_module, pool_module):
+        monkeypatch.setattr(module, "read_seed", real)
     assert builder.build().entries == 1
+
+    # Once the cache holds outcomes, files are hashed before processing: the same report from there.
+    make_seed("b.txt", url="https://e.com/b")
+    monkeypatch.setattr(build_module, "read_seed", denied)
+    again = Builder(config()).build()
+    assert [p.reason for p in again.skipped] == ["cannot read: Permission denied"] and again.entries == 1
+
+
+def test_a_cold_build_reads_each_file_once(tmp_path: Path, make_seed, config, monkeypatch) -> None:
+    """With nothing cached there is nothing to look up by hash: the files are read once, to be processed."""
+    import feedsvc.build as build_module
+    import feedsvc.pool as pool_module
+
+    for n in range(3):
+        make_seed(f"{n}.txt", url=f"https://e.com/{n}")
+    reads: dict[str, list[str]] = {"build": [], "pool": []}
+    for name, module in (("build", build_module), ("pool", pool_module)):
+
+        def counted(seed, limit, real=module.read_seed, name=name):
+            reads[name].append(seed.rel)
+            return real(seed, limit)
+
+        monkeypatch.setattr(module, "read_seed", counted)
+    cold = Builder(config()).build()
+    assert (cold.entries, cold.changed) == (3, 3) and reads == {"build": [], "pool": ["0.txt", "1.txt", "2.txt"]}
+    # A new process finds the outcomes by hash: a touched file is read to be hashed, and not processed.
+    os.utime(tmp_path / "seeds" / "1.txt", ns=(1, 1))
+    warm = Builder(config()).build()
+    assert warm.entries == 3 and not warm.published and reads["build"] == ["1.txt"] and len(reads["pool"]) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import pickle
 from pathlib import Path
@@ -14,6 +15,7 @@ from benchmarks.corpus import write_corpus
 from feedsvc import policy
 from feedsvc.build import Builder
 from feedsvc.cache import CACHE_FILE, MemoryCache, SqliteCache
+from feedsvc.publish import read_manifest
 
 
 def feed(tmp_path: Path) -> bytes:
@@ -138,3 +140,29 @@ def test_the_process_pool_gives_the_same_feed(tmp_path, config, monkeypatch) -> 
     inline = Builder(config(build_workers=1, output_dir=str(tmp_path / "inline"))).build()
     assert used == [2] and inline.entries == 50
     assert (tmp_path / "inline" / "feed.xml").read_bytes() == feed(tmp_path)
+
+
+def test_the_process_pool_renders_the_archive_pages(tmp_path, config, monkeypatch) -> None:
+    """Many changed pages are rendered, compressed and written by the workers: the same documents
+    as rendered in the builder, objects in place, nothing rendered in the builder's process."""
+    write_corpus(tmp_path / "seeds", 150)
+    monkeypatch.setattr(build_module, "POOL_MIN_FILES", {"bleach": 1})
+    monkeypatch.setattr(build_module, "SPAWN_MIN_FILES", {"bleach": 1})
+    monkeypatch.setattr(build_module, "_POOL_MIN_PAGES", 1)
+    inline = Builder(config(build_workers=1, archive_page_size=10, output_dir=str(tmp_path / "inline")))
+    assert inline.build().published
+
+    def not_here(*args):
+        raise AssertionError("an archive page was rendered in the builder's process")
+
+    monkeypatch.setattr(build_module, "render_archive_page", not_here)
+    pooled = Builder(config(build_workers=2, archive_page_size=10))
+    assert pooled.build().published
+    mine, theirs = read_manifest(tmp_path / "out")["documents"], read_manifest(tmp_path / "inline")["documents"]
+    pages = sorted(name for name in mine if name.startswith("archive/"))
+    assert len(pages) == 10 and pages == sorted(n for n in theirs if n.startswith("archive/"))
+    for name in pages:
+        assert mine[name]["etag"] == theirs[name]["etag"] and mine[name]["in_memory"] is False
+        body = (tmp_path / "out" / "objects" / mine[name]["object"]).read_bytes()
+        gz = (tmp_path / "out" / "objects" / mine[name]["gzip_object"]).read_bytes()
+        assert gzip.decompress(gz) == body and len(body) == mine[name]["size"] and len(gz) == mine[name]["gzip_size"]

@@ -25,6 +25,7 @@ from live import Server, feed_env, free_port, running, wait_for
 from schemas import validate_atom
 
 import feedsvc.build as build_module
+import feedsvc.pool as pool_module
 import feedsvc.publish as publish_module
 from feedsvc.build import Builder
 from feedsvc.publish import MANIFEST, read_manifest
@@ -100,6 +101,12 @@ def test_write_failing_midway_leaves_no_temp_file_and_a_complete_feed(tmp_path: 
     assert feed_titles((out / "feed.xml").read_bytes()) == ["First"]
 
 
+def read_where_files_are_read(monkeypatch, read) -> None:  # type: ignore[no-untyped-def]
+    """Files are read to be hashed (build) and to be processed (pool; on a cold build, only there)."""
+    for module in (build_module, pool_module):
+        monkeypatch.setattr(module, "read_seed", read)
+
+
 def test_seed_deleted_mid_read(tmp_path: Path, make_seed, config, monkeypatch) -> None:
     """Listed by the scan, gone when opened: left out of this build, no error, the rest published."""
     for name in ("a", "b", "c"):
@@ -111,7 +118,7 @@ def test_seed_deleted_mid_read(tmp_path: Path, make_seed, config, monkeypatch) -
             Path(seed.path).unlink()
         return real(seed, limit)
 
-    monkeypatch.setattr(build_module, "read_seed", vanishing)
+    read_where_files_are_read(monkeypatch, vanishing)
     result = Builder(config()).build()
     assert result.ok and result.published and result.skipped == []
     assert sorted(feed_titles((tmp_path / "out" / "feed.xml").read_bytes())) == ["A", "C"]
@@ -128,10 +135,10 @@ def test_seed_truncated_mid_read_is_published_when_complete(tmp_path: Path, make
         path.write_bytes(full[:70])  # the writer truncates and starts over
         return real(seed, limit)
 
-    monkeypatch.setattr(build_module, "read_seed", truncating)
+    read_where_files_are_read(monkeypatch, truncating)
     builder = Builder(config())
     builder.build()
-    monkeypatch.setattr(build_module, "read_seed", real)
+    read_where_files_are_read(monkeypatch, real)
     path.write_bytes(full)
     builder.build()
     body = (tmp_path / "out" / "feed.xml").read_bytes()

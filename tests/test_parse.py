@@ -65,6 +65,7 @@ def test_long_dashes_line() -> None:
         ("just a plain title", "just a plain title", None),
         ("# [heading link](https://e.com/h)", "heading link", "https://e.com/h"),
         ("[unbalanced [ text](https://e.com/u)", "unbalanced [ text", "https://e.com/u"),
+        ("[ctl](https://e.com/\u200bx\x01y z)", "ctl", "https://e.com/xy%20z"),
     ],
 )
 def test_markdown_titles(line: str, title: str, url: str | None) -> None:

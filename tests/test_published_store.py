@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from feedsvc.publish import Document, PublishedStore, publish
+from feedsvc.publish import OBJECTS, Document, PublishedStore, Stale, publish, read_manifest, store
 
 
 def test_requests_during_the_first_load_wait_for_it(tmp_path: Path, monkeypatch) -> None:
@@ -65,3 +66,23 @@ def test_archive_pages_are_read_from_disk_and_survive_collection(make_seed, conf
         _ = page.identity.body  # its object file was collected
     response = client.get("/archive/1.xml")
     assert response.status_code == 200 and b"edited 1" in response.data
+
+
+def test_documents_stored_ahead_are_published_unless_collected_meanwhile(tmp_path: Path) -> None:
+    """A worker stores a page's objects before the publish; publish names them, or raises Stale when
+    another writer's publish collected them in between (the builder then renders the page itself)."""
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    page = Document("archive/1.xml", b"<feed>old</feed>", "application/atom+xml", when, "k1", in_memory=False)
+    stored = store(tmp_path, page)
+    assert publish(tmp_path, [Document("feed.xml", b"<feed/>", "application/atom+xml", when), stored])
+    entry = read_manifest(tmp_path)["documents"]["archive/1.xml"]
+    assert entry == dict(stored.entry) and entry["source_key"] == "k1" and entry["in_memory"] is False
+    assert (tmp_path / OBJECTS / entry["object"]).read_bytes() == page.body
+    assert gzip.decompress((tmp_path / OBJECTS / entry["gzip_object"]).read_bytes()) == page.body
+
+    newer = store(tmp_path, Document("archive/1.xml", b"<feed>new</feed>", "application/atom+xml", when, "k2"))
+    publish(tmp_path, [Document("feed.xml", b"<feed>2</feed>", "application/atom+xml", when)])  # collects it
+    before = read_manifest(tmp_path)
+    with pytest.raises(Stale) as raised:
+        publish(tmp_path, [Document("feed.xml", b"<feed>3</feed>", "application/atom+xml", when), newer])
+    assert raised.value.names == ["archive/1.xml"] and read_manifest(tmp_path) == before

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feedsvc import policy
 from feedsvc.sanitize import safe_url, sanitize, sanitize_html, summarize
+from feedsvc.text import one_line, shorten
 
 BASE = "https://www.example.com/news/article-1"
 
@@ -124,8 +127,37 @@ def test_summary_is_bounded() -> None:
     assert summarize("short", 50) == "short"
 
 
+PIECES = ["a", "字", " ", "\n", "\t", "\u3000", " " * 300, "x" * 40]
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=120).map("".join), st.integers(min_value=1, max_value=300))
+def test_summary_reads_a_prefix_as_if_it_read_everything(text: str, limit: int) -> None:
+    """summarize looks at a prefix of the text only: the same result as collapsing the whole text."""
+    assert summarize(text, limit) == shorten(one_line(text), limit)
+
+
 def test_policy_is_data() -> None:
     assert {"p", "a", "img", "figure", "figcaption", "table", "caption", "blockquote"} <= policy.TAGS
     assert policy.PROTOCOLS == {"http", "https", "mailto"}
     assert policy.TAGS.isdisjoint(policy.REMOVE_WITH_CONTENT)
     assert "style" not in {a for attrs in policy.ATTRIBUTES.values() for a in attrs}
+
+
+URL_PIECES = ["http", "https", "HTTP", "://", ":", "/", "//", "?", "#", "e.com", "a-b.c", "[", "]", "@", "%20", " ",
+              "`", "\t", "javascript", "mailto", ":80", ":99999", ":x", "\u200b", "字", "&", "=", "..", "-"]
+
+
+@given(st.lists(st.sampled_from(URL_PIECES), max_size=12).map("".join), st.sampled_from([None, BASE]))
+def test_the_common_url_shortcut_changes_no_answer(value: str, base: str | None) -> None:
+    """safe_url keeps plain absolute http(s) URLs without a closer look: the closer look agrees."""
+    import re
+
+    import feedsvc.sanitize as sanitize_module
+
+    fast = safe_url(value, base)
+    real = sanitize_module._SIMPLE_HTTP
+    sanitize_module._SIMPLE_HTTP = re.compile(r"(?!)")
+    try:
+        assert safe_url(value, base) == fast
+    finally:
+        sanitize_module._SIMPLE_HTTP = real
