@@ -486,7 +486,7 @@ class Builder:
                         if document is not None:
                             made[page.number] = _given(document)
             except (BrokenProcessPool, OSError) as exc:
-                log.warning("process pool failed (%s): rendering the archive in this process", exc)
+                log.warning("archive pages in the process pool failed (%s): rendering them in this process", exc)
                 self._stop_pool()
         for page, key in todo:
             if page.number not in made:
