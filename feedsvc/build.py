@@ -30,9 +30,9 @@ from feedsvc.entry import Entry, newest_first, select_entries
 from feedsvc.outcome import Outcome, fingerprint, outcome_key
 from feedsvc.outcome import process_seed as process_seed
 from feedsvc.pool import (
-    ARCHIVE_GZIP_LEVEL,
     PageTask,
     Task,
+    archive_document,
     default_workers,
     pool_context,
     render_pages,
@@ -52,7 +52,7 @@ from feedsvc.publish import (
 )
 from feedsvc.render import FeedMeta, Rendered
 from feedsvc.render.archive import Page, archive_name, split_archive
-from feedsvc.render.documents import render_archive_page, render_documents
+from feedsvc.render.documents import render_documents
 from feedsvc.render.xsl import STYLESHEET_PATH
 from feedsvc.seeds import SeedFile, SeedsDirError, is_seed_name, read_seed, scan_seeds
 
@@ -159,7 +159,7 @@ class _Record:
 _ORDER = operator.attrgetter("order")
 
 
-def _given(document: Stored) -> Callable[[], Stored]:
+def _given(document: Document | Stored) -> Callable[[], Document | Stored]:
     return lambda: document
 
 
@@ -411,9 +411,7 @@ class Builder:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_size
 
-    def _document(
-        self, rendered: Rendered, source_key: str = "", in_memory: bool = True, level: int = 9
-    ) -> Callable[[], Document]:
+    def _document(self, rendered: Rendered) -> Callable[[], Document]:
         """The Document for `rendered`, its gzip variant compressed meanwhile in another thread
         (zlib lets go of the GIL) unless this body is the one already published."""
         sha = hashlib.sha256(rendered.body).hexdigest()
@@ -421,11 +419,11 @@ class Builder:
         self._shas[rendered.name] = sha
         if self._zipper is None:
             self._zipper = ThreadPoolExecutor(max_workers=default_workers(), thread_name_prefix="feedsvc-gzip")
-        gz = None if unchanged else self._zipper.submit(compress, rendered.body, level)
+        gz = None if unchanged else self._zipper.submit(compress, rendered.body)
         body, name, content_type, modified = rendered.body, rendered.name, rendered.content_type, rendered.last_modified
 
         def document() -> Document:
-            return Document(name, body, content_type, modified, source_key, in_memory, gz.result() if gz else None)
+            return Document(name, body, content_type, modified, gzip=gz.result() if gz else None)
 
         return functools.cache(document)
 
@@ -490,8 +488,8 @@ class Builder:
                 self._stop_pool()
         for page, key in todo:
             if page.number not in made:
-                rendered = render_archive_page(meta, Page(page.number, tuple(self.entries(page.entries))), newest)
-                made[page.number] = self._document(rendered, key, in_memory=False, level=ARCHIVE_GZIP_LEVEL)
+                full = Page(page.number, tuple(self.entries(page.entries)))
+                made[page.number] = _given(archive_document(meta, full, newest, key))
         return made
 
     def _stat_hinted(self, hint: set[str]) -> dict[str, SeedFile | None] | None:

@@ -160,13 +160,13 @@ def test_builder_renders_only_the_archive_pages_that_changed(tmp_path: Path, mak
         make_seed(f"{i:03}.txt", stamp_ms=1700000000000 + i * 60_000, title=f"A{i}", url=f"https://e.com/{i}")
     builder = Builder(config(max_entries=3, archive_page_size=4))
     rendered: list[str] = []
-    real = build_module.render_archive_page
+    real = build_module.archive_document
 
-    def counting(meta, page, newest):  # type: ignore[no-untyped-def]
+    def counting(meta, page, newest, key):  # type: ignore[no-untyped-def]
         rendered.append(f"archive/{page.number}.xml")
-        return real(meta, page, newest)
+        return real(meta, page, newest, key)
 
-    monkeypatch.setattr(build_module, "render_archive_page", counting)
+    monkeypatch.setattr(build_module, "archive_document", counting)
     assert builder.build().published
     assert sorted(rendered) == [f"archive/{n}.xml" for n in range(1, 6)]  # 20 archived: pages 1-5
     full = {n: (tmp_path / "out" / "objects" / read_manifest(tmp_path / "out")["documents"][n]["object"]).read_bytes()
@@ -194,13 +194,13 @@ def test_a_new_builder_reuses_the_published_archive_pages(tmp_path: Path, make_s
     assert Builder(config(max_entries=3, archive_page_size=4)).build().published
     before = read_manifest(tmp_path / "out")
     rendered: list[int] = []
-    real = build_module.render_archive_page
+    real = build_module.archive_document
 
-    def counting(meta, page, newest):  # type: ignore[no-untyped-def]
+    def counting(meta, page, newest, key):  # type: ignore[no-untyped-def]
         rendered.append(page.number)
-        return real(meta, page, newest)
+        return real(meta, page, newest, key)
 
-    monkeypatch.setattr(build_module, "render_archive_page", counting)
+    monkeypatch.setattr(build_module, "archive_document", counting)
     restarted = Builder(config(max_entries=3, archive_page_size=4))
     assert not restarted.build().published and rendered == []
     assert read_manifest(tmp_path / "out")["documents"] == before["documents"]

@@ -155,7 +155,7 @@ def test_the_process_pool_renders_the_archive_pages(tmp_path, config, monkeypatc
     def not_here(*args):
         raise AssertionError("an archive page was rendered in the builder's process")
 
-    monkeypatch.setattr(build_module, "render_archive_page", not_here)
+    monkeypatch.setattr(build_module, "archive_document", not_here)
     pooled = Builder(config(build_workers=2, archive_page_size=10))
     assert pooled.build().published
     mine, theirs = read_manifest(tmp_path / "out")["documents"], read_manifest(tmp_path / "inline")["documents"]
