@@ -330,6 +330,7 @@ def test_slowly_written_seed_is_never_published_half_written(tmp_path: Path, see
         skipped = health(srv)["skipped"]
     with_article = [body for body in seen if b"Slow article" in body]
     assert len(seen) > 50 and with_article
+    assert "Slow article" in feed_titles(with_article[-1])  # an entry with that title, not just those bytes
     assert all(b"END-OF-ARTICLE" in body for body in with_article)
     assert skipped == []
     assert "still being written" in (tmp_path / "serve.log").read_text()
