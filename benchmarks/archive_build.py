@@ -12,10 +12,10 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from feedsvc.entry import make_entry, select_entries
-from feedsvc.parse import Article
-from feedsvc.render import FeedMeta
-from feedsvc.render.documents import render_all
+from feedsvc.core.choose import select_entries
+from feedsvc.core.entry import make_entry
+from feedsvc.core.render.documents import render_all
+from feedsvc.model import Article, FeedMeta
 
 BASE = "https://feeds.example.org/"
 META = FeedMeta(id=BASE + "feed.xml", title="T", self_url=BASE + "feed.xml", alternate_url=BASE,

@@ -62,11 +62,11 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 
 def check_one(data: bytes) -> None:
     """One input through the core; raises on anything but a clean result or a SeedError."""
-    from feedsvc.entry import make_entry
-    from feedsvc.parse import SeedError, parse_seed
-    from feedsvc.render import FeedMeta
-    from feedsvc.render.atom import render_atom
-    from feedsvc.render.html import render_index
+    from feedsvc.core.entry import make_entry
+    from feedsvc.core.parse import SeedError, parse_seed
+    from feedsvc.core.render.atom import render_atom
+    from feedsvc.core.render.html import render_index
+    from feedsvc.model import FeedMeta
 
     meta = FeedMeta(**META_ARGS)
     try:

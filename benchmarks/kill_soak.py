@@ -47,7 +47,7 @@ def churn_text(n: int) -> str:
 
 def child(seeds: Path, out: Path) -> None:
     """Rebuild forever, a new version each time; prints 'published' after the first publish."""
-    from feedsvc.build import Builder
+    from feedsvc.build.builder import Builder
     from feedsvc.config import load_config
 
     empty = Path(tempfile.mkstemp(suffix=".toml")[1])
@@ -69,7 +69,7 @@ def check_published(out: Path) -> list[str]:
     """Every reason the published state is not one whole version (empty: it is)."""
     from schemas import validate_atom
 
-    from feedsvc.publish import MANIFEST, OBJECTS, etag_for, read_manifest
+    from feedsvc.publish.layout import MANIFEST, OBJECTS, etag_for, read_manifest
 
     problems: list[str] = []
 
@@ -150,7 +150,9 @@ def soak(work: Path, iterations: int, seconds: float, rng: random.Random, log=pr
             log(f"{kills} kills, generation {manifest['generation']}, {len(problems)} problems")
 
     # One clean publish afterwards: nothing of the killed writers may remain.
-    from feedsvc.publish import OBJECTS, Document, publish, read_manifest
+    from feedsvc.model import Document
+    from feedsvc.publish.layout import OBJECTS, read_manifest
+    from feedsvc.publish.writer import publish
 
     manifest = read_manifest(out)
     assert manifest is not None

@@ -157,7 +157,7 @@ class Republisher:
     """Rewrites one seed and publishes a new feed version every `interval` seconds, in a thread."""
 
     def __init__(self, seeds: Path, out: Path, interval: float = 0.1) -> None:
-        from feedsvc.build import Builder
+        from feedsvc.build.builder import Builder
         from feedsvc.config import load_config
 
         empty = seeds.parent / "loadgen-empty.toml"
@@ -217,7 +217,7 @@ def against(target: str, work: Path, seconds: float, max_requests: int, clients:
     """Start `target` on a free loopback port, republish while loading it; (report, publishes)."""
     from live import feed_env, free_port, running, wait_for
 
-    from feedsvc.leader import Election
+    from feedsvc.service.leader import Election
 
     seeds, out = work / target / "seeds", work / target / "out"
     seeds.mkdir(parents=True)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from flask import Flask, Response
 
-from feedsvc.build import feed_meta
+from feedsvc.build.builder import feed_meta
+from feedsvc.build.seeds import read_seed, scan_seeds
 from feedsvc.config import load_config
-from feedsvc.entry import select_entries
-from feedsvc.outcome import process_seed
-from feedsvc.render.atom import render_atom
-from feedsvc.seeds import read_seed, scan_seeds
+from feedsvc.core.choose import select_entries
+from feedsvc.core.process import process_seed
+from feedsvc.core.render.atom import render_atom
 
 
 def create_app() -> Flask:
@@ -29,7 +29,7 @@ def create_app() -> Flask:
     def feed() -> Response:
         entries = []
         for seed in scan_seeds(config.seeds_dir):
-            outcome = process_seed(read_seed(seed, config.max_article_bytes), seed.rel, None, config)
+            outcome = process_seed(read_seed(seed, config.max_article_bytes), seed.rel, None, config.entry_settings)
             if outcome.entry is not None:
                 entries.append(outcome.entry)
         body = render_atom(feed_meta(config), select_entries(entries, config.max_entries))

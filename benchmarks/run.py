@@ -322,7 +322,7 @@ def bleach_alone(bodies: list[str]) -> float:
     """Seconds for bleach alone (its own Cleaner, the policy's allowlists) over the bodies, one core."""
     import bleach
 
-    from feedsvc import policy
+    from feedsvc.core.sanitize import policy
 
     cleaner = bleach.sanitizer.Cleaner(
         tags=policy.TAGS, attributes={t: sorted(a) for t, a in policy.ATTRIBUTES.items()},
@@ -339,7 +339,7 @@ def nh3_alone(bodies: list[str]) -> float | None:
         import nh3
     except ImportError:
         return None
-    from feedsvc import policy
+    from feedsvc.core.sanitize import policy
 
     tags, schemes = set(policy.TAGS), set(policy.PROTOCOLS)
     attributes = {t: set(a) for t, a in policy.ATTRIBUTES.items()}
@@ -351,7 +351,7 @@ def nh3_alone(bodies: list[str]) -> float | None:
 
 
 def article_bodies(seeds: Path) -> list[str]:
-    from feedsvc.parse import parse_seed
+    from feedsvc.core.parse import parse_seed
 
     return [parse_seed(p.read_bytes(), p.name).body_html for p in sorted(seeds.glob("*.txt"))]
 
@@ -421,7 +421,7 @@ def measure_builds(size: int, seeds: Path, work: Path, fig: Figures, cheap: bool
 
 
 def in_process(size: int, seeds: Path, out: Path, fig: Figures, extra: dict[str, str]) -> None:
-    from feedsvc.build import Builder
+    from feedsvc.build.builder import Builder
     from feedsvc.config import load_config
 
     config = load_config(Path(os.devnull), env={k: v for k, v in env_for(seeds, out, **extra).items()

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc import __version__
+from feedsvc.build.seeds import SeedsDirError, read_limit, read_seed, scan_seeds
 from feedsvc.config import Config, ConfigError, load_config
-from feedsvc.seeds import SeedsDirError, read_seed, scan_seeds
 
 
 def _progress_bar(stream: Any) -> Any:
@@ -53,7 +53,7 @@ def _setup_logging(config: Config) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from feedsvc.build import Builder
+    from feedsvc.build.builder import Builder
 
     config = _config(args)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
@@ -69,7 +69,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from feedsvc.build import process_seed
+    from feedsvc.core.process import process_seed
 
     config = _config(args)
     problems = 0
@@ -77,12 +77,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     for seed in files:
         shown = config.seeds_dir / seed.rel
         try:
-            data = read_seed(seed, config.max_article_bytes + 64 * 1024)
+            data = read_seed(seed, read_limit(config.max_article_bytes))
         except OSError as exc:
             print(f"{shown}: cannot read: {exc.strerror or exc}")
             problems += 1
             continue
-        outcome = process_seed(data, seed.rel, None, config)
+        outcome = process_seed(data, seed.rel, None, config.entry_settings)
         for reason in ([outcome.problem] if outcome.problem else []) + list(outcome.notes):
             print(f"{shown}: {reason}")
             problems += 1
@@ -99,7 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from feedsvc.watch import run_builder
+    from feedsvc.service.runner import run_builder
 
     config = _config(args)
     _setup_logging(config)

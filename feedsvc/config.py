@@ -9,11 +9,14 @@ import dataclasses
 import importlib.util
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from feedsvc.model import EntrySettings
 
 ENV_PREFIX = "FEEDSVC_"
 CONFIG_ENV = "FEEDSVC_CONFIG"
@@ -55,6 +58,11 @@ class Config:
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
+    def entry_settings(self) -> EntrySettings:
+        """The settings that decide what a seed file's bytes become."""
+        return EntrySettings(self.max_article_bytes, self.summary_chars, self.legacy_encodings, self.sanitizer)
+
+    @property
     def self_url(self) -> str:
         return self.base_url.rstrip("/") + "/feed.xml"
 
@@ -67,6 +75,7 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config) if f.name != "sources"}
+_TYPES = typing.get_type_hints(Config)
 _CHOICES = {
     "watch": ("auto", "inotify", "polling", "off"),
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -90,23 +99,23 @@ _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 def _coerce(key: str, value: Any, source: str) -> Any:
     """Turn a TOML value or an environment string into the field's type, or say why not."""
-    kind = _FIELDS[key].type
+    kind = _TYPES[key]
     from_text = isinstance(value, str) and source.startswith("environment")
 
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{key} (from {source}): expected {expected}, got {value!r}")
 
-    if kind == "bool":
+    if kind is bool:
         if from_text and value.strip().lower() in _TRUE + _FALSE:
             value = value.strip().lower() in _TRUE
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
-    if kind == "Path":
+    if kind is Path:
         if not isinstance(value, (str, Path)) or not str(value):
             raise bad("a path")
         return Path(value)
-    if kind == "int":
+    if kind is int:
         if from_text:
             try:
                 value = int(value.strip())
@@ -114,7 +123,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
                 raise bad("an integer") from None
         if not isinstance(value, int) or isinstance(value, bool):
             raise bad("an integer")
-    elif kind == "float":
+    elif kind is float:
         if from_text:
             try:
                 value = float(value.strip())
@@ -123,13 +132,13 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise bad("a number")
         value = float(value)
-    elif kind == "tuple[str, ...]":
+    elif typing.get_origin(kind) is tuple:
         if from_text:
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise bad("a list of strings")
         value = tuple(value)
-    elif kind == "str" and not isinstance(value, str):
+    elif kind is str and not isinstance(value, str):
         raise bad("a string")
     if key in _MINIMUM and value < _MINIMUM[key]:
         raise ConfigError(f"{key} (from {source}): must be at least {_MINIMUM[key]}, got {value!r}")

@@ -21,11 +21,11 @@ from werkzeug.datastructures import ETags, MIMEAccept
 from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags
 
 from feedsvc.config import Config, load_config
-from feedsvc.leader import Election, current_leader
-from feedsvc.publish import PublishedStore, Served, read_status
-from feedsvc.render.documents import SUBSCRIPTION_FEEDS
-from feedsvc.render.html import CONTENT_SECURITY_POLICY
-from feedsvc.render.xsl import FEED_CONTENT_SECURITY_POLICY
+from feedsvc.core.render.documents import SUBSCRIPTION_FEEDS
+from feedsvc.core.render.html import CONTENT_SECURITY_POLICY
+from feedsvc.core.render.xsl import FEED_CONTENT_SECURITY_POLICY
+from feedsvc.publish.reader import PublishedStore, Served, read_status
+from feedsvc.service.leader import Election, current_leader
 
 log = logging.getLogger("feedsvc.web")
 
@@ -55,7 +55,7 @@ class FeedState:
         self.service: Any = None
         self.election: Election | None = None
         if run_builder:
-            from feedsvc.watch import BuilderService
+            from feedsvc.service.runner import BuilderService
 
             self.service = BuilderService(config, on_result=lambda _result: self.store.refresh())
             self.election = Election(config.output_dir, on_elected=self.service.start)

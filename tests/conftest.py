@@ -7,6 +7,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,14 +80,14 @@ def seeds(tmp_path: Path) -> Path:
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The files the builder parses and sanitizes in this process, in order."""
-    import feedsvc.build as build_module
+    import feedsvc.build.workers as workers_module
 
     calls: list[str] = []
-    real = build_module.process_seed
+    real = workers_module.process_file
 
-    def counting(data: bytes, source: str, *rest: object) -> object:
-        calls.append(source)
-        return real(data, source, *rest)
+    def counting(data: bytes, seed: Any, *rest: Any) -> object:
+        calls.append(seed.rel)
+        return real(data, seed, *rest)
 
-    monkeypatch.setattr(build_module, "process_seed", counting)
+    monkeypatch.setattr(workers_module, "process_file", counting)
     return calls

@@ -12,13 +12,12 @@ from hypothesis import strategies as st
 from lxml import etree
 from schemas import validate_atom
 
-from feedsvc.build import Builder
-from feedsvc.entry import Entry, make_entry, select_entries
-from feedsvc.parse import Article
-from feedsvc.publish import read_manifest, write_atomic
-from feedsvc.render import FeedMeta
-from feedsvc.render.archive import split_archive
-from feedsvc.render.documents import render_all
+from feedsvc.build.builder import Builder
+from feedsvc.core.choose import select_entries, split_archive
+from feedsvc.core.entry import make_entry
+from feedsvc.core.render.documents import render_all
+from feedsvc.model import Article, Entry, FeedMeta
+from feedsvc.publish.layout import read_manifest, write_atomic
 
 BASE = "https://feeds.example.org/"
 META = FeedMeta(id=BASE + "feed.xml", title="T", self_url=BASE + "feed.xml", alternate_url=BASE, language="en",
@@ -154,7 +153,7 @@ def test_same_seeds_same_bytes_for_every_document(tmp_path: Path, config) -> Non
 
 def test_builder_renders_only_the_archive_pages_that_changed(tmp_path: Path, make_seed, config, monkeypatch) -> None:
     """Pages are planned from light records; full entries are loaded and rendered only for new pages."""
-    import feedsvc.build as build_module
+    import feedsvc.build.documents as build_module
 
     for i in range(23):
         make_seed(f"{i:03}.txt", stamp_ms=1700000000000 + i * 60_000, title=f"A{i}", url=f"https://e.com/{i}")
@@ -187,7 +186,7 @@ def test_builder_renders_only_the_archive_pages_that_changed(tmp_path: Path, mak
 
 def test_a_new_builder_reuses_the_published_archive_pages(tmp_path: Path, make_seed, config, monkeypatch) -> None:
     """A restart (or a new `feedsvc build`) renders no archive page whose entries did not change."""
-    import feedsvc.build as build_module
+    import feedsvc.build.documents as build_module
 
     for i in range(23):
         make_seed(f"{i:03}.txt", stamp_ms=1700000000000 + i * 60_000, title=f"A{i}", url=f"https://e.com/{i}")
@@ -234,7 +233,7 @@ def test_pages_replaced_by_another_writer_are_rendered_again(tmp_path: Path, mak
 
 def test_unchanged_builds_render_nothing(make_seed, config, monkeypatch) -> None:
     """A rescan that finds no change renders no document, unless the published state is not ours any more."""
-    import feedsvc.build as build_module
+    import feedsvc.build.documents as build_module
 
     for i in range(6):
         make_seed(f"{i:03}.txt", stamp_ms=1700000000000 + i * 60_000, title=f"A{i}", url=f"https://e.com/{i}")
@@ -245,5 +244,5 @@ def test_unchanged_builds_render_nothing(make_seed, config, monkeypatch) -> None
     monkeypatch.setattr(build_module, "render_documents", lambda *a: calls.append(1) or real(*a))
     again = builder.build()
     assert calls == [] and not again.published and (again.entries, again.etag) == (first.entries, first.etag)
-    (builder.out_dir / "manifest.json").unlink()  # the published state is gone: publish it again
+    (builder.config.output_dir / "manifest.json").unlink()  # the published state is gone: publish it again
     assert builder.build().published and calls == [1]

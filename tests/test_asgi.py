@@ -9,7 +9,7 @@ import pytest
 from test_fast_path import REQUESTS, answer
 
 from feedsvc.asgi import FeedFront, wsgi_environ
-from feedsvc.build import Builder
+from feedsvc.build.builder import Builder
 from feedsvc.web import create_app
 
 

@@ -8,10 +8,9 @@ from browser_eye import visible_text
 from conftest import SAMPLE
 
 from benchmarks.corpus import article
-from feedsvc import policy
 from feedsvc.config import ConfigError, load_config
-from feedsvc.parse import parse_seed
-from feedsvc.sanitizers import BACKENDS, get_sanitizer
+from feedsvc.core.parse import parse_seed
+from feedsvc.core.sanitize import BACKENDS, get_sanitizer, policy
 
 BASE = "https://www.dw.com/zh/a-1"
 bleach_sanitize, nh3_sanitize = get_sanitizer("bleach"), get_sanitizer("nh3")

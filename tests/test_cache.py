@@ -10,12 +10,13 @@ from pathlib import Path
 import feedparser
 from schemas import validate_atom
 
-import feedsvc.build as build_module
+import feedsvc.build.documents as documents_module
+import feedsvc.build.workers as workers_module
 from benchmarks.corpus import write_corpus
-from feedsvc import policy
-from feedsvc.build import Builder
-from feedsvc.cache import CACHE_FILE, MemoryCache, SqliteCache
-from feedsvc.publish import read_manifest
+from feedsvc.build.builder import Builder
+from feedsvc.build.cache import CACHE_FILE, MemoryCache, SqliteCache
+from feedsvc.core.sanitize import policy
+from feedsvc.publish.layout import read_manifest
 
 
 def feed(tmp_path: Path) -> bytes:
@@ -28,7 +29,7 @@ def test_a_new_process_resanitizes_nothing_unchanged(tmp_path, make_seed, config
     first = Builder(config()).build()
     assert first.published and len(counted) == 5
     before = feed(tmp_path)
-    assert isinstance(Builder(config()).store, SqliteCache)
+    assert isinstance(Builder(config()).cache, SqliteCache)
 
     again = Builder(config()).build()  # a restart: a new Builder on the same output directory
     assert (again.ok, again.changed, again.published, again.entries) == (True, 0, False, 5)
@@ -84,7 +85,7 @@ def test_a_corrupt_cache_is_started_afresh(tmp_path, make_seed, config) -> None:
     (tmp_path / "out" / CACHE_FILE).write_bytes(b"this is not a database" * 100)
     builder = Builder(config())
     assert builder.build().entries == 1
-    assert isinstance(builder.store, SqliteCache)
+    assert isinstance(builder.cache, SqliteCache)
 
 
 def test_an_unusable_cache_falls_back_to_memory(tmp_path, make_seed, config) -> None:
@@ -92,7 +93,7 @@ def test_an_unusable_cache_falls_back_to_memory(tmp_path, make_seed, config) -> 
     (tmp_path / "out" / CACHE_FILE).mkdir(parents=True)  # a directory where the file should be
     builder = Builder(config())
     result = builder.build()
-    assert result.ok and result.entries == 1 and isinstance(builder.store, MemoryCache)
+    assert result.ok and result.entries == 1 and isinstance(builder.cache, MemoryCache)
     make_seed("b.txt", url="https://e.com/b")
     assert builder.build().entries == 2
 
@@ -103,7 +104,7 @@ def test_the_builder_holds_no_article_content(tmp_path, config) -> None:
     builder = Builder(config(max_entries=5))
     assert builder.build().files == 60
     content = sum(p.stat().st_size for p in paths)
-    held = len(pickle.dumps([(r.rel, r.stat_key, r.sha, r.head) for r in builder._records.values()]))
+    held = len(pickle.dumps(list(builder.memory.records.values())))
     assert held < content / 10, (held, content)
 
 
@@ -128,11 +129,11 @@ def test_an_event_hint_builds_like_a_full_scan(tmp_path, make_seed, config, coun
 def test_the_process_pool_gives_the_same_feed(tmp_path, config, monkeypatch) -> None:
     write_corpus(tmp_path / "seeds", 150)
     (tmp_path / "seeds" / "bad.txt").write_bytes(b"")
-    monkeypatch.setattr(build_module, "POOL_MIN_FILES", {"bleach": 1})
-    monkeypatch.setattr(build_module, "SPAWN_MIN_FILES", {"bleach": 1})
+    monkeypatch.setattr(workers_module, "POOL_MIN_FILES", {"bleach": 1})
+    monkeypatch.setattr(workers_module, "SPAWN_MIN_FILES", {"bleach": 1})
     used: list[int] = []
-    real = build_module.ProcessPoolExecutor
-    monkeypatch.setattr(build_module, "ProcessPoolExecutor", lambda n, **kw: used.append(n) or real(n, **kw))
+    real = workers_module.ProcessPoolExecutor
+    monkeypatch.setattr(workers_module, "ProcessPoolExecutor", lambda n, **kw: used.append(n) or real(n, **kw))
     progress: list[tuple[int, int]] = []
     pooled = Builder(config(build_workers=2)).build(progress=lambda done, total: progress.append((done, total)))
     assert used == [2] and pooled.entries == 50 and len(pooled.skipped) == 1
@@ -146,16 +147,16 @@ def test_the_process_pool_renders_the_archive_pages(tmp_path, config, monkeypatc
     """Many changed pages are rendered, compressed and written by the workers: the same documents
     as rendered in the builder, objects in place, nothing rendered in the builder's process."""
     write_corpus(tmp_path / "seeds", 150)
-    monkeypatch.setattr(build_module, "POOL_MIN_FILES", {"bleach": 1})
-    monkeypatch.setattr(build_module, "SPAWN_MIN_FILES", {"bleach": 1})
-    monkeypatch.setattr(build_module, "_POOL_MIN_PAGES", 1)
+    monkeypatch.setattr(workers_module, "POOL_MIN_FILES", {"bleach": 1})
+    monkeypatch.setattr(workers_module, "SPAWN_MIN_FILES", {"bleach": 1})
+    monkeypatch.setattr(workers_module, "POOL_MIN_PAGES", 1)
     inline = Builder(config(build_workers=1, archive_page_size=10, output_dir=str(tmp_path / "inline")))
     assert inline.build().published
 
     def not_here(*args):
         raise AssertionError("an archive page was rendered in the builder's process")
 
-    monkeypatch.setattr(build_module, "archive_document", not_here)
+    monkeypatch.setattr(documents_module, "archive_document", not_here)
     pooled = Builder(config(build_workers=2, archive_page_size=10))
     assert pooled.build().published
     mine, theirs = read_manifest(tmp_path / "out")["documents"], read_manifest(tmp_path / "inline")["documents"]

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.http import http_date, is_resource_modified
 
-from feedsvc.build import Builder
+from feedsvc.build.builder import Builder
 from feedsvc.web import create_app, not_modified
 
 REQUESTS = [

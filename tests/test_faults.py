@@ -24,11 +24,12 @@ from conftest import SAMPLE, seed_text
 from live import Server, feed_env, free_port, running, wait_for
 from schemas import validate_atom
 
-import feedsvc.build as build_module
-import feedsvc.pool as pool_module
-import feedsvc.publish as publish_module
-from feedsvc.build import Builder
-from feedsvc.publish import MANIFEST, read_manifest
+import feedsvc.build.load as build_module
+import feedsvc.build.workers as pool_module
+import feedsvc.publish.writer as publish_module
+from feedsvc.build.builder import Builder
+from feedsvc.publish.layout import MANIFEST, read_manifest
+from feedsvc.service.runner import SettleWait
 
 FEEDSVC = [sys.executable, "-m", "feedsvc"]
 FAULTS = Path(__file__).resolve().parent / "faults"
@@ -146,7 +147,7 @@ def test_seed_truncated_mid_read_is_published_when_complete(tmp_path: Path, make
 
 
 def test_seeds_folder_unlistable_keeps_the_last_feed(tmp_path: Path, make_seed, config, monkeypatch) -> None:
-    import feedsvc.seeds as seeds_module
+    import feedsvc.build.seeds as seeds_module
 
     make_seed("a.txt", title="Kept", url="https://e.com/a")
     builder = Builder(config())
@@ -174,15 +175,18 @@ def test_settling_never_starves_publishing(tmp_path: Path, make_seed, config) ->
     seeds = tmp_path / "seeds"
     make_seed("old.txt", title="Settled", url="https://e.com/old")
     clock = [time.time() + 10]
-    builder = Builder(config(debounce_max=2.0), settle=0.5, clock=lambda: clock[0])
-    assert builder.build().published
+    builder = Builder(config(debounce_max=2.0))
+    settling = SettleWait(max_wait=2.0)  # the service's rule: wait at most debounce_max in a row
+    assert builder.build(settle=0.5, now=clock[0]).published
     published_titles: list[list[str]] = []
     for n in range(40):  # 4 s of a new file every 100 ms, each one fresh when the build runs
         path = make_seed(f"new-{n:02}.txt", stamp_ms=1681696026000 + (n + 1) * 1000, title=f"New {n}",
                          url=f"https://e.com/{n}")
         stamp = clock[0] - 0.001  # just written (an mtime in the future would count as settled)
         os.utime(path, (stamp, stamp))
-        result = builder.build()
+        wait = settling.may_wait(clock[0])
+        result = builder.build(settle=0.5, wait=wait, now=clock[0])
+        settling.after(result, clock[0], wait)
         # The files of the last 0.5 s (settle) are still being written: never read, never published.
         assert result.ok and path.relative_to(seeds).as_posix() in result.deferred and len(result.deferred) <= 6
         if result.published:
@@ -201,12 +205,11 @@ def test_settling_never_starves_publishing(tmp_path: Path, make_seed, config) ->
 def test_settle_still_defers_a_file_being_written(tmp_path: Path, make_seed, config) -> None:
     make_seed("old.txt", title="Settled", url="https://e.com/old")
     now = time.time()
-    builder = Builder(config(), settle=0.5, clock=lambda: now + 0.1)  # the file is 0.1 s old
-    first = builder.build()
+    builder = Builder(config())
+    first = builder.build(settle=0.5, now=now + 0.1)  # the file is 0.1 s old
     assert first.waiting and first.deferred == ["old.txt"] and not first.published
     assert not (tmp_path / "out" / "feed.xml").exists()
-    builder.clock = lambda: now + 1.0
-    assert builder.build().published
+    assert builder.build(settle=0.5, now=now + 1.0).published
 
 
 # --- live: `feedsvc serve` with faults injected by tests/faults/sitecustomize.py ---------------
@@ -342,7 +345,7 @@ def test_manifest_is_read_back_whole(tmp_path: Path, make_seed, config) -> None:
     Builder(config()).build()
     manifest = read_manifest(tmp_path / "out")
     assert manifest is not None
-    from feedsvc.publish import etag_for
+    from feedsvc.publish.layout import etag_for
 
     for meta in manifest["documents"].values():
         assert etag_for((tmp_path / "out" / "objects" / meta["object"]).read_bytes()) == meta["etag"]

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import feedparser
 from schemas import validate_atom
 
-from feedsvc.entry import Entry, entry_id, make_entry, select_entries
-from feedsvc.parse import Article, parse_seed
-from feedsvc.render import FeedMeta
-from feedsvc.render.atom import render_atom
+from feedsvc.core.choose import select_entries
+from feedsvc.core.entry import entry_id, make_entry
+from feedsvc.core.parse import parse_seed
+from feedsvc.core.render.atom import render_atom
+from feedsvc.model import Article, Entry, FeedMeta
 
 META = FeedMeta(id="https://feeds.example.org/feed.xml", title="T", self_url="https://feeds.example.org/feed.xml",
                 alternate_url="https://feeds.example.org/", subtitle="S", author="A", language="zh-Hant")

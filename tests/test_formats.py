@@ -11,16 +11,17 @@ import pytest
 from lxml import etree
 from schemas import validate_atom, validate_jsonfeed
 
-from feedsvc.entry import Entry, make_entry, select_entries
-from feedsvc.parse import Article, parse_seed
-from feedsvc.render import FeedMeta
-from feedsvc.render.atom import render_atom
-from feedsvc.render.documents import render_all
-from feedsvc.render.html import STYLE_HASH, render_index
-from feedsvc.render.jsonfeed import render_jsonfeed
-from feedsvc.render.rss import render_rss
-from feedsvc.render.xmlparts import image_type
-from feedsvc.render.xsl import FEED_CONTENT_SECURITY_POLICY, FEED_XSL
+from feedsvc.core.choose import select_entries
+from feedsvc.core.entry import make_entry
+from feedsvc.core.parse import parse_seed
+from feedsvc.core.render.atom import render_atom
+from feedsvc.core.render.documents import render_all
+from feedsvc.core.render.html import STYLE_HASH, render_index
+from feedsvc.core.render.jsonfeed import render_jsonfeed
+from feedsvc.core.render.rss import render_rss
+from feedsvc.core.render.xmlparts import image_type
+from feedsvc.core.render.xsl import FEED_CONTENT_SECURITY_POLICY, FEED_XSL
+from feedsvc.model import Article, Entry, FeedMeta
 
 BASE = "https://feeds.example.org/"
 META = FeedMeta(id=BASE + "feed.xml", title="T", self_url=BASE + "feed.xml", alternate_url=BASE, subtitle="S",

@@ -31,9 +31,9 @@ from hypothesis import strategies as st
 from lxml import etree
 from schemas import validate_atom
 
-from feedsvc.build import Builder
+from feedsvc.build.builder import Builder
 from feedsvc.config import load_config
-from feedsvc.publish import OBJECTS, read_manifest
+from feedsvc.publish.layout import OBJECTS, read_manifest
 
 settings.register_profile("feedsvc", max_examples=250, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -13,7 +13,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import kill_soak
 
-from feedsvc.publish import Document, publish
+from feedsvc.model import Document
+from feedsvc.publish.writer import publish
 
 
 def test_sigkill_at_random_moments_never_tears_the_feed(tmp_path: Path) -> None:

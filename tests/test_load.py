@@ -67,7 +67,9 @@ def test_first_load_is_shared_not_a_503(tmp_path: Path) -> None:
     import time
     from datetime import UTC, datetime
 
-    from feedsvc.publish import Document, PublishedStore, publish
+    from feedsvc.model import Document
+    from feedsvc.publish.reader import PublishedStore
+    from feedsvc.publish.writer import publish
 
     publish(tmp_path, [Document("feed.xml", b"<feed/>", "application/atom+xml", datetime(2024, 1, 1, tzinfo=UTC))])
     store = PublishedStore(tmp_path)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from feedsvc.parse import SeedError, decode_seed, parse_markdown_title, parse_seed
+from feedsvc.core.parse import SeedError, decode_seed, parse_markdown_title, parse_seed
 
 BODY = "<div><i><br>2023-04-16T13:06:27.989Z</i></div><p>正文 text</p>"
 MTIME = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)

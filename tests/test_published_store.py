@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.publish import OBJECTS, Document, PublishedStore, Stale, publish, read_manifest, store
+from feedsvc.model import Document
+from feedsvc.publish.layout import OBJECTS, read_manifest
+from feedsvc.publish.reader import PublishedStore
+from feedsvc.publish.writer import Stale, publish, store
 
 
 def test_requests_during_the_first_load_wait_for_it(tmp_path: Path, monkeypatch) -> None:
@@ -41,7 +44,7 @@ def test_requests_during_the_first_load_wait_for_it(tmp_path: Path, monkeypatch)
 
 def test_archive_pages_are_read_from_disk_and_survive_collection(make_seed, config) -> None:
     """Archive pages are not held in memory; a page collected under a stale snapshot is served anew."""
-    from feedsvc.build import Builder
+    from feedsvc.build.builder import Builder
     from feedsvc.web import create_app
 
     for i in range(5):

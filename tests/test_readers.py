@@ -24,8 +24,8 @@ from live import Server, feed_env, free_port, running, wait_for
 from schemas import validate_atom, validate_jsonfeed
 from test_websub import FakeHub, fake_hub
 
-from feedsvc.render.html import CONTENT_SECURITY_POLICY
-from feedsvc.render.xsl import FEED_CONTENT_SECURITY_POLICY
+from feedsvc.core.render.html import CONTENT_SECURITY_POLICY
+from feedsvc.core.render.xsl import FEED_CONTENT_SECURITY_POLICY
 
 FEEDSVC = [sys.executable, "-m", "feedsvc"]
 BASE = "https://feeds.example.org/"
@@ -262,7 +262,7 @@ def test_chromium_screenshot_of_the_feed_page(server: Server, tmp_path: Path) ->
 
 
 def test_stylesheet_switched_off(tmp_path: Path, config) -> None:
-    from feedsvc.build import Builder
+    from feedsvc.build.builder import Builder
     from feedsvc.web import create_app
 
     seeds = tmp_path / "seeds"

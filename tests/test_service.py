@@ -17,8 +17,9 @@ import pytest
 from conftest import SAMPLE, seed_text
 from live import free_port, running, wait_for
 
-from feedsvc.leader import Election
-from feedsvc.publish import Document, publish
+from feedsvc.model import Document
+from feedsvc.publish.writer import publish
+from feedsvc.service.leader import Election
 
 FEEDSVC = [sys.executable, "-m", "feedsvc"]
 

@@ -12,8 +12,8 @@ import pytest
 from conftest import seed_text
 from live import wait_for
 
-from feedsvc.build import Builder
-from feedsvc.watch import BuilderService
+from feedsvc.build.builder import Builder
+from feedsvc.service.runner import BuilderService
 
 
 def feed_titles(out: Path) -> list[str]:
@@ -90,10 +90,10 @@ def test_bad_seed_is_warned_about_once_per_change(tmp_path: Path, make_seed, con
 def test_half_written_file_waits_for_settle(tmp_path: Path, make_seed, config) -> None:
     make_seed("a.txt", title="Complete", url="https://e.com/a")
     now = [time.time()]
-    builder = Builder(config(), settle=5.0, clock=lambda: now[0])
-    first = builder.build()
+    builder = Builder(config())
+    first = builder.build(settle=5.0, now=now[0])
     assert first.deferred == ["a.txt"] and not first.published
     assert not (tmp_path / "out" / "feed.xml").exists()
     now[0] += 6
-    second = builder.build()
+    second = builder.build(settle=5.0, now=now[0])
     assert second.published and second.entries == 1

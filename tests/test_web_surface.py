@@ -12,7 +12,7 @@ import pytest
 from conftest import SAMPLE
 from live import feed_env, free_port, running
 
-from feedsvc.build import Builder
+from feedsvc.build.builder import Builder
 from feedsvc.web import create_app
 
 BASE = "https://feeds.example.org/"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from live import wait_for
 
-from feedsvc.build import Builder
-from feedsvc.render.documents import SUBSCRIPTION_FEEDS
-from feedsvc.websub import Pinger, PingError, post_ping, wait_idle
+from feedsvc.build.builder import Builder
+from feedsvc.core.render.documents import SUBSCRIPTION_FEEDS
+from feedsvc.service.websub import Pinger, PingError, post_ping, wait_idle
 
 BASE = "https://feeds.example.org/"
 TOPICS = [BASE + name for name in SUBSCRIPTION_FEEDS]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from browser_eye import inert_problems, visible_text
 
-from feedsvc.sanitizers import BACKENDS, get_sanitizer
+from feedsvc.core.sanitize import BACKENDS, get_sanitizer
 
 CORPUS_PATH = Path(__file__).resolve().parent / "data" / "xss_vectors.json"
 CORPUS: list[dict[str, Any]] = json.loads(CORPUS_PATH.read_text(encoding="utf-8"))
@@ -53,7 +53,7 @@ def test_whole_corpus_through_the_pipeline(tmp_path: Path) -> None:
     from lxml import etree
     from schemas import validate_atom
 
-    from feedsvc.build import Builder
+    from feedsvc.build.builder import Builder
     from feedsvc.config import load_config
 
     seeds = tmp_path / "seeds"

@@ -1,0 +1,1 @@
+"""The builder: seed files → published documents (`builder.build` is where a build happens)."""

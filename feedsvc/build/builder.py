@@ -1,0 +1,309 @@
+"""One build, top-down: scan → what changed → read and process → choose → render and publish.
+
+`build()` is the one function where a build happens; each stage is a module of its own:
+
+    build/seeds.py        which files are seeds, their stats (all, or the paths events named)
+    core/changes.py       what changed: a pure diff of those stats against the records
+    build/load.py         reading and processing: a Record per changed file (workers.py: the pool)
+    core/choose.py        which entries, in which order, which archive pages
+    build/documents.py    rendering what changed, and publishing it as one version
+
+What the builder remembers between builds is plain data (`Memory`: the records, what it last
+published). A bad file is reported once per change of its bytes and skipped; it never stops the
+build, and a failed build never replaces the last good feed. `Builder` holds the resources (the
+cache file, the compressing threads) and serialises builds; timing (settle, debounce, retry) is
+the service's: a build is told how young a file may be, and whether to wait for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from feedsvc.build.cache import CacheError, MemoryCache, SqliteCache, open_cache
+from feedsvc.build.documents import Published, render_and_publish, zipper
+from feedsvc.build.load import Cache, Progress, entries_of, load
+from feedsvc.build.seeds import SeedsDirError, read_limit, scan_seeds, stat_seeds
+from feedsvc.build.workers import Workers
+from feedsvc.config import Config
+from feedsvc.core.changes import Changes, diff
+from feedsvc.core.choose import select_entries, split_archive
+from feedsvc.core.process import fingerprint
+from feedsvc.core.render.xsl import STYLESHEET_PATH
+from feedsvc.model import BuildResult, FeedMeta, Problem, Record, StatKey
+from feedsvc.publish.layout import MANIFEST
+from feedsvc.publish.writer import write_status
+
+log = logging.getLogger("feedsvc.build")
+
+
+@dataclass
+class Memory:
+    """What a builder remembers between builds."""
+
+    records: dict[str, Record] | None = None  # None: nothing built in this process yet
+    published: Published = field(default_factory=Published)
+    # (the manifest's stat, entries, ETag) right after this builder's last publish.
+    rendered: tuple[StatKey | None, int, str | None] | None = None
+
+
+def build(
+    config: Config,
+    memory: Memory,
+    cache: Cache,
+    zip_threads: Any,
+    *,
+    changed: set[str] | None = None,
+    settle: float = 0.0,
+    wait: bool = True,
+    now: float | None = None,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Build and publish once. `changed`: the paths under seeds/ that file events named (only they
+    are stat'ed); `settle`: a file modified less than this many seconds ago is not read; `wait`:
+    with such files, publish nothing (`waiting`), else publish without them."""
+    first = memory.records is None
+    records = memory.records or {}
+    root = str(config.seeds_dir.resolve())
+    scan = _scan(config.seeds_dir, None if first else changed)
+    index = cache.files(root) if first else {}
+    changes = diff(scan, records, index, time.time() if now is None else now, settle)
+    result = BuildResult(ok=True, files=changes.files, deferred=changes.deferred, youngest=changes.youngest)
+    if changes.deferred and wait:
+        result.waiting = True
+        return result
+
+    settings = config.entry_settings
+    with Workers(settings, read_limit(settings.max_article_bytes), config.build_workers) as workers:
+        loaded = load(
+            changes.to_read, records, cache, workers, _fingerprint(config), config.max_entries, progress, changes.files
+        )
+        current = changes.kept | loaded.records
+        memory.records = current
+        result.changed = _count_changed(changes, loaded.records, records, index)
+        _remember_files(cache, root, changes, loaded.records, index, prune=result.changed > 0)
+        _report(config.seeds_dir, loaded.fresh)
+        result.skipped, result.notes = _problems(config.seeds_dir, current.values())
+        if not first and not result.changed and _still_ours(memory, config.output_dir):
+            assert memory.rendered is not None
+            result.entries, result.etag = memory.rendered[1], memory.rendered[2]
+            return result  # nothing new, and the published state is still ours: nothing to render
+        memory.rendered = None
+
+        # All records, not only the newest max_entries: the older ones fill the RFC 5005 archive.
+        chosen = select_entries((r for r in current.values() if r.id is not None), key=_order)
+        newest, pages = split_archive(chosen, config.max_entries, config.archive_page_size)
+        result.published, result.etag = render_and_publish(
+            config.output_dir,
+            feed_meta(config),
+            newest,
+            pages,
+            lambda some: entries_of(some, loaded.made, cache, config.seeds_dir, workers),
+            memory.published,
+            workers,
+            cache.path if isinstance(cache, SqliteCache) else None,
+            zip_threads,
+        )
+    result.entries = len(newest)
+    memory.rendered = (_manifest_stat(config.output_dir), result.entries, result.etag)
+    return result
+
+
+def _scan(seeds_dir: Path, changed: set[str] | None) -> Any:
+    """Every seed file, or (for paths that events named) rel → SeedFile or None."""
+    hinted = None if changed is None else stat_seeds(seeds_dir, changed)
+    return scan_seeds(seeds_dir) if hinted is None else hinted
+
+
+def _order(record: Record) -> tuple:
+    return record.order
+
+
+def _fingerprint(config: Config) -> str:
+    try:
+        version = metadata.version(config.sanitizer)
+    except metadata.PackageNotFoundError:
+        version = "?"
+    return fingerprint(config.entry_settings, version)
+
+
+def _remember_files(
+    cache: Cache,
+    root: str,
+    changes: Changes,
+    new: dict[str, Record],
+    index: dict[str, tuple[StatKey, str]],
+    prune: bool,
+) -> None:
+    """The cache's file index: each readable file's stat and hash, for the next process."""
+    upserts = {
+        rel: (r.stat_key, r.sha) for rel, r in new.items() if r.readable and index.get(rel) != (r.stat_key, r.sha)
+    }
+    cache.save_files(root, upserts, changes.gone)
+    if prune and cache.needs_pruning(len(changes.kept) + len(new)):
+        cache.prune({r.key for r in (changes.kept | new).values() if r.key})
+
+
+def _count_changed(
+    changes: Changes, new: dict[str, Record], before: dict[str, Record], index: dict[str, tuple[StatKey, str]]
+) -> int:
+    """Files gone, plus files whose bytes differ from the ones remembered (or indexed)."""
+
+    def old_sha(rel: str) -> str | None:
+        if rel in before:
+            return before[rel].sha
+        return index[rel][1] if rel in index else None
+
+    return len(changes.gone) + sum(1 for rel, r in new.items() if r.readable and r.sha != old_sha(rel))
+
+
+def _report(seeds_dir: Path, fresh: Iterable[Record]) -> None:
+    """Warn about a bad file when its bytes are new to this process, not on every tick."""
+    for record in fresh:
+        source = seeds_dir / record.rel
+        if record.problem:
+            log.warning("skipped %s: %s", source, record.problem)
+        for note in record.notes:
+            log.info("%s: %s", source, note)
+
+
+def _problems(seeds_dir: Path, records: Iterable[Record]) -> tuple[list[Problem], list[Problem]]:
+    skipped: list[Problem] = []
+    notes: list[Problem] = []
+    for record in records:
+        source = str(seeds_dir / record.rel)
+        if record.id is None:
+            skipped.append(Problem(source, record.problem or "skipped"))
+        notes += [Problem(source, note) for note in record.notes]
+    return skipped, notes
+
+
+def _still_ours(memory: Memory, out_dir: Path) -> bool:
+    """The manifest is the one this builder wrote last (no other writer published since)."""
+    return memory.rendered is not None and memory.rendered[0] == _manifest_stat(out_dir)
+
+
+def _manifest_stat(out_dir: Path) -> StatKey | None:
+    try:
+        st = os.stat(out_dir / MANIFEST)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def feed_meta(config: Config) -> FeedMeta:
+    return FeedMeta(
+        id=config.self_url,
+        title=config.title,
+        self_url=config.self_url,
+        alternate_url=config.alternate_url,
+        subtitle=config.subtitle,
+        author=config.author,
+        language=config.language,
+        hub=config.websub_hub,
+        stylesheet=STYLESHEET_PATH if config.stylesheet else "",
+    )
+
+
+class Builder:
+    """The resources of a process's builds, and their order: one build at a time, from any thread.
+
+    Keeps the cache file and the compressing threads open between builds, falls back to memory
+    when the cache fails, logs each build's line and writes status.json.
+    """
+
+    def __init__(self, config: Config, on_publish: Callable[[BuildResult], None] | None = None) -> None:
+        self.config = config
+        self.on_publish = on_publish
+        self.memory = Memory()
+        self.builds = 0
+        # The last build of record as status.json should hold it, even when writing it failed
+        # (disk full, read-only): the web side of this process reports it from memory.
+        self.last_status: dict[str, Any] | None = None
+        self._cache: Cache | None = None
+        self._zipper: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def cache(self) -> Cache:
+        if self._cache is None:
+            self._cache = open_cache(self.config.output_dir)
+        return self._cache
+
+    def close(self) -> None:
+        """Release the cache file and the compressing threads."""
+        with self._lock:
+            if self._cache is not None:
+                self._cache.close()
+                self._cache = None
+            if self._zipper is not None:
+                self._zipper.shutdown()
+                self._zipper = None
+
+    def build(
+        self,
+        progress: Progress | None = None,
+        changed: Iterable[str] | None = None,
+        settle: float = 0.0,
+        wait: bool = True,
+        now: float | None = None,
+    ) -> BuildResult:
+        """Build and publish once (see `build`); a result with `waiting` set published nothing."""
+        options = {"changed": None if changed is None else set(changed), "settle": settle, "wait": wait, "now": now}
+        with self._lock:
+            started = time.perf_counter()
+            self._zipper = self._zipper or zipper()
+            try:
+                try:
+                    result = build(self.config, self.memory, self.cache, self._zipper, progress=progress, **options)
+                except CacheError as exc:
+                    log.warning("cache failed (%s): building from the files, keeping results in memory", exc)
+                    self._cache, self.memory.records = MemoryCache(), None
+                    result = build(self.config, self.memory, self._cache, self._zipper, progress=progress, **options)
+            except SeedsDirError as exc:
+                result = BuildResult(ok=False, error=str(exc))
+                log.error("build failed: %s (the last published feed stays)", exc)
+            except OSError as exc:
+                result = BuildResult(
+                    ok=False, error=f"cannot publish to {self.config.output_dir}: {exc.strerror or exc}"
+                )
+                log.error("build failed: %s (the last published feed stays)", result.error)
+            result.duration = time.perf_counter() - started
+            result.finished_at = datetime.now(UTC)
+            self.builds += 1
+            result.number = self.builds
+            if result.waiting and result.ok:
+                log.info("build deferred: %d file(s) still being written", len(result.deferred))
+                return result  # not a build of record: the status and the feed stay as they are
+            self._record(result)
+        if result.published and self.on_publish is not None:
+            self.on_publish(result)
+        return result
+
+    def _record(self, result: BuildResult) -> None:
+        status = {**result.as_status(), "pid": os.getpid()}
+        try:
+            write_status(self.config.output_dir, status)
+        except OSError as exc:
+            log.warning("cannot write build status to %s: %s", self.config.output_dir, exc)
+            status["status_file_error"] = exc.strerror or str(exc)
+        self.last_status = status
+        if result.ok:
+            log.info(
+                "build: %d entries from %d files, %d changed, %d skipped, %.0f ms, %s %s",
+                result.entries,
+                result.files,
+                result.changed,
+                len(result.skipped),
+                result.duration * 1000,
+                "published" if result.published else "unchanged",
+                result.etag,
+            )

@@ -1,0 +1,158 @@
+"""Reading and processing: a Record for every file to read, each file read once.
+
+A file whose hash the cache's index vouches for is looked up, not read. Otherwise it is read and
+hashed; when its bytes are the ones remembered or cached, that Record is reused; only new bytes
+are processed (in the workers when there are many). A cold build (nothing remembered, nothing
+cached) hands the files to the workers unread: hashing them first would find nothing to reuse.
+Entries made here are kept for rendering, up to `keep` of the newest, so the documents of this
+build need not read them back from the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from feedsvc.build.cache import MemoryCache, SqliteCache
+from feedsvc.build.seeds import read_seed
+from feedsvc.build.workers import Item, Workers, process_files
+from feedsvc.core.process import outcome_key
+from feedsvc.model import Entry, Outcome, Record, SeedFile
+
+_WRITE_BATCH = 1024  # outcomes written to the cache per transaction
+
+Cache = SqliteCache | MemoryCache
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Loaded:
+    records: dict[str, Record] = field(default_factory=dict)
+    # Records whose problems and notes are new to this process (to report once).
+    fresh: list[Record] = field(default_factory=list)
+    # The newest entries made in this build, by cache key.
+    made: dict[str, Entry] = field(default_factory=dict)
+
+
+def load(
+    to_read: Sequence[tuple[SeedFile, str | None]],
+    remembered: Mapping[str, Record],
+    cache: Cache,
+    workers: Workers,
+    fingerprint: str,
+    keep: int,
+    progress: Progress | None = None,
+    total: int = 0,
+) -> Loaded:
+    loaded = Loaded()
+    cold = not remembered and cache.is_empty()
+    hold_bytes = not cold and len(to_read) < workers.count * 64  # a pooled build lets workers read
+    candidates: list[tuple[SeedFile, str, bytes | None]] = []
+    unread: list[SeedFile] = []
+    for seed, sha in to_read:
+        data = None
+        if sha is None and cold:
+            unread.append(seed)
+            continue
+        if sha is None:
+            try:
+                data = read_seed(seed, workers.limit)
+            except FileNotFoundError:
+                continue  # deleted since the scan
+            except OSError as exc:
+                _unreadable(loaded, remembered, seed.rel, f"cannot read: {exc.strerror or exc}")
+                continue
+            sha = hashlib.sha256(data).hexdigest()
+        before = remembered.get(seed.rel)
+        if before is not None and before.sha == sha and before.mtime_ns in (None, seed.mtime_ns):
+            loaded.records[seed.rel] = replace(before, stat_key=seed.stat_key)
+            continue
+        candidates.append((seed, sha, data if hold_bytes else None))
+
+    keys = {seed.rel: outcome_key(fingerprint, seed.rel, sha) for seed, sha, _ in candidates}
+    cached = cache.records(keys.values()) if candidates else {}
+    items: list[Item] = []
+    for seed, _sha, data in candidates:
+        record = cached.get(keys[seed.rel])
+        if record is not None and record.mtime_ns in (None, seed.mtime_ns):
+            loaded.records[seed.rel] = replace(record, stat_key=seed.stat_key)
+            loaded.fresh.append(loaded.records[seed.rel])
+        else:
+            items.append((seed, data))
+    items += [(seed, None) for seed in unread]
+    _process(items, remembered, cache, workers, fingerprint, keep, loaded, progress, total)
+    return loaded
+
+
+def _process(
+    items: list[Item],
+    remembered: Mapping[str, Record],
+    cache: Cache,
+    workers: Workers,
+    fingerprint: str,
+    keep: int,
+    loaded: Loaded,
+    progress: Progress | None,
+    total: int,
+) -> None:
+    """Process the files, record their outcomes in the cache in batches, keep the newest entries."""
+    done = total - len(items)
+    if progress is not None:
+        progress(done, total)
+    workers.start_for(len(items))
+    newest: list[tuple[tuple, str, Entry]] = []  # a min-heap of the `keep` newest made entries
+    batch: list[tuple[Record, Outcome]] = []
+    for chunk, results in workers.process(items):
+        for (seed, _), (sha, outcome) in zip(chunk, results, strict=True):
+            if outcome is None:
+                continue  # gone while being read: the next build sees the truth
+            if not sha:
+                _unreadable(loaded, remembered, seed.rel, outcome.problem or "cannot read")
+                continue
+            record = Record.of(seed.rel, sha, outcome_key(fingerprint, seed.rel, sha), outcome, seed)
+            loaded.records[seed.rel] = record
+            loaded.fresh.append(record)
+            batch.append((record, outcome))
+            if outcome.entry is not None and keep:
+                heapq.heappush(newest, (record.order, record.key, outcome.entry))
+                if len(newest) > keep:
+                    heapq.heappop(newest)
+        if len(batch) >= _WRITE_BATCH:
+            cache.put(batch)
+            batch = []
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total)
+    cache.put(batch)
+    loaded.made = {key: entry for _, key, entry in newest}
+
+
+def _unreadable(loaded: Loaded, remembered: Mapping[str, Record], rel: str, reason: str) -> None:
+    record = Record.unreadable(rel, reason)
+    loaded.records[rel] = record
+    before = remembered.get(rel)
+    if before is None or before.readable:
+        loaded.fresh.append(record)  # reported once, not on every retry
+
+
+def entries_of(
+    records: Sequence[Record], made: Mapping[str, Entry], cache: Cache, seeds_dir: Path, workers: Workers
+) -> list[Entry]:
+    """The full entries of `records`, in their order: made in this build, else from the cache,
+    else (pruned by another process sharing the cache) made again from the file."""
+    found = {r.key: made[r.key] for r in records if r.key in made}
+    found.update(cache.entries([r.key for r in records if r.key not in found]))
+    for record in records:
+        if record.key in found:
+            continue
+        seed = SeedFile(str(seeds_dir / record.rel), record.rel, *record.stat_key)
+        sha, outcome = process_files([(seed, None)], workers.settings, workers.limit)[0]
+        if outcome is None or sha != record.sha:
+            continue
+        cache.put([(record, outcome)])
+        if outcome.entry is not None:
+            found[record.key] = outcome.entry
+    return [found[r.key] for r in records if r.key in found]

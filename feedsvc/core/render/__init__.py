@@ -1,0 +1,32 @@
+"""Renderers: entries → the bytes of each published document. Pure and deterministic.
+
+The same entries and FeedMeta always give the same bytes, so a rebuild of unchanged seeds
+publishes nothing and every ETag stays valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from feedsvc.model import Entry
+
+# The feed's `updated` when it has no entries: a fixed instant, never the clock.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Paging:
+    """RFC 5005 links of one Atom document: the subscription feed, or one archive page."""
+
+    self_url: str
+    prev_archive: str | None = None
+    next_archive: str | None = None
+    # Set on archive pages only: the subscription document (rel="current"), and fh:archive.
+    current: str | None = None
+
+
+def feed_updated(entries: Sequence[Entry]) -> datetime:
+    """The newest entry's `updated`: the feed changes when its content does, not when it is rebuilt."""
+    return max((e.updated for e in entries), default=EPOCH)

@@ -1,0 +1,95 @@
+"""The one table of what feedsvc publishes, and entries → every document of one build.
+
+Each published document has a name (its key in the manifest and its path in a static tree), a
+route, a content type, and whether readers subscribe to it (a WebSub topic). The builder calls
+`render_documents` (and `render_archive_page` for the archive pages that changed) and publishes
+the result as one version; the web side maps routes onto these names and nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from feedsvc.core.choose import split_archive
+from feedsvc.core.render import feed_updated
+from feedsvc.core.render.archive import archive_name, render_page, subscription_paging
+from feedsvc.core.render.atom import render_atom
+from feedsvc.core.render.html import render_index
+from feedsvc.core.render.jsonfeed import render_jsonfeed
+from feedsvc.core.render.rss import render_rss
+from feedsvc.core.render.xsl import FEED_XSL
+from feedsvc.model import Document, Entry, FeedMeta, Page
+
+ATOM_TYPE = "application/atom+xml; charset=utf-8"
+RSS_TYPE = "application/rss+xml; charset=utf-8"
+JSON_FEED_TYPE = "application/feed+json"
+HTML_TYPE = "text/html; charset=utf-8"
+XSL_TYPE = "text/xsl; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    route: str
+    content_type: str
+    topic: bool  # a subscription feed: a WebSub topic, with a Link header
+
+
+DOCUMENTS = (
+    Kind("feed.xml", "/feed.xml", ATOM_TYPE, topic=True),
+    Kind("feed.rss", "/feed.rss", RSS_TYPE, topic=True),
+    Kind("feed.json", "/feed.json", JSON_FEED_TYPE, topic=True),
+    Kind("index.html", "/", HTML_TYPE, topic=False),
+    Kind("feed.xsl", "/feed.xsl", XSL_TYPE, topic=False),
+)
+# Archive pages: /archive/<n>.xml, named archive/<n>.xml, Atom.
+ARCHIVE_ROUTE = re.compile(r"/(archive/[1-9][0-9]{0,8}\.xml)")
+ROUTES = {kind.route: kind.name for kind in DOCUMENTS}
+# The documents a reader subscribes to (and WebSub topics): the same entries in three formats.
+SUBSCRIPTION_FEEDS = tuple(kind.name for kind in DOCUMENTS if kind.topic)
+
+
+def document_name(path: str) -> str | None:
+    """The published document a request path names, or None: no path maps onto anything else."""
+    name = ROUTES.get(path)
+    if name is None and (m := ARCHIVE_ROUTE.fullmatch(path)):
+        name = m.group(1)
+    return name
+
+
+def render_documents(meta: FeedMeta, current: Sequence[Entry], newest_page: int | None = None) -> list[Document]:
+    """The subscription documents for `current` (the newest `max_entries`); /feed.xml links to the
+    newest archive page, `newest_page`, with prev-archive."""
+    updated = feed_updated(current)
+    documents = [
+        Document("feed.xml", render_atom(meta, current, subscription_paging(meta, newest_page)), ATOM_TYPE, updated),
+        Document("feed.rss", render_rss(meta, current, meta.url("feed.rss")), RSS_TYPE, updated),
+        Document("feed.json", render_jsonfeed(meta, current, meta.url("feed.json")), JSON_FEED_TYPE, updated),
+        Document("index.html", render_index(meta, current), HTML_TYPE, updated),
+    ]
+    if meta.stylesheet:
+        documents.append(Document("feed.xsl", FEED_XSL, XSL_TYPE, updated))
+    return documents
+
+
+def render_archive_page(meta: FeedMeta, page: Page[Entry], newest: int, source_key: str = "") -> Document:
+    """One archive page; read from disk when served (`in_memory=False`), not held by web processes."""
+    body = render_page(meta, page, newest)
+    return Document(
+        archive_name(page.number), body, ATOM_TYPE, feed_updated(page.entries), source_key, in_memory=False
+    )
+
+
+def render_all(meta: FeedMeta, entries: Sequence[Entry], max_entries: int, archive_page_size: int) -> list[Document]:
+    """Every document from ALL entries, chosen and newest first (`select_entries(entries)`).
+
+    /feed.xml, /feed.rss, /feed.json and / carry the newest `max_entries`; the older ones are
+    in the archive pages, each exactly once. (The builder does the same page by page, rendering
+    only the pages whose entries changed.)
+    """
+    current, pages = split_archive(entries, max_entries, archive_page_size)
+    newest = pages[-1].number if pages else 0
+    archive = [render_archive_page(meta, page, newest) for page in pages]
+    return render_documents(meta, current, newest or None) + archive

@@ -1,0 +1,114 @@
+"""The XSL stylesheet that turns /feed.xml, /feed.rss and the archive pages into a readable page.
+
+A person who opens a feed URL in a browser sees the titles, dates and summaries, and how to
+subscribe, instead of raw XML. Feed readers ignore the `<?xml-stylesheet?>` instruction.
+
+Only text from the feed is shown (titles, summaries), never its HTML content, so nothing the
+articles contain can run in the page. The page's only style is the index page's `STYLE`, allowed
+by hash in `FEED_CONTENT_SECURITY_POLICY`; the XSL itself is a same-origin "script" load in CSP
+terms (`script-src 'self'`), and feedsvc serves no script at all.
+"""
+
+from __future__ import annotations
+
+from feedsvc.core.render.html import STYLE, STYLE_HASH
+
+STYLESHEET_PATH = "/feed.xsl"
+FEED_CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; script-src 'self'; style-src '{STYLE_HASH}'; img-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+
+_XSL = """<?xml version="1.0" encoding="UTF-8"?>
+<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
+  xmlns:atom="http://www.w3.org/2005/Atom" xmlns:fh="http://purl.org/syndication/history/1.0"
+  exclude-result-prefixes="atom fh">
+<xsl:output method="html" encoding="UTF-8" indent="no" doctype-system="about:legacy-compat"/>
+
+<xsl:template match="/">
+<html lang="{atom:feed/@xml:lang|rss/channel/language}">
+<head>
+<meta charset="utf-8"/>
+<meta name="viewport" content="width=device-width, initial-scale=1"/>
+<title><xsl:value-of select="atom:feed/atom:title|rss/channel/title"/> (web feed)</title>
+<style>@STYLE@</style>
+</head>
+<body>
+<xsl:apply-templates select="atom:feed|rss/channel"/>
+</body>
+</html>
+</xsl:template>
+
+<xsl:template name="subscribe">
+<xsl:param name="url"/>
+<xsl:param name="format"/>
+<div class="subscribe">
+<p><strong>This is a web feed</strong> (<xsl:value-of select="$format"/>). To subscribe, copy its address
+into your feed reader: <code><xsl:value-of select="$url"/></code></p>
+<p>The same articles as <a href="/feed.xml">Atom</a>, <a href="/feed.rss">RSS</a> or
+<a href="/feed.json">JSON Feed</a>, and as a <a href="/">web page</a>.</p>
+</div>
+</xsl:template>
+
+<xsl:template match="atom:feed">
+<h1><xsl:value-of select="atom:title"/></h1>
+<xsl:if test="atom:subtitle"><p class="sub"><xsl:value-of select="atom:subtitle"/></p></xsl:if>
+<xsl:choose>
+<xsl:when test="fh:archive">
+<p class="subscribe"><strong>This is an archive page</strong> of older articles.
+<a href="{atom:link[@rel='current']/@href}">The current feed</a> is the one to subscribe to.</p>
+</xsl:when>
+<xsl:otherwise>
+<xsl:call-template name="subscribe">
+<xsl:with-param name="url" select="atom:link[@rel='self']/@href"/>
+<xsl:with-param name="format">Atom</xsl:with-param>
+</xsl:call-template>
+</xsl:otherwise>
+</xsl:choose>
+<ol>
+<xsl:for-each select="atom:entry">
+<li>
+<xsl:choose>
+<xsl:when test="atom:link[@rel='alternate']">
+<a href="{atom:link[@rel='alternate']/@href}"><xsl:value-of select="atom:title"/></a>
+</xsl:when>
+<xsl:otherwise><xsl:value-of select="atom:title"/></xsl:otherwise>
+</xsl:choose>
+<time datetime="{atom:updated}"><xsl:value-of select="substring(atom:updated, 1, 10)"/></time>
+<xsl:if test="atom:summary"><p class="summary"><xsl:value-of select="atom:summary"/></p></xsl:if>
+</li>
+</xsl:for-each>
+</ol>
+<p>
+<xsl:for-each select="atom:link[@rel='prev-archive']"><a href="{@href}">Older articles</a> </xsl:for-each>
+<xsl:for-each select="atom:link[@rel='next-archive']"><a href="{@href}">Newer articles</a></xsl:for-each>
+</p>
+</xsl:template>
+
+<xsl:template match="channel">
+<h1><xsl:value-of select="title"/></h1>
+<p class="sub"><xsl:value-of select="description"/></p>
+<xsl:call-template name="subscribe">
+<xsl:with-param name="url" select="atom:link[@rel='self']/@href"/>
+<xsl:with-param name="format">RSS</xsl:with-param>
+</xsl:call-template>
+<ol>
+<xsl:for-each select="item">
+<li>
+<xsl:choose>
+<xsl:when test="link"><a href="{link}"><xsl:value-of select="title"/></a></xsl:when>
+<xsl:otherwise><xsl:value-of select="title"/></xsl:otherwise>
+</xsl:choose>
+<time><xsl:value-of select="pubDate"/></time>
+<p class="summary"><xsl:value-of select="description"/></p>
+</li>
+</xsl:for-each>
+</ol>
+</xsl:template>
+
+</xsl:stylesheet>
+"""
+
+if any(c in STYLE for c in "<>&"):
+    raise ValueError("STYLE must be plain XML text to be copied into the stylesheet")
+FEED_XSL = _XSL.replace("@STYLE@", STYLE).encode("utf-8")

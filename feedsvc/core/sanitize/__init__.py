@@ -1,0 +1,27 @@
+"""Untrusted article HTML → safe HTML and its visible text, by one policy (`policy.py`, data).
+
+Two backends read that policy: `bleach_backend` (the default) and `nh3_backend` (ammonia, Rust:
+faster and maintained; `pip install 'feedsvc[nh3]'`). Each is `sanitize(html, base_url) ->
+(safe_html, plain_text)`; `get_sanitizer(name)` picks one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Sanitizer = Callable[[str, str | None], tuple[str, str]]
+
+BACKENDS = ("bleach", "nh3")
+
+
+def get_sanitizer(name: str) -> Sanitizer:
+    """The backend's `sanitize(html, base_url) -> (safe_html, plain_text)`."""
+    if name == "bleach":
+        from feedsvc.core.sanitize.bleach_backend import sanitize
+
+        return sanitize
+    if name == "nh3":
+        from feedsvc.core.sanitize.nh3_backend import sanitize as sanitize_nh3
+
+        return sanitize_nh3
+    raise ValueError(f"unknown sanitizer {name!r}: expected one of {', '.join(BACKENDS)}")

@@ -1,0 +1,94 @@
+"""The nh3 (ammonia, Rust) sanitizer backend, driven by the same policy data as the bleach one.
+
+About 25× faster per article than bleach, and maintained: the migration path now that bleach
+6.4.0 is its final release. nh3 allowlists and removes `REMOVE_WITH_CONTENT` elements with
+their content; around it we do what `feedsvc.sanitize` does around bleach: every URL attribute
+goes through the same `safe_url` (scheme check after removing invisibles, relative → absolute)
+in nh3's attribute filter, and lazy `data-src` images are promoted. nh3's output is a
+normalised serialisation (double-quoted attributes, `<`/`&` escaped in text), so the small
+post-passes below can read it with regular expressions.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+
+import nh3
+
+import feedsvc.core.sanitize.policy as policy
+from feedsvc.core.text import one_line, xml_safe
+from feedsvc.core.urls import safe_url
+
+_LAZY = frozenset(policy.LAZY_SRC_ATTRIBUTES)
+_URLISH = policy.URL_ATTRIBUTES | _LAZY
+# Lazy attributes are let through on <img> only so the promotion below can see them; they never
+# reach the output.
+_ATTRIBUTES = {tag: set(names) for tag, names in policy.ATTRIBUTES.items()}
+_ATTRIBUTES["img"] = _ATTRIBUTES.get("img", set()) | set(_LAZY)
+# ammonia allows `lang` and `title` on every tag unless told otherwise: the policy has no generic attributes.
+_ATTRIBUTES["*"] = set()
+_CLEAN_CONTENT = set(policy.REMOVE_WITH_CONTENT - policy.TAGS)
+
+# A serialised tag: attribute values are always double-quoted and may hold ">", never a raw '"'.
+_TAG_BODY = r'(?:[^>"]|"[^"]*")*'
+_IMG = re.compile(rf"<img\b({_TAG_BODY})>")
+_ATTR = re.compile(r'\s([^\s=>]+)="([^"]*)"')
+_BLOCK_NAMES = "|".join(sorted(policy.BLOCK_TAGS, key=len, reverse=True))
+_BLOCK_TAG = re.compile(rf"</?(?:{_BLOCK_NAMES})\b{_TAG_BODY}>", re.IGNORECASE)
+_ANY_TAG = re.compile(rf"<{_TAG_BODY}>")
+
+
+def _url_filter(base: str | None) -> Callable[[str, str, str], str | None]:
+    def keep(tag: str, attribute: str, value: str) -> str | None:
+        if attribute.lower() in _URLISH:
+            return safe_url(value, base)
+        return value
+
+    return keep
+
+
+def _promote_lazy(match: re.Match[str]) -> str:
+    """One serialised <img>: src from a lazy attribute when it has none, lazy attributes dropped."""
+    attrs = _ATTR.findall(match.group(1))
+    names = [name for name, _ in attrs]
+    src = next((v for n, v in attrs if n == "src" and not html.unescape(v).strip().lower().startswith("data:")), None)
+    if not src:
+        lazy = {n: v for n, v in attrs if n in _LAZY and v}
+        for name in policy.LAZY_SRC_ATTRIBUTES:
+            if name in lazy:
+                if "src" in names:
+                    attrs = [(n, lazy[name] if n == "src" else v) for n, v in attrs]
+                else:
+                    attrs.append(("src", lazy[name]))
+                break
+    kept = "".join(f' {n}="{v}"' for n, v in attrs if n not in _LAZY)
+    return f"<img{kept}>"
+
+
+def plain_text(safe_html: str) -> str:
+    """Visible text of nh3's output: tags out (block tags count as spaces), entities decoded."""
+
+    return one_line(html.unescape(_ANY_TAG.sub("", _BLOCK_TAG.sub(" ", safe_html))))
+
+
+def sanitize(html_text: str, base_url: str | None = None) -> tuple[str, str]:
+    """Untrusted HTML → (safe HTML, its visible text), with the policy of `feedsvc.policy`."""
+    html_text = xml_safe(html_text)
+    if not html_text.strip():
+        return "", ""
+    safe = nh3.clean(
+        html_text,
+        tags=set(policy.TAGS),
+        clean_content_tags=_CLEAN_CONTENT,
+        attributes=_ATTRIBUTES,
+        attribute_filter=_url_filter(base_url),
+        url_schemes=set(policy.PROTOCOLS),
+        strip_comments=True,
+        link_rel=None,
+    )
+    if "<img" in safe:
+        safe = _IMG.sub(_promote_lazy, safe)
+    safe = xml_safe(safe)
+    return safe, xml_safe(plain_text(safe))

@@ -1,0 +1,37 @@
+"""Text hygiene shared by every stage that lets strings reach the XML output, and the summary rule."""
+
+from __future__ import annotations
+
+import re
+
+# XML 1.0 forbids these; lxml (and so feedgen) refuses the whole document when one is present.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_SPACE_RUN = re.compile(r"\s+")
+
+
+def xml_safe(text: str) -> str:
+    """Remove characters that XML 1.0 cannot carry (C0 controls, U+FFFE/FFFF, lone surrogates)."""
+    return _XML_ILLEGAL.sub("", text)
+
+
+def one_line(text: str) -> str:
+    """Collapse all whitespace runs to single spaces and trim: for titles and summaries."""
+    return _SPACE_RUN.sub(" ", text).strip()
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut `text` to at most `limit` characters, at a word boundary when one is near, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def summarize(plain_text: str, limit: int = 200) -> str:
+    """The first `limit` characters of an article's visible text, for <summary>."""
+    # one_line of a prefix is a prefix of one_line of the whole: a long enough one is all we need.
+    head = one_line(plain_text[: 4 * limit + 8])
+    return shorten(head if len(head) > limit or 4 * limit + 8 >= len(plain_text) else one_line(plain_text), limit)

@@ -1,0 +1,263 @@
+"""Every shape a datum takes on its way: seed file → Article → Entry → Outcome → Record → Document.
+
+Plain data, declared once. No I/O, no clock, no behaviour beyond derived fields.
+
+    SeedFile   a file as a scan saw it (stat)                    build/seeds.py
+    Article    the file's bytes, parsed                           core/parse.py
+    Entry      the article sanitized, with its id and summary     core/entry.py
+    Outcome    what one file version became: an Entry or why not  core/process.py
+    Record     what the builder and the cache remember of it      build/, build/cache.py
+    Document   one published URL's bytes                          core/render/, publish/
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from feedsvc.core.urls import url_identity
+
+StatKey = tuple[int, int, int]  # (size, mtime_ns, inode)
+# The note the parser leaves when the file's mtime became the entry's date: such an outcome
+# depends on the mtime as well as on the bytes.
+MTIME_NOTE = "date taken from the file's modification time"
+
+
+class SeedFile(NamedTuple):
+    """One seed file as a scan saw it. A tuple: a full rescan makes 10k of them."""
+
+    path: str
+    rel: str
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @property
+    def stat_key(self) -> StatKey:
+        return (self.size, self.mtime_ns, self.inode)
+
+
+@dataclass(frozen=True)
+class Article:
+    source: str
+    title: str
+    link: str | None
+    published: datetime | None
+    updated: datetime
+    body_html: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    title: str
+    link: str | None
+    published: datetime | None
+    updated: datetime
+    content_html: str
+    summary: str
+    source: str
+    image: str | None = None
+
+    @property
+    def dedup_key(self) -> str:
+        return url_identity(self.link) if self.link else self.id
+
+
+@dataclass(frozen=True)
+class EntrySettings:
+    """The settings that decide what a file's bytes become (and so key the cache)."""
+
+    max_article_bytes: int = 1_000_000
+    summary_chars: int = 200
+    legacy_encodings: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
+    sanitizer: str = "bleach"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one seed file's bytes became."""
+
+    entry: Entry | None
+    problem: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def uses_mtime(self) -> bool:
+        return MTIME_NOTE in self.notes
+
+
+_UNREAD: StatKey = (-1, -1, -1)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One seed file version as the builder remembers it between builds, and as the cache keeps it.
+
+    Light: what choosing and reporting read, never the content. `key` finds the full Entry in the
+    cache; `mtime_ns` is set when the outcome depends on the file's mtime (its date came from it).
+    `order` is the feed's sort key (largest first), computed once.
+    """
+
+    rel: str
+    sha: str
+    key: str
+    id: str | None
+    dedup_key: str | None
+    updated: datetime | None
+    published: datetime | None
+    problem: str | None = None
+    notes: tuple[str, ...] = ()
+    mtime_ns: int | None = None
+    stat_key: StatKey = _UNREAD
+    order: tuple = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if self.id is not None and not self.order:
+            order = (self.updated, self.published or self.updated, self.id, self.rel)
+            object.__setattr__(self, "order", order)
+
+    @property
+    def source(self) -> str:
+        return self.rel
+
+    @property
+    def readable(self) -> bool:
+        return bool(self.sha)
+
+    @classmethod
+    def unreadable(cls, rel: str, reason: str) -> Record:
+        """A file that could not be read: no stat key, so the next build tries it again."""
+        return cls(rel, "", "", None, None, None, None, reason)
+
+    @classmethod
+    def of(cls, rel: str, sha: str, key: str, outcome: Outcome, seed: SeedFile) -> Record:
+        entry = outcome.entry
+        return cls(
+            rel,
+            sha,
+            key,
+            entry.id if entry else None,
+            entry.dedup_key if entry else None,
+            entry.updated if entry else None,
+            entry.published if entry else None,
+            outcome.problem,
+            outcome.notes,
+            seed.mtime_ns if outcome.uses_mtime else None,
+            seed.stat_key,
+        )
+
+
+@dataclass(frozen=True)
+class Problem:
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class FeedMeta:
+    id: str
+    title: str
+    self_url: str
+    alternate_url: str
+    subtitle: str = ""
+    author: str = "feedsvc"
+    language: str = "en"
+    # WebSub hub advertised in every feed ("" = none).
+    hub: str = ""
+    # Path of the XSL stylesheet named by an <?xml-stylesheet?> in Atom and RSS ("" = none).
+    stylesheet: str = ""
+
+    def url(self, name: str) -> str:
+        """The public URL of a published document, beside the subscription feed."""
+        return self.self_url.rsplit("/", 1)[0] + "/" + name
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One RFC 5005 archive page's items: Entries to render, or Records to plan with."""
+
+    number: int  # 1 = the oldest entries
+    entries: tuple[T, ...]  # newest first, like every document
+
+
+@dataclass(frozen=True)
+class Document:
+    """One URL's body as a renderer made it."""
+
+    name: str
+    body: bytes
+    content_type: str
+    last_modified: datetime
+    # What the body was made from, opaque to publishing; kept in the manifest so a builder can
+    # tell that a document (an archive page) is already published and pass a `Reuse` instead.
+    source_key: str = ""
+    # False: web processes read it from its object file when asked (archive pages: many, cold).
+    in_memory: bool = True
+    # Its gzip variant when the builder already compressed it (in parallel with rendering).
+    gzip: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """A document left as the current manifest has it, found by the `source_key` it was published with."""
+
+    name: str
+    source_key: str
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A document whose object files are already written (by a pool worker): publishing only names them."""
+
+    name: str
+    source_key: str
+    entry: dict[str, Any]
+
+
+@dataclass
+class BuildResult:
+    """What one build did: the build line, status.json and /healthz say this."""
+
+    ok: bool
+    published: bool = False
+    files: int = 0
+    entries: int = 0
+    changed: int = 0
+    skipped: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)
+    # Files modified too recently to read (they may still be being written), and the age of the
+    # youngest: the service decides when to build again.
+    deferred: list[str] = field(default_factory=list)
+    youngest: float = 0.0
+    # True when the build stopped early to let `deferred` files settle: nothing was published.
+    waiting: bool = False
+    etag: str | None = None
+    error: str | None = None
+    duration: float = 0.0
+    number: int = 0
+    finished_at: datetime | None = None
+
+    def as_status(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "published": self.published,
+            "files": self.files,
+            "entries": self.entries,
+            "changed": self.changed,
+            "skipped": [{"source": p.source, "reason": p.reason} for p in self.skipped],
+            "deferred": self.deferred,
+            "etag": self.etag,
+            "error": self.error,
+            "duration_ms": round(self.duration * 1000, 1),
+            "finished_at": self.finished_at.isoformat(timespec="milliseconds") if self.finished_at else None,
+            "number": self.number,
+        }

@@ -1,0 +1,150 @@
+"""A web process's view of the published state: the manifest's documents, held in memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from feedsvc.publish.layout import MANIFEST, OBJECTS, STATUS, etag_for, read_manifest
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One encoding of a published body: held in memory (`data`), or read from `path` when asked for."""
+
+    etag: str
+    size: int
+    data: bytes | None = None
+    path: Path | None = None
+
+    @property
+    def body(self) -> bytes:
+        """The bytes. For a body on disk this reads the object file, and raises OSError when a
+        later publish has collected it (the caller refreshes its snapshot and asks again)."""
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        with open(self.path, "rb") as fh:
+            data = fh.read(self.size + 1)
+        if len(data) != self.size:
+            raise OSError(f"{self.path}: {len(data)} bytes, the manifest says {self.size}")
+        return data
+
+
+@dataclass(frozen=True)
+class Served:
+    """One URL's published bytes, held in memory by a web process."""
+
+    name: str
+    content_type: str
+    last_modified: datetime
+    identity: Variant
+    gzip: Variant
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    generation: int
+    published_at: str
+    documents: Mapping[str, Served]
+
+
+def read_status(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        with open(out_dir / STATUS, "rb") as fh:
+            status = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+class PublishedStore:
+    """A web process's view of the published state: bytes in memory, swapped when the manifest changes.
+
+    Documents published with `in_memory=False` (archive pages) are only referenced: their object
+    files are read when asked for, so a process's memory does not grow with the archive.
+
+    Checking costs one stat() at most every `check_interval` seconds; a changed manifest is read
+    and only objects not already held are loaded. A reader never sees a half-swapped state: the
+    whole Snapshot is replaced by one assignment.
+    """
+
+    def __init__(self, out_dir: Path, check_interval: float = 0.05) -> None:
+        self.out_dir = out_dir
+        self.check_interval = check_interval
+        self._snapshot: Snapshot | None = None
+        self._stat_key: tuple[int, int, int] | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        now = time.monotonic()
+        # With nothing held yet, always go through refresh(): it waits on the lock for a load that
+        # another thread has just started, instead of answering None (a 503) meanwhile.
+        if self._snapshot is None or now - self._checked >= self.check_interval:
+            self.refresh()
+        return self._snapshot
+
+    def refresh(self) -> bool:
+        """Reload if the manifest changed. Returns True when a new snapshot was installed."""
+        with self._lock:
+            self._checked = time.monotonic()
+            try:
+                st = os.stat(self.out_dir / MANIFEST)
+            except OSError:
+                return False
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if key == self._stat_key:
+                return False
+            for _attempt in range(3):
+                snapshot = self._load()
+                if snapshot is not None:
+                    self._snapshot, self._stat_key = snapshot, key
+                    return True
+            return False
+
+    def _load(self) -> Snapshot | None:
+        manifest = read_manifest(self.out_dir)
+        if manifest is None:
+            return None
+        held = self._snapshot.documents if self._snapshot else {}
+        documents: dict[str, Served] = {}
+        try:
+            for name, meta in manifest["documents"].items():
+                current = held.get(name)
+                if current is not None and (current.identity.etag, current.gzip.etag) == (
+                    meta["etag"],
+                    meta["gzip_etag"],
+                ):
+                    documents[name] = current
+                    continue
+                identity = self._variant(meta["object"], meta["etag"], meta.get("size"), meta)
+                gz = self._variant(meta["gzip_object"], meta["gzip_etag"], meta.get("gzip_size"), meta)
+                documents[name] = Served(
+                    name=name,
+                    content_type=meta["content_type"],
+                    last_modified=datetime.fromisoformat(meta["last_modified"]),
+                    identity=identity,
+                    gzip=gz,
+                )
+        except (OSError, KeyError, TypeError, ValueError):
+            return None  # a publish raced us and collected these objects: read the newer manifest
+        return Snapshot(manifest.get("generation", 0), manifest.get("published_at", ""), documents)
+
+    def _variant(self, name: str, etag: str, size: int | None, meta: Mapping[str, Any]) -> Variant:
+        """A document held in memory (checked against its ETag), or a reference to its object file."""
+        path = self.out_dir / OBJECTS / name
+        if meta.get("in_memory", True):
+            data = path.read_bytes()
+            if etag_for(data) != etag:
+                raise ValueError(f"{path} does not match its ETag")
+            return Variant(etag, len(data), data)
+        return Variant(etag, os.stat(path).st_size if size is None else int(size), path=path)

@@ -1,0 +1,178 @@
+"""Publishing: one build's documents become the next published version, atomically.
+
+A publish writes new objects first and then replaces manifest.json in one `os.replace`, so a
+reader sees all documents of one version or all of the next, never a mix; a gzip variant can
+never be staler than its identity body. Objects of the previous version are kept, so a reader
+that has just read the old manifest still finds its files. Every write is a temp file in the
+same directory, fsync, chmod 0644, `os.replace`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from feedsvc.model import Document, Reuse, Stored
+from feedsvc.publish.layout import (
+    FORMAT,
+    MANIFEST,
+    OBJECTS,
+    PUBLISH_LOCK,
+    STATUS,
+    TMP_PREFIX,
+    compress,
+    digest,
+    etag_of_digest,
+    fsync_dir,
+    read_manifest,
+    write_atomic,
+)
+
+
+class Stale(Exception):
+    """Documents passed as `Reuse` that the current manifest does not have (another writer replaced
+    them), or as `Stored` whose objects are gone (another writer's publish collected them)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(f"not published as expected: {', '.join(names)}")
+        self.names = list(names)
+
+
+@contextlib.contextmanager
+def publish_lock(out_dir: Path) -> Iterator[None]:
+    """Serialises writers (a `feedsvc build` beside a running service) on one host."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out_dir / PUBLISH_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """Temp files from a writer that died mid-publish: under the publish lock, none is anyone's."""
+    for directory in (out_dir, out_dir / OBJECTS):
+        with contextlib.suppress(OSError):
+            for item in os.scandir(directory):
+                if item.name.startswith(TMP_PREFIX):
+                    with contextlib.suppress(OSError):
+                        os.unlink(item.path)
+
+
+def store(out_dir: Path, doc: Document) -> Stored:
+    """Write `doc`'s objects ahead of `publish`, which then only checks they are still there."""
+    objects = out_dir / OBJECTS
+    objects.mkdir(parents=True, exist_ok=True)
+    return Stored(doc.name, doc.source_key, _write_objects(objects, doc, {}))
+
+
+def _write_objects(objects: Path, doc: Document, before: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the objects of `doc` not there yet (not fsynced: the caller syncs the directory once)
+    and return its manifest entry. `before` is its entry in the last manifest, whose gzip
+    variant is reused when the body is the same."""
+    sha = digest(doc.body)
+    if before.get("object") == sha and "gzip_size" in before and (objects / before["gzip_object"]).is_file():
+        gz_object, gz_etag, gz_size = before["gzip_object"], before["gzip_etag"], before["gzip_size"]
+    else:
+        gz = doc.gzip if doc.gzip is not None else compress(doc.body)  # compressing is the cost
+        gz_sha = digest(gz)
+        gz_object, gz_etag, gz_size = gz_sha + ".gz", etag_of_digest(gz_sha), len(gz)
+        if not (objects / gz_object).exists():
+            write_atomic(objects / gz_object, gz, sync_dir=False)
+    if not (objects / sha).exists():
+        write_atomic(objects / sha, doc.body, sync_dir=False)
+    entry: dict[str, Any] = {
+        "object": sha,
+        "etag": etag_of_digest(sha),
+        "size": len(doc.body),
+        "gzip_object": gz_object,
+        "gzip_etag": gz_etag,
+        "gzip_size": gz_size,
+        "content_type": doc.content_type,
+        "last_modified": doc.last_modified.isoformat(),
+    }
+    if doc.source_key:
+        entry["source_key"] = doc.source_key
+    if not doc.in_memory:
+        entry["in_memory"] = False
+    return entry
+
+
+def publish(
+    out_dir: Path, documents: Sequence[Document | Reuse | Stored], plain_copies: Sequence[str] = ("feed.xml",)
+) -> bool:
+    """Publish `documents` as one version. Returns False (and touches nothing) when nothing changed.
+
+    A `Reuse` costs nothing: its manifest entry is carried over, its objects are already there.
+    Raises Stale (before writing anything) when one is not in the current manifest, or when a
+    `Stored` document's objects are gone.
+    """
+    objects = out_dir / OBJECTS
+    with publish_lock(out_dir):
+        _remove_leftovers(out_dir)
+        objects.mkdir(exist_ok=True)
+        old = read_manifest(out_dir)
+        entries: dict[str, dict[str, Any]] = {}
+        bodies: dict[str, bytes] = {}
+        previous_docs = old.get("documents", {}) if old else {}
+        stale = [
+            doc.name
+            for doc in documents
+            if (isinstance(doc, Reuse) and previous_docs.get(doc.name, {}).get("source_key") != doc.source_key)
+            or (
+                isinstance(doc, Stored)
+                and not all((objects / doc.entry[k]).is_file() for k in ("object", "gzip_object"))
+            )
+        ]
+        if stale:
+            raise Stale(stale)
+        for doc in documents:
+            if isinstance(doc, Reuse):
+                entries[doc.name] = previous_docs[doc.name]
+            elif isinstance(doc, Stored):
+                entries[doc.name] = dict(doc.entry)
+            else:
+                entries[doc.name] = _write_objects(objects, doc, previous_docs.get(doc.name, {}))
+                bodies[doc.name] = doc.body
+        if old is not None and old.get("documents") == entries:
+            return False
+        fsync_dir(objects)  # every new object's name is durable before the manifest names it
+
+        for name in plain_copies:
+            if name in bodies:
+                write_atomic(out_dir / name, bodies[name])
+        previous = old.get("documents", {}) if old else {}
+        manifest = {
+            "format": FORMAT,
+            "generation": (old.get("generation", 0) if old else 0) + 1,
+            "published_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "documents": entries,
+            "previous": previous,
+        }
+        # Compact: json's C encoder does not indent, and a long archive makes this file big.
+        write_atomic(out_dir / MANIFEST, json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
+        _collect_garbage(objects, [entries, previous])
+        return True
+
+
+def _collect_garbage(objects: Path, keep: Sequence[Mapping[str, Mapping[str, Any]]]) -> None:
+    live = {doc[k] for documents in keep for doc in documents.values() for k in ("object", "gzip_object")}
+    with contextlib.suppress(OSError):
+        for item in os.scandir(objects):
+            if item.name not in live and not item.name.startswith(TMP_PREFIX):
+                with contextlib.suppress(OSError):
+                    os.unlink(item.path)
+
+
+def write_status(out_dir: Path, status: Mapping[str, Any]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / STATUS, json.dumps(status, indent=1, sort_keys=True, default=str).encode())
+
+

@@ -1,0 +1,115 @@
+"""File events: watchdog's observer on the seeds folder, filtered down to changes that can matter.
+
+Editors save by write-then-rename and tools leave swap and temp files: only seed names count
+(`feedsvc.build.seeds.is_ignored_path`), and a moved file counts at both ends. inotify watches an
+inode, so a seeds folder that is deleted and recreated is watched again (`Watcher.rearm`). On
+file systems that send no events (NFS, CIFS, VM shares) the polling observer, or the interval
+rescan alone, stands in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from feedsvc.build.seeds import is_ignored_path
+
+log = logging.getLogger("feedsvc.watch")
+
+_RELEVANT = {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_DELETED, EVENT_TYPE_CLOSED}
+# notify(paths relative to seeds/), or notify(None): something changed, scan everything.
+Notify = Callable[[list[str] | None], None]
+
+
+class SeedEvents(FileSystemEventHandler):
+    """Filters raw events down to changes that can matter to the feed."""
+
+    def __init__(self, root: str, notify: Notify) -> None:
+        self.root = root
+        self.notify = notify
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in _RELEVANT:
+            return  # opened / closed-without-write: our own reads must not trigger builds
+        if event.is_directory:
+            if event.event_type != EVENT_TYPE_MODIFIED:
+                self.notify(None)  # a folder moved in or out may hold seeds: scan everything
+            return
+        paths = [os.fsdecode(p) for p in (event.src_path, getattr(event, "dest_path", "")) if p]
+        relevant = [p for p in paths if not is_ignored_path(p, self.root)]
+        if relevant:
+            self.notify([os.path.relpath(os.path.abspath(p), self.root) for p in relevant])
+
+
+class Watcher:
+    """The observer of one seeds folder: `mode` is the config's `watch` (auto, inotify, polling, off)."""
+
+    def __init__(self, seeds_dir: Path, mode: str, notify: Notify) -> None:
+        self.seeds_dir = seeds_dir
+        self.mode = mode
+        self.notify = notify
+        self.watching = "off"
+        self._observer: Observer | PollingObserver | None = None
+        self._watched: tuple[int, int] | None = None  # (st_dev, st_ino) of the folder watched
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.seeds_dir)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def start(self) -> None:
+        if self.mode == "off":
+            return
+        identity = self._identity()
+        if identity is None or not self.seeds_dir.is_dir():
+            log.warning("not watching %s: not a directory yet (the interval rescan continues)", self.seeds_dir)
+            return
+        handler = SeedEvents(str(self.seeds_dir.resolve()), self.notify)
+        kinds: list[tuple[str, type]] = (
+            [("polling", PollingObserver)] if self.mode == "polling" else [("inotify", Observer)]
+        )
+        if self.mode == "auto":
+            kinds.append(("polling", PollingObserver))
+        for name, kind in kinds:
+            observer = kind(timeout=1.0) if kind is PollingObserver else kind()
+            try:
+                observer.schedule(handler, str(self.seeds_dir), recursive=True)
+                observer.daemon = True
+                observer.start()
+            except OSError as exc:
+                log.warning("file events via %s unavailable (%s)", name, exc)
+                continue
+            self._observer, self.watching, self._watched = observer, name, identity
+            return
+
+    def rearm(self) -> None:
+        """Watch the seeds folder again if it was replaced (deleted and recreated, or a new mount)."""
+        if self.mode == "off":
+            return
+        identity = self._identity()
+        if identity is None or identity == self._watched:
+            return
+        self.stop()
+        log.info("seeds folder %s (re)appeared: watching it again", self.seeds_dir)
+        self.start()
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer = None

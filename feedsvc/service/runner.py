@@ -1,0 +1,242 @@
+"""The builder service: the one place that decides when to build.
+
+One APScheduler job, `rebuild`, runs every `scan_interval` seconds (the safety net for file
+systems that send no events) on a one-thread executor, so builds never overlap and feedgen runs
+in one thread. File events (`events.py`) move the job's next run to `debounce` seconds after the
+last event, but never later than `debounce_max` after the first, so a storm (git checkout, rsync)
+builds a bounded number of times. An event that arrives during a build marks the state dirty;
+the running job waits out the same debounce and builds again, so no change is lost to
+`max_instances=1`. A file modified less than `settle` seconds ago may still be being written:
+the build leaves it unread and publishes nothing, and the service builds again once it is old
+enough, waiting at most `debounce_max` in a row (then it publishes without it). A failed build
+(seeds folder gone, disk full) is retried after `RETRY_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from feedsvc.build.builder import Builder
+from feedsvc.config import Config
+from feedsvc.core.render.documents import SUBSCRIPTION_FEEDS
+from feedsvc.model import BuildResult
+from feedsvc.service.events import Watcher
+from feedsvc.service.leader import Election
+from feedsvc.service.websub import Pinger
+
+log = logging.getLogger("feedsvc.watch")
+
+JOB_ID = "rebuild"
+# A file this recently modified may still be being written: wait before reading it.
+SETTLE_SECONDS = 0.5
+# After a failed build (disk full, seeds folder gone), retry this soon rather than at the next
+# interval rescan, so the feed recovers within seconds of the fault clearing.
+RETRY_SECONDS = 2.0
+# More changed paths than this (a git checkout, an rsync): a full scan is cheaper.
+_MAX_HINTED = 1000
+
+
+@dataclass
+class SettleWait:
+    """How long builds wait for files still being written: at most `max_wait` seconds in a row.
+
+    A folder that always holds a fresh file (a scraper writing every 100 ms) would otherwise never
+    be published: past the cap a build publishes the settled files, and the others keep their last
+    version (or stay out) until they settle.
+    """
+
+    max_wait: float
+    since: float | None = None  # when the builds began waiting
+
+    def may_wait(self, now: float) -> bool:
+        return self.since is None or now - self.since < self.max_wait
+
+    def after(self, result: BuildResult, now: float, waited: bool) -> None:
+        if not result.deferred:
+            self.since = None
+        elif self.since is None or not waited:
+            if not waited:
+                log.info("published without %d file(s) still being written", len(result.deferred))
+            self.since = now
+
+
+class BuilderService:
+    """Owns the Builder, the scheduler and the file watcher of one process."""
+
+    def __init__(
+        self,
+        config: Config,
+        on_result: Callable[[BuildResult], None] | None = None,
+        settle: float = SETTLE_SECONDS,
+    ) -> None:
+        self.config = config
+        self.settle = settle
+        self.settling = SettleWait(max(settle, config.debounce_max))
+        self.pinger: Pinger | None = None
+        self.builder = Builder(config, on_publish=self._on_publish)
+        self.on_result = on_result
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": max(60, int(config.scan_interval)),
+            },
+            timezone=UTC,
+        )
+        self.watcher = Watcher(config.seeds_dir, config.watch, self.notify)
+        self._changed = threading.Condition()
+        self._dirty = False
+        self._running = False
+        self._first_event: float | None = None
+        self._last_event = 0.0
+        self._hint: set[str] | None = None  # paths changed since the last build; None: scan everything
+        self._last_full = 0.0
+
+    @property
+    def watching(self) -> str:
+        return self.watcher.watching
+
+    def start(self) -> None:
+        if self.config.websub_hub:
+            self.pinger = Pinger(
+                self.config.websub_hub, self.config.base_url, self.config.output_dir, SUBSCRIPTION_FEEDS
+            )
+        self.scheduler.add_job(
+            self._run, "interval", seconds=self.config.scan_interval, id=JOB_ID, next_run_time=datetime.now(UTC)
+        )
+        self.scheduler.start()
+        self.watcher.start()
+        log.info(
+            "builder started in pid %d: seeds %s, rescan every %ss, file events: %s",
+            os.getpid(),
+            self.config.seeds_dir,
+            self.config.scan_interval,
+            self.watching,
+        )
+
+    def stop(self) -> None:
+        self.watcher.stop()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self.pinger is not None:
+            self.pinger.stop()
+        self.builder.close()
+
+    def _on_publish(self, result: BuildResult) -> None:
+        if self.pinger is not None:
+            self.pinger.on_publish(result)  # queues only: the hub is never waited for here
+
+    def notify(self, paths: list[str] | None = None) -> None:
+        """A seed changed: build soon, after the burst of events settles.
+
+        `paths` (relative to seeds/) lets the build stat only those files; None asks for a full scan.
+        """
+        with self._changed:
+            now = time.monotonic()
+            self._dirty = True
+            if paths is None or self._hint is None or len(self._hint) + len(paths) > _MAX_HINTED:
+                self._hint = None
+            else:
+                self._hint.update(paths)
+            self._last_event = now
+            if self._first_event is None:
+                self._first_event = now
+            self._changed.notify_all()
+            if self._running:
+                return  # the running job sees the flag and builds again
+            delay = self._quiet_in(now)
+        self._schedule_in(delay)
+
+    def request_build(self) -> None:
+        """Build as soon as possible (after the current build, if one runs), scanning everything."""
+        with self._changed:
+            self._dirty = True
+            self._hint = None
+            if self._running:
+                return
+        self._schedule_in(0.0)
+
+    def _quiet_in(self, now: float) -> float:
+        """Seconds until events have been quiet for `debounce`, at most `debounce_max` after the first."""
+        first = self._first_event if self._first_event is not None else now
+        return max(0.0, min(self._last_event + self.config.debounce, first + self.config.debounce_max) - now)
+
+    def _schedule_in(self, seconds: float) -> None:
+        try:
+            self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC) + timedelta(seconds=seconds))
+        except Exception as exc:
+            log.debug("cannot reschedule: %s", exc)
+
+    def _run(self) -> None:
+        """The job: build until no change arrived meanwhile, then set the next run."""
+        with self._changed:
+            self._running = True
+        try:
+            while True:
+                result = self._build_once()
+                with self._changed:
+                    if not self._dirty:
+                        self._running = False
+                        break
+                    while (delay := self._quiet_in(time.monotonic())) > 0:
+                        self._changed.wait(delay)
+        except BaseException:
+            with self._changed:
+                self._running = False
+            log.exception("build job failed")
+            return
+        self.watcher.rearm()
+        if not result.ok:
+            self._schedule_in(min(RETRY_SECONDS, self.config.scan_interval))
+        elif result.deferred:
+            self._schedule_in(max(0.05, self.settle - result.youngest))
+
+    def _build_once(self) -> BuildResult:
+        with self._changed:
+            self._dirty = False
+            self._first_event = None
+            # File events name what changed; the interval rescan (and any doubt) scans all.
+            full = not self._hint or time.monotonic() - self._last_full >= self.config.scan_interval
+            hint, self._hint = (None if full else self._hint), set()
+        if full:
+            self._last_full = time.monotonic()
+        now = time.time()
+        wait = self.settling.may_wait(now)
+        result = self.builder.build(changed=hint, settle=self.settle, wait=wait, now=now)
+        self.settling.after(result, now, wait)
+        if result.deferred:
+            with self._changed:
+                if self._hint is not None and hint is not None:
+                    self._hint.update(result.deferred)
+                elif hint is None:
+                    self._hint = None
+        if self.on_result is not None:
+            self.on_result(result)
+        return result
+
+
+def run_builder(config: Config) -> int:
+    """`feedsvc watch`: become the host's builder (waiting for the current one to go), until a signal."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    service = BuilderService(config)
+    election = Election(config.output_dir, on_elected=service.start)
+    election.start()
+    if not election.is_leader:
+        log.info("another process builds into %s; waiting to take over", config.output_dir)
+    stop.wait()
+    service.stop()
+    election.stop()
+    return 0
