@@ -38,7 +38,8 @@ except ImportError:  # pragma: no cover - depends on the platform's wheels
 from browser_eye import inert_problems  # noqa: E402
 from lxml import etree  # noqa: E402
 
-CORE = ("feedsvc.parse", "feedsvc.sanitize", "feedsvc.entry", "feedsvc.render.atom", "feedsvc.render.html")
+CORE = ("feedsvc.core.parse", "feedsvc.core.sanitize.bleach_backend", "feedsvc.core.urls", "feedsvc.core.entry",
+        "feedsvc.core.render.atom", "feedsvc.core.render.html")
 
 
 def load_core(instrument: bool) -> None:
