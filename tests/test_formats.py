@@ -20,7 +20,8 @@ from feedsvc.render.html import STYLE_HASH, render_index
 from feedsvc.render.jsonfeed import render_jsonfeed
 from feedsvc.render.rss import render_rss
 from feedsvc.render.xmlparts import image_type
-from feedsvc.render.xsl import FEED_CONTENT_SECURITY_POLICY, FEED_XSL
+from feedsvc.render.xsl import FEED_XSL
+from feedsvc.web.headers import FEED_CONTENT_SECURITY_POLICY
 
 BASE = "https://feeds.example.org/"
 META = FeedMeta(id=BASE + "feed.xml", title="T", self_url=BASE + "feed.xml", alternate_url=BASE, subtitle="S",
