@@ -12,6 +12,7 @@ from typing import Any
 from feedsvc import __version__
 from feedsvc.build.seeds import SeedsDirError, read_limit, read_seed, scan_seeds
 from feedsvc.config import Config, ConfigError, load_config
+from feedsvc.logs import configure_logging
 
 
 def _progress_bar(stream: Any) -> Any:
@@ -41,15 +42,6 @@ def _config(args: argparse.Namespace) -> Config:
         "port": getattr(args, "port", None),
     }
     return load_config(args.config, overrides=overrides)
-
-
-def _setup_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -91,10 +83,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from feedsvc.server import serve
+    from feedsvc.web.server import serve
 
     config = _config(args)
-    _setup_logging(config)
+    configure_logging(config)
     return serve(config)
 
 
@@ -102,7 +94,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from feedsvc.service.runner import run_builder
 
     config = _config(args)
-    _setup_logging(config)
+    configure_logging(config)
     return run_builder(config)
 
 

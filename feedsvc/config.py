@@ -48,6 +48,7 @@ class Config:
     watch: str = "auto"
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 2
     threads: int = 8
     log_level: str = "INFO"
     stylesheet: bool = True
@@ -90,6 +91,7 @@ _MINIMUM = {
     "debounce": 0.0,
     "debounce_max": 0.0,
     "port": 0,
+    "workers": 1,
     "threads": 1,
     "archive_page_size": 1,
     "build_workers": 0,

@@ -20,8 +20,9 @@ from feedsvc.core.render.html import STYLE_HASH, render_index
 from feedsvc.core.render.jsonfeed import render_jsonfeed
 from feedsvc.core.render.rss import render_rss
 from feedsvc.core.render.xmlparts import image_type
-from feedsvc.core.render.xsl import FEED_CONTENT_SECURITY_POLICY, FEED_XSL
+from feedsvc.core.render.xsl import FEED_XSL
 from feedsvc.model import Article, Entry, FeedMeta
+from feedsvc.web.headers import FEED_CONTENT_SECURITY_POLICY
 
 BASE = "https://feeds.example.org/"
 META = FeedMeta(id=BASE + "feed.xml", title="T", self_url=BASE + "feed.xml", alternate_url=BASE, subtitle="S",

@@ -24,8 +24,7 @@ from live import Server, feed_env, free_port, running, wait_for
 from schemas import validate_atom, validate_jsonfeed
 from test_websub import FakeHub, fake_hub
 
-from feedsvc.core.render.html import CONTENT_SECURITY_POLICY
-from feedsvc.core.render.xsl import FEED_CONTENT_SECURITY_POLICY
+from feedsvc.web.headers import CONTENT_SECURITY_POLICY, FEED_CONTENT_SECURITY_POLICY
 
 FEEDSVC = [sys.executable, "-m", "feedsvc"]
 BASE = "https://feeds.example.org/"

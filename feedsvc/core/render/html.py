@@ -22,10 +22,6 @@ STYLE = (
     ".summary{color:#444;margin:.2rem 0 0;font-size:.95rem}"
 )
 STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-CONTENT_SECURITY_POLICY = (
-    f"default-src 'none'; style-src '{STYLE_HASH}'; img-src 'self'; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'none'"
-)
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="{{ meta.language }}">

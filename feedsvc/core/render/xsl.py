@@ -5,19 +5,16 @@ subscribe, instead of raw XML. Feed readers ignore the `<?xml-stylesheet?>` inst
 
 Only text from the feed is shown (titles, summaries), never its HTML content, so nothing the
 articles contain can run in the page. The page's only style is the index page's `STYLE`, allowed
-by hash in `FEED_CONTENT_SECURITY_POLICY`; the XSL itself is a same-origin "script" load in CSP
-terms (`script-src 'self'`), and feedsvc serves no script at all.
+by its hash (`STYLE_HASH`) in the feed page's Content-Security-Policy (feedsvc/web/headers.py); the
+XSL itself is a same-origin "script" load in CSP terms (`script-src 'self'`), and feedsvc serves
+no script at all.
 """
 
 from __future__ import annotations
 
-from feedsvc.core.render.html import STYLE, STYLE_HASH
+from feedsvc.core.render.html import STYLE
 
 STYLESHEET_PATH = "/feed.xsl"
-FEED_CONTENT_SECURITY_POLICY = (
-    f"default-src 'none'; script-src 'self'; style-src '{STYLE_HASH}'; img-src 'self'; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'none'"
-)
 
 _XSL = """<?xml version="1.0" encoding="UTF-8"?>
 <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"

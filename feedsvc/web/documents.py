@@ -1,0 +1,253 @@
+"""The one responder: every GET/HEAD of a published document is answered here, for every server.
+
+`DocumentResponder` is a WSGI callable in front of the Flask app (`app.wsgi_app`), so gunicorn
+(the Procfile, `feedsvc serve`), `flask run` and Flask's test client all go through it. It
+answers the routes of the document table (`feedsvc.core.render.documents`) and the RFC 5005
+archive pages (`/archive/<n>.xml`), including the 503 before the first publish, the 404 for a
+name that is not published and the 405 for other methods; it refuses a request body over 16 KiB
+on any path (413). Everything else (`/healthz`, other paths' 404 pages) goes to Flask, which has
+no route that answers a document.
+
+The bytes, the gzip variant and every header are fixed per published version, so header lists
+are built once per (document version, encoding, browser or reader) and a request costs a dict
+lookup and a cached conditional check. An Atom or RSS document asked for by a browser is
+labelled application/xml (same bytes, an ETag of its own, `Vary: Accept`), so the browser applies
+the XSL stylesheet.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from werkzeug.datastructures import ETags, MIMEAccept
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags
+
+from feedsvc.config import Config
+from feedsvc.core.render.documents import SUBSCRIPTION_FEEDS, document_name
+from feedsvc.publish.reader import Served, Snapshot
+from feedsvc.web.headers import security_headers_for
+
+MAX_BODY = 16 * 1024  # no document takes a body, and neither does /healthz
+RETRY_AFTER = 5
+METHODS = ("GET", "HEAD")
+# Chromium shows application/atom+xml and application/rss+xml as plain text and applies no
+# stylesheet; to a browser (it prefers text/html) the same bytes go out as application/xml.
+BROWSER_XML_TYPE = "application/xml; charset=utf-8"
+_XML_FEED_TYPES = ("application/atom+xml", "application/rss+xml")
+
+Headers = list[tuple[str, str]]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class Store(Protocol):
+    """What the responder needs of `feedsvc.publish.PublishedStore`."""
+
+    @property
+    def snapshot(self) -> Snapshot | None: ...
+
+    def refresh(self) -> bool: ...
+
+
+@functools.lru_cache(maxsize=256)
+def _accepts_gzip(header: str) -> bool:
+    return parse_accept_header(header)["gzip"] > 0
+
+
+@functools.lru_cache(maxsize=256)
+def _prefers_page(accept: str, feed_type: str) -> bool:
+    """A browser: it ranks text/html above the feed's own type."""
+    parsed = parse_accept_header(accept, MIMEAccept)
+    return parsed.quality("text/html") > parsed.quality(feed_type)
+
+
+@functools.lru_cache(maxsize=1024)
+def _etags(header: str) -> ETags:
+    return parse_etags(header)
+
+
+@functools.lru_cache(maxsize=256)
+def _since(header: str) -> datetime | None:
+    return parse_date(header)
+
+
+def not_modified(environ: Mapping[str, str], etag: str, last_modified: datetime) -> bool:
+    """RFC 9110 §13.2.2 for GET/HEAD: If-None-Match (weak comparison) decides; without it,
+    If-Modified-Since at one-second precision. werkzeug's `is_resource_modified` with the parsed
+    headers cached: readers poll with the same few values, and parsing them on every request
+    was a tenth of the request's cost (tests/test_documents.py checks they agree).
+    """
+    tags = _etags(environ.get("HTTP_IF_NONE_MATCH", ""))
+    if tags:
+        return tags.contains_weak(etag.strip('"'))
+    since = environ.get("HTTP_IF_MODIFIED_SINCE")
+    if not since:
+        return False
+    when = _since(since)
+    return when is not None and last_modified.replace(microsecond=0) <= when
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One document version's answers for one (encoding, browser or reader)."""
+
+    etag: str
+    ok: Headers  # the 200's headers
+    unchanged: Headers  # the 304's: no entity headers
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """A whole answer that never changes: the 503, 404, 405 and 413."""
+
+    status: str
+    headers: Headers
+    body: bytes
+
+
+def _page(error: HTTPException) -> Fixed:
+    """werkzeug's page for an HTTP error (the one Flask sends), with the security headers."""
+    response = error.get_response()
+    headers = response.headers.to_wsgi_list()
+    return Fixed(response.status, headers + security_headers_for(response.mimetype), response.get_data())
+
+
+def _unavailable(message: str) -> Fixed:
+    body = json.dumps({"message": message, "status": "unavailable"}, separators=(",", ":")).encode() + b"\n"
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        ("Retry-After", str(RETRY_AFTER)),
+        ("Cache-Control", "no-store"),
+    ]
+    return Fixed("503 SERVICE UNAVAILABLE", headers + security_headers_for("application/json"), body)
+
+
+NOT_FOUND = _page(NotFound())
+NOT_ALLOWED = _page(MethodNotAllowed(valid_methods=list(METHODS)))
+TOO_LARGE = _page(RequestEntityTooLarge())
+NOT_PUBLISHED = _unavailable("no feed has been published yet")
+REPUBLISHING = _unavailable("the archive is being republished")
+
+
+class DocumentResponder:
+    """The WSGI callable in front of the Flask app (see the module docstring)."""
+
+    def __init__(self, app: WSGIApp, store: Store, config: Config, max_body: int = MAX_BODY) -> None:
+        self.app = app
+        self.store = store
+        self.config = config
+        self.max_age = config.cache_max_age
+        self.max_body = max_body
+        self._prepared: dict[tuple[str, str, bool, bool], Prepared] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("CONTENT_LENGTH") or environ.get("HTTP_TRANSFER_ENCODING"):
+            refused = self._check_body(environ)
+            if refused is not None:
+                return self._send(refused, environ, start_response)
+        name = document_name(environ.get("PATH_INFO", ""))
+        if name is None:
+            return self.app(environ, start_response)
+        if environ.get("REQUEST_METHOD") not in METHODS:
+            return self._send(NOT_ALLOWED, environ, start_response)
+        status, headers, body = self.respond(environ, name)
+        start_response(status, headers)
+        return [body] if body and environ["REQUEST_METHOD"] == "GET" else []
+
+    def respond(self, environ: Mapping[str, Any], name: str) -> tuple[str, Headers, bytes]:
+        """(status line, headers, body) of a GET of document `name`; the same headers for HEAD."""
+        snapshot = self.store.snapshot
+        if snapshot is None or "feed.xml" not in snapshot.documents:
+            return _fixed(NOT_PUBLISHED)
+        for _attempt in range(2):
+            doc = snapshot.documents.get(name) if snapshot is not None else None
+            if doc is None:
+                return _fixed(NOT_FOUND)  # e.g. /feed.xsl with the stylesheet off, a page not yet archived
+            try:
+                return self.answer(environ, name, doc)
+            except OSError:
+                # An archive page is read from its object file, which publishes since this
+                # snapshot may have collected: reload the manifest and answer from the new one.
+                self.store.refresh()
+                snapshot = self.store.snapshot
+        return _fixed(REPUBLISHING)
+
+    def answer(self, environ: Mapping[str, Any], name: str, doc: Served) -> tuple[str, Headers, bytes]:
+        """200 or 304 for `doc`; the body is read (for an archive page, from disk) only for a 200."""
+        gz = _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
+        feed_type = doc.content_type.split(";")[0]
+        page = feed_type in _XML_FEED_TYPES and _prefers_page(environ.get("HTTP_ACCEPT", ""), feed_type)
+        variant = doc.gzip if gz else doc.identity
+        key = (name, variant.etag, gz, page)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            if len(self._prepared) > 256:
+                self._prepared.clear()  # old versions
+            prepared = self._prepared[key] = self._prepare(name, doc, gz, page)
+        if not_modified(environ, prepared.etag, doc.last_modified):
+            return "304 NOT MODIFIED", list(prepared.unchanged), b""
+        return "200 OK", list(prepared.ok), variant.body
+
+    def link(self, name: str) -> str | None:
+        """WebSub discovery for the subscription feeds (the topics the builder pings)."""
+        if not self.config.websub_hub or name not in SUBSCRIPTION_FEEDS:
+            return None
+        return f'<{self.config.websub_hub}>; rel="hub", <{self.config.base_url.rstrip("/")}/{name}>; rel="self"'
+
+    def _prepare(self, name: str, doc: Served, gz: bool, page: bool) -> Prepared:
+        variant = doc.gzip if gz else doc.identity
+        content_type, etag, vary = doc.content_type, variant.etag, "Accept-Encoding"
+        if content_type.split(";")[0] in _XML_FEED_TYPES:
+            vary = "Accept, Accept-Encoding"
+            if page:
+                content_type, etag = BROWSER_XML_TYPE, etag[:-1] + '-xml"'
+        link = self.link(name)
+        common = [
+            ("ETag", etag),
+            ("Cache-Control", f"public, max-age={self.max_age}"),
+            ("Vary", vary),
+            *([("Link", link)] if link else []),
+            *security_headers_for(content_type),
+        ]
+        ok = [
+            ("Content-Type", content_type),
+            ("Last-Modified", http_date(doc.last_modified)),
+            *([("Content-Encoding", "gzip")] if gz else []),
+            ("Content-Length", str(variant.size)),
+            *common,
+        ]
+        return Prepared(etag, ok, common)
+
+    def _check_body(self, environ: dict[str, Any]) -> Fixed | None:
+        """413 for a body over `max_body`: a declared length is refused before a byte is read; a
+        chunked body is read up to the limit (and handed on as a plain one when it fits)."""
+        declared = environ.get("CONTENT_LENGTH")
+        if declared:
+            return None if declared.isdigit() and int(declared) <= self.max_body else TOO_LARGE
+        if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return None
+        body = environ["wsgi.input"].read(self.max_body + 1)
+        if len(body) > self.max_body:
+            return TOO_LARGE
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ["wsgi.input_terminated"] = False
+        return None
+
+    @staticmethod
+    def _send(fixed: Fixed, environ: Mapping[str, Any], start_response: StartResponse) -> list[bytes]:
+        start_response(fixed.status, list(fixed.headers))
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [fixed.body]
+
+
+def _fixed(fixed: Fixed) -> tuple[str, Headers, bytes]:
+    return fixed.status, list(fixed.headers), fixed.body

@@ -1,0 +1,29 @@
+"""The HTTP security headers every response carries, and the Content-Security-Policy strings.
+
+The index page and the feed page (a feed rendered by a browser through the XSL) have one inline
+style each, `feedsvc.render.html.STYLE`, allowed by its hash. The feed page also loads the XSL,
+a same-origin "script" in CSP terms (`script-src 'self'`); the index page runs no script at all.
+"""
+
+from __future__ import annotations
+
+from feedsvc.core.render.html import STYLE_HASH
+
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; style-src '{STYLE_HASH}'; img-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+FEED_CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; script-src 'self'; style-src '{STYLE_HASH}'; img-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+
+_COMMON = (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer"))
+_HTML = (*_COMMON, ("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+_OTHER = (*_COMMON, ("Content-Security-Policy", FEED_CONTENT_SECURITY_POLICY))
+
+
+def security_headers_for(content_type: str | None) -> list[tuple[str, str]]:
+    """Every response's security headers. A feed a browser renders through the XSL is a page too."""
+    html = (content_type or "").split(";")[0].strip() == "text/html"
+    return list(_HTML if html else _OTHER)

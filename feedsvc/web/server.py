@@ -1,0 +1,105 @@
+"""gunicorn for feedsvc: the one set of options, used by `feedsvc serve` and config/gunicorn.conf.py.
+
+Both run the same stack: gunicorn's threaded (gthread) worker, `create_app()` loaded in every
+worker (never preloaded, so every worker joins the builder election and exactly one builds), and
+`feedsvc.web.documents.DocumentResponder` in front of Flask. They differ only in their defaults:
+the Procfile listens on 0.0.0.0:$PORT behind a platform router; `feedsvc serve` listens on the
+configured host and port and closes idle connections sooner, so that it stops within a second or
+two of SIGTERM (a stopping gthread worker keeps kept-alive connections open up to their
+keep-alive timeout, at most 2 s, for a request that may already be on its way).
+
+`feedsvc serve` embeds gunicorn through its public `BaseApplication`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from feedsvc.config import Config
+from feedsvc.web.app import stop_all
+
+# `feedsvc serve`: idle kept-alive connections close after this long (the Procfile keeps 5 s for
+# its router), which bounds how long they delay a stop.
+SERVE_KEEPALIVE = 1
+
+
+def bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def worker_exit(_server: Any, _worker: Any) -> None:
+    """gunicorn's `worker_exit` hook: the worker is exiting (SIGTERM, SIGINT, SIGQUIT, or a
+    restart): stop its builder, if it is the elected one, and let the election lock go."""
+    stop_all()
+
+
+def gunicorn_options(
+    *,
+    bind: list[str],
+    workers: int,
+    threads: int,
+    loglevel: str = "info",
+    keepalive: int = 5,
+    graceful_timeout: int = 10,
+    accesslog: str | None = None,
+    forwarded_allow_ips: str = "127.0.0.1",
+    proc_name: str = "feedsvc",
+) -> dict[str, Any]:
+    """gunicorn's settings, by their setting names (a config file's module globals)."""
+    return {
+        "bind": bind,
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        # Each worker must create its own app (and so its own election ticket): never preload.
+        "preload_app": False,
+        "timeout": 30,
+        "graceful_timeout": graceful_timeout,
+        "keepalive": keepalive,
+        "accesslog": accesslog,
+        "errorlog": "-",
+        "loglevel": loglevel.lower(),
+        "limit_request_line": 4094,
+        "limit_request_fields": 50,
+        "limit_request_field_size": 8190,
+        "forwarded_allow_ips": forwarded_allow_ips,
+        "proc_name": proc_name,
+        "control_socket_disable": True,
+        "worker_exit": worker_exit,
+    }
+
+
+def serve_options(config: Config) -> dict[str, Any]:
+    """`feedsvc serve`'s defaults: the configured address, `workers` and `threads`."""
+    return gunicorn_options(
+        bind=[bind_address(config.host, config.port)],
+        workers=config.workers,
+        threads=config.threads,
+        loglevel=config.log_level,
+        keepalive=SERVE_KEEPALIVE,
+        graceful_timeout=5,
+    )
+
+
+class EmbeddedServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, config: Config, options: dict[str, Any]) -> None:
+        self.feed_config = config
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from feedsvc.web.app import create_app
+
+        return create_app(self.feed_config)
+
+
+def serve(config: Config) -> int:
+    """`feedsvc serve`: builder and web under gunicorn, until SIGTERM or SIGINT."""
+    EmbeddedServer(config, serve_options(config)).run()
+    return 0
