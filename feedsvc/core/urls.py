@@ -46,7 +46,9 @@ def safe_url(value: str, base: str | None) -> str | None:
             ch for ch in value.strip() if not (unicodedata.category(ch) in ("Cc", "Cf") or ch in "\t\n\r")
         )
         cleaned = cleaned.replace(" ", "%20")
-    if m := _SCHEME.match(probe):
+    # Judged without non-ASCII characters either, as bleach judges: `java\ufffdscript:` (from `java&#0;script:`)
+    # or `java\u3164script:` is no relative path to keep.
+    if m := _SCHEME.match(probe if probe.isascii() else "".join(ch for ch in probe if ch.isascii())):
         url = cleaned if m.group(1) in PROTOCOLS else None
     elif base is None:
         url = cleaned if not cleaned.startswith("//") else "https:" + cleaned
