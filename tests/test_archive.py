@@ -1,9 +1,14 @@
-"""RFC 5005 archives: every entry exactly once across /feed.xml and the chain, and stable pages."""
+"""RFC 5005 archives: every entry exactly once across /feed.xml and the chain, and stable pages by month.
+
+The stability of a 300-article corpus under backdated arrivals, as the builder publishes it, is in
+tests/test_archive_stability.py.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from collections import namedtuple
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import feedparser
@@ -13,9 +18,9 @@ from lxml import etree
 from schemas import validate_atom
 
 from feedsvc.build.builder import Builder
-from feedsvc.core.choose import select_entries, split_archive
+from feedsvc.core.choose import PAGES_PER_MONTH, page_number, select_entries, split_archive
 from feedsvc.core.entry import make_entry
-from feedsvc.core.render.documents import render_all
+from feedsvc.core.render.documents import ARCHIVE_ROUTE, document_name, render_all
 from feedsvc.model import Article, Entry, FeedMeta
 from feedsvc.publish.layout import read_manifest, write_atomic
 
@@ -24,27 +29,79 @@ META = FeedMeta(id=BASE + "feed.xml", title="T", self_url=BASE + "feed.xml", alt
                 stylesheet="/feed.xsl")
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 FH = "{http://purl.org/syndication/history/1.0}"
+# What splitting reads of an entry, for corpora too large to sanitize quickly.
+Light = namedtuple("Light", "id updated")
 
 
-def history(n: int) -> list[Entry]:
-    """`n` articles, article i published i hours after T0, newest first."""
+def history(n: int, step: timedelta = timedelta(hours=1)) -> list[Entry]:
+    """`n` articles, article i published i steps after T0, newest first."""
     return select_entries(make_entry(Article(f"{i:04}.txt", f"Article {i}", f"https://e.com/{i}", None,
-                                             T0 + timedelta(hours=i), f"<p>{i}</p>")) for i in range(n))
+                                             T0 + i * step, f"<p>{i}</p>")) for i in range(n))
+
+
+def month_of(when: datetime) -> int:
+    when = when.astimezone(UTC)
+    return when.year * 100 + when.month
 
 
 @settings(max_examples=200, deadline=None)
-@given(n=st.integers(0, 60), max_entries=st.integers(1, 12), page_size=st.integers(1, 9))
-def test_split_puts_every_entry_in_exactly_one_place(n: int, max_entries: int, page_size: int) -> None:
-    items = history(n)
+@given(hours=st.lists(st.integers(0, 24 * 500), max_size=60), max_entries=st.integers(1, 12),
+       page_size=st.integers(1, 9))
+def test_split_puts_every_entry_in_exactly_one_place(hours: list[int], max_entries: int, page_size: int) -> None:
+    items = select_entries(make_entry(Article(f"{i:04}.txt", f"A{i}", f"https://e.com/{i}", None,
+                                              T0 + timedelta(hours=h), "<p>x</p>")) for i, h in enumerate(hours))
     current, pages = split_archive(items, max_entries, page_size)
     flattened = current + [e for page in reversed(pages) for e in page.entries]
     assert flattened == items  # same entries, same order, none twice, none missing
     assert current == items[:max_entries]
-    assert [p.number for p in pages] == list(range(1, len(pages) + 1))
-    assert all(len(p.entries) == page_size for p in pages[:-1])  # only the newest page may be partial
-    assert all(0 < len(p.entries) <= page_size for p in pages)
-    if pages:  # page 1 holds the oldest entries
-        assert pages[0].entries[-1] == items[-1]
+    numbers = [p.number for p in pages]
+    assert numbers == sorted(set(numbers))  # oldest first, each number once
+    neighbours = [None, *numbers, None]  # each page links to the pages next to it, whatever lies between
+    assert [(p.older, p.newer) for p in pages] == list(zip(neighbours[:-2], neighbours[2:], strict=True))
+    for page in pages:  # YYYYMMNNN: every entry of a page is of its month
+        assert {month_of(e.updated) for e in page.entries} == {page.number // 1000}
+        assert 0 < len(page.entries) <= page_size
+    for month in {p.number // 1000 for p in pages}:
+        mine = [p for p in pages if p.number // 1000 == month]
+        assert [p.number % 1000 for p in mine] == list(range(1, len(mine) + 1))
+        assert all(len(p.entries) == page_size for p in mine[:-1])  # only a month's newest page may be partial
+        archived = [e for e in items[max_entries:] if month_of(e.updated) == month]
+        assert mine[0].entries[-1] == archived[-1]  # counted from the month's oldest entry
+
+
+def test_page_numbers_read_as_months_and_fit_the_route() -> None:
+    assert page_number(2023, 4, 1) == 202304001
+    assert document_name("/archive/202304001.xml") == "archive/202304001.xml"
+    for number in (page_number(1, 1, 1), page_number(999, 12, 999), page_number(9999, 12, PAGES_PER_MONTH)):
+        assert ARCHIVE_ROUTE.fullmatch(f"/archive/{number}.xml"), number
+    assert (str(page_number(1000, 1, 1)), str(page_number(9999, 12, 999))) == ("100001001", "999912999")
+    assert sorted([page_number(2024, 1, 1), page_number(2023, 12, 2), page_number(2023, 12, 1)]) == [
+        202312001, 202312002, 202401001]
+
+
+def test_a_month_with_more_than_a_page_splits_from_its_oldest_entry() -> None:
+    items = history(14, timedelta(days=3))  # 2024-01-01 … 2024-02-09: 11 in January, 3 in February
+    current, pages = split_archive(items, 2, 4)
+    assert [e.title for e in current] == ["Article 13", "Article 12"]
+    assert [(p.number, [int(e.title.split()[1]) for e in p.entries]) for p in pages] == [
+        (202401001, [3, 2, 1, 0]), (202401002, [7, 6, 5, 4]), (202401003, [10, 9, 8]), (202402001, [11])]
+
+
+def test_months_are_utc_months_of_updated() -> None:
+    east = timezone(timedelta(hours=8))
+    items = [Light("b", datetime(2023, 5, 1, 7, 30, tzinfo=east)),  # 2023-04-30T23:30Z
+             Light("a", datetime(2023, 4, 30, 20, 0, tzinfo=timezone(timedelta(hours=-5))))]  # 2023-05-01T01:00Z
+    items.sort(key=lambda e: e.updated, reverse=True)
+    _, pages = split_archive(items, 0, 50)
+    assert [(p.number, [e.id for e in p.entries]) for p in pages] == [(202304001, ["b"]), (202305001, ["a"])]
+
+
+def test_a_month_past_its_999th_page_keeps_the_rest_on_it() -> None:
+    items = [Light(i, T0 + timedelta(minutes=i)) for i in range(PAGES_PER_MONTH + 5)][::-1]
+    _, pages = split_archive(items, 0, 1)
+    assert len(pages) == PAGES_PER_MONTH and pages[-1].number == 202401999
+    assert [e.id for e in pages[-1].entries] == [1003, 1002, 1001, 1000, 999, 998]
+    assert sum(len(p.entries) for p in pages) == len(items)
 
 
 def documents(items: list[Entry], max_entries: int = 3, page_size: int = 4) -> dict[str, bytes]:
@@ -79,17 +136,21 @@ def walk(docs: dict[str, bytes]) -> list[str]:
 
 def test_backfilling_the_chain_sees_every_entry_exactly_once() -> None:
     for n in (0, 1, 3, 4, 7, 11, 12, 30):
-        items = history(n)
-        docs = documents(items)
-        assert walk(docs) == [e.id for e in items], n
-        assert sum(name.startswith("archive/") for name in docs) == -(-max(0, n - 3) // 4)
+        for step in (timedelta(hours=1), timedelta(days=9), timedelta(days=45)):  # one month, several, gaps
+            items = history(n, step)
+            docs = documents(items)
+            assert walk(docs) == [e.id for e in items], (n, step)
+            _, pages = split_archive(items, 3, 4)
+            assert sorted(name for name in docs if name.startswith("archive/")) == sorted(
+                f"archive/{p.number}.xml" for p in pages)
+    assert sum(name.startswith("archive/") for name in documents(history(30))) == 7  # 27 in January, pages of 4
 
 
 def test_full_pages_keep_their_bytes_as_the_history_grows() -> None:
     frozen: dict[str, bytes] = {}
     before = documents(history(0))
     for n in range(1, 40):
-        after = documents(history(n))
+        after = documents(history(n, timedelta(days=5)))  # about six a month: two pages a month
         archives = sorted((k for k in after if k.startswith("archive/")), key=lambda k: int(k[8:-4]))
         changed = {name for name in archives if before.get(name) != after[name]}
         # Only the newest page churns; the one before it changes once more, when it gains next-archive.
@@ -127,11 +188,11 @@ def test_builder_publishes_archives_whose_etags_stay(tmp_path: Path, config) -> 
         manifest = read_manifest(tmp_path / "out")
         etags.append({name: doc["etag"] for name, doc in manifest["documents"].items()})
     final = etags[-1]
-    assert sorted(n for n in final if n.startswith("archive/")) == ["archive/1.xml", "archive/2.xml", "archive/3.xml",
-                                                                   "archive/4.xml"]
-    # archive/1.xml (entries 0-2) was complete, with its next-archive link, once entry 5 left the feed.
-    assert {e["archive/1.xml"] for e in etags[6:]} == {final["archive/1.xml"]}
-    assert {e["archive/2.xml"] for e in etags[9:]} == {final["archive/2.xml"]}
+    pages = [f"archive/202401{n:03}.xml" for n in range(1, 5)]  # all in January 2024
+    assert sorted(n for n in final if n.startswith("archive/")) == pages
+    # January's page 1 (entries 0-2) was complete, with its next-archive link, once entry 5 left the feed.
+    assert {e[pages[0]] for e in etags[6:]} == {final[pages[0]]}
+    assert {e[pages[1]] for e in etags[9:]} == {final[pages[1]]}
     assert builder.build().published is False  # nothing changed: nothing published, every ETag kept
     body = (tmp_path / "out" / "feed.xml").read_bytes()
     assert [e.title for e in feedparser.parse(body).entries] == ["Article 11", "Article 10"]
@@ -161,21 +222,22 @@ def test_builder_renders_only_the_archive_pages_that_changed(tmp_path: Path, mak
     rendered: list[str] = []
     real = build_module.archive_document
 
-    def counting(meta, page, newest, key):  # type: ignore[no-untyped-def]
+    def counting(meta, page, key):  # type: ignore[no-untyped-def]
         rendered.append(f"archive/{page.number}.xml")
-        return real(meta, page, newest, key)
+        return real(meta, page, key)
 
     monkeypatch.setattr(build_module, "archive_document", counting)
     assert builder.build().published
-    assert sorted(rendered) == [f"archive/{n}.xml" for n in range(1, 6)]  # 20 archived: pages 1-5
+    # 20 archived, all of November 2023: its pages 1-5
+    assert sorted(rendered) == [f"archive/202311{n:03}.xml" for n in range(1, 6)]
     full = {n: (tmp_path / "out" / "objects" / read_manifest(tmp_path / "out")["documents"][n]["object"]).read_bytes()
-            for n in ("archive/1.xml", "archive/4.xml")}
+            for n in ("archive/202311001.xml", "archive/202311004.xml")}
 
     rendered.clear()
     make_seed("new.txt", stamp_ms=1700000000000 + 99 * 60_000, title="Newest", url="https://e.com/new")
     assert builder.build().published
     # One entry flows from the feed into the archive: page 6 is new, page 5 gains next-archive.
-    assert sorted(rendered) == ["archive/5.xml", "archive/6.xml"]
+    assert sorted(rendered) == ["archive/202311005.xml", "archive/202311006.xml"]
     manifest = read_manifest(tmp_path / "out")
     for name, body in full.items():
         assert (tmp_path / "out" / "objects" / manifest["documents"][name]["object"]).read_bytes() == body
@@ -195,9 +257,9 @@ def test_a_new_builder_reuses_the_published_archive_pages(tmp_path: Path, make_s
     rendered: list[int] = []
     real = build_module.archive_document
 
-    def counting(meta, page, newest, key):  # type: ignore[no-untyped-def]
+    def counting(meta, page, key):  # type: ignore[no-untyped-def]
         rendered.append(page.number)
-        return real(meta, page, newest, key)
+        return real(meta, page, key)
 
     monkeypatch.setattr(build_module, "archive_document", counting)
     restarted = Builder(config(max_entries=3, archive_page_size=4))
@@ -206,7 +268,7 @@ def test_a_new_builder_reuses_the_published_archive_pages(tmp_path: Path, make_s
 
     make_seed("new.txt", stamp_ms=1700000000000 + 99 * 60_000, title="Newest", url="https://e.com/new")
     assert Builder(config(max_entries=3, archive_page_size=4)).build().published
-    assert sorted(rendered) == [5, 6]
+    assert sorted(rendered) == [202311005, 202311006]
 
 
 def test_pages_replaced_by_another_writer_are_rendered_again(tmp_path: Path, make_seed, config) -> None:
@@ -218,16 +280,16 @@ def test_pages_replaced_by_another_writer_are_rendered_again(tmp_path: Path, mak
     assert builder.build().published
     out = tmp_path / "out"
     manifest = read_manifest(out)
-    mine = manifest["documents"]["archive/1.xml"]
+    mine = manifest["documents"]["archive/202311001.xml"]
     # Another writer publishes a page 1 of its own (here: the manifest says so).
-    manifest["documents"]["archive/1.xml"] = {**mine, "source_key": "someone else's"}
+    manifest["documents"]["archive/202311001.xml"] = {**mine, "source_key": "someone else's"}
     write_atomic(out / "manifest.json", json.dumps(manifest).encode())
 
     make_seed("new.txt", stamp_ms=1700000000000 + 99 * 60_000, title="Newest", url="https://e.com/new")
     assert builder.build().published
     after = read_manifest(out)["documents"]
-    assert after["archive/1.xml"]["source_key"] == mine["source_key"]
-    assert (out / "objects" / after["archive/1.xml"]["object"]).read_bytes() == (
+    assert after["archive/202311001.xml"]["source_key"] == mine["source_key"]
+    assert (out / "objects" / after["archive/202311001.xml"]["object"]).read_bytes() == (
         out / "objects" / mine["object"]).read_bytes()
 
 

@@ -147,16 +147,18 @@ def test_index_json_and_xsl(published, client) -> None:  # type: ignore[no-untyp
 
 
 def test_archive_pages(published, client) -> None:  # type: ignore[no-untyped-def]
-    entry = manifest_entry(published, "archive/1.xml")
-    page = client.get("/archive/1.xml")
+    # b.txt (September 2020) is the one archived entry: the first page of its month.
+    entry = manifest_entry(published, "archive/202009001.xml")
+    page = client.get("/archive/202009001.xml")
     assert headers_of(page) == expected_ok("application/atom+xml; charset=utf-8", entry["identity"]["etag"],
                                            page.headers["Last-Modified"], entry["identity"]["size"],
                                            "Accept, Accept-Encoding", FEED_CONTENT_SECURITY_POLICY)
-    assert client.get("/archive/1.xml", headers={"If-None-Match": entry["identity"]["etag"]}).status_code == 304
-    gz = client.get("/archive/1.xml", headers={"Accept-Encoding": "gzip"})
+    assert client.get("/archive/202009001.xml", headers={"If-None-Match": entry["identity"]["etag"]}).status_code == 304
+    gz = client.get("/archive/202009001.xml", headers={"Accept-Encoding": "gzip"})
     assert gzip.decompress(gz.data) == page.data
-    assert client.head("/archive/1.xml").data == b""
-    for path in ("/archive/2.xml", "/archive/0.xml", "/archive/01.xml", "/archive/1", "/archive/", "/archive/x/1.xml"):
+    assert client.head("/archive/202009001.xml").data == b""
+    for path in ("/archive/1.xml", "/archive/202009002.xml", "/archive/0.xml", "/archive/01.xml", "/archive/1",
+                 "/archive/", "/archive/x/1.xml"):
         assert client.get(path).status_code == 404, path
 
 
@@ -165,7 +167,7 @@ def test_archive_page_collected_meanwhile_is_read_again_once(published) -> None:
     app = create_app(published, run_builder=False)
     client = app.test_client()
     store = app.extensions["feedsvc"].store
-    path = store.snapshot.documents["archive/1.xml"].identity.path
+    path = store.snapshot.documents["archive/202009001.xml"].identity.path
     body = path.read_bytes()
     path.unlink()
     real_refresh = store.refresh
@@ -177,10 +179,10 @@ def test_archive_page_collected_meanwhile_is_read_again_once(published) -> None:
         return real_refresh()
 
     store.refresh = refresh  # type: ignore[method-assign]
-    assert client.get("/archive/1.xml").data == body and refreshed == [True]
+    assert client.get("/archive/202009001.xml").data == body and refreshed == [True]
     path.unlink()
     store.refresh = real_refresh  # type: ignore[method-assign]
-    gone = client.get("/archive/1.xml")
+    gone = client.get("/archive/202009001.xml")
     assert gone.status_code == 503 and gone.headers["Retry-After"] == "5"
 
 

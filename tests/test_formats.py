@@ -155,8 +155,8 @@ def test_documents_are_deterministic_and_valid() -> None:
     assert [(d.name, d.body, d.content_type, d.last_modified) for d in first] == \
            [(d.name, d.body, d.content_type, d.last_modified) for d in again]
     names = [d.name for d in first]
-    assert names == ["feed.xml", "feed.rss", "feed.json", "index.html", "feed.xsl",
-                     "archive/1.xml", "archive/2.xml", "archive/3.xml"]
+    assert names == ["feed.xml", "feed.rss", "feed.json", "index.html", "feed.xsl",  # April 2023's three pages
+                     "archive/202304001.xml", "archive/202304002.xml", "archive/202304003.xml"]
     types = {d.name: d.content_type for d in first}
     assert types["feed.rss"] == "application/rss+xml; charset=utf-8"
     assert types["feed.json"] == "application/feed+json"
@@ -195,11 +195,11 @@ def test_xsl_renders_a_readable_page(kind: str) -> None:
 
 def test_xsl_marks_archive_pages() -> None:
     docs = {d.name: d.body for d in render_all(META, entries(6), 2, 2)}
-    page = _transform(docs["archive/1.xml"])
+    page = _transform(docs["archive/202304001.xml"])
     text = " ".join(page.getroot().itertext())
     assert "This is an archive page" in text
     hrefs = {a.text: a.get("href") for a in page.getroot().iter("a")}
-    assert hrefs["The current feed"] == BASE + "feed.xml" and hrefs["Newer articles"] == BASE + "archive/2.xml"
+    assert hrefs["The current feed"] == BASE + "feed.xml" and hrefs["Newer articles"] == BASE + "archive/202304002.xml"
 
 
 def test_hostile_strings_cannot_break_rss_or_json() -> None:

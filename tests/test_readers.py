@@ -95,7 +95,8 @@ def test_json_feed_is_valid_and_has_the_same_entries(server: Server) -> None:
     assert [i["image"] for i in doc["items"]] == [f"https://img.example/{t.split()[-1]}.png" for t in NEWEST]
 
 
-@pytest.mark.parametrize("path", ["/feed.rss", "/feed.json", "/feed.xsl", "/archive/1.xml", "/archive/2.xml"])
+@pytest.mark.parametrize("path", ["/feed.rss", "/feed.json", "/feed.xsl", "/archive/202304001.xml",
+                                  "/archive/202311002.xml"])
 def test_every_document_gets_the_feed_caching_rules(server: Server, path: str) -> None:
     status, headers, body = server.get(path)
     assert status == 200
@@ -124,10 +125,13 @@ def test_archive_chain_backfills_every_entry_once(server: Server) -> None:
         url = next((link["href"] for link in parsed.feed.links if link["rel"] == "prev-archive"), None)
         hops += 1
     assert seen == ALL  # newest first, each exactly once, back to the oldest
-    assert hops == 3  # feed.xml (4), archive/2.xml (3, the partly filled newest page), archive/1.xml (3)
+    # feed.xml (4), then pages by month: 202311002 (2, the partly filled newest page), 202311001 (3), and
+    # 202304001 (the sample, April 2023)
+    assert hops == 4
 
 
-@pytest.mark.parametrize("path", ["/archive/0.xml", "/archive/3.xml", "/archive/01.xml", "/archive/1.xml.gz",
+@pytest.mark.parametrize("path", ["/archive/0.xml", "/archive/1.xml", "/archive/202311003.xml", "/archive/01.xml",
+                                  "/archive/202311001.xml.gz",
                                   "/archive/1", "/archive/", "/archive/..%2Fmanifest.json", "/archive/%2E%2E/feed.xml",
                                   "/feed.xml/../manifest.json", "/objects"])
 def test_unknown_archive_paths_are_404(server: Server, path: str) -> None:
@@ -154,7 +158,7 @@ def test_websub_discovery_and_pings(server: Server, hub: FakeHub) -> None:
     for path in FEEDS:
         headers = server.get(path)[1]
         assert headers["link"] == f'<{hub.url}>; rel="hub", <{BASE}{path[1:]}>; rel="self"', path
-    assert "link" not in server.get("/archive/1.xml")[1] and "link" not in server.get("/")[1]
+    assert "link" not in server.get("/archive/202311001.xml")[1] and "link" not in server.get("/")[1]
     assert feedparser.parse(server.get("/feed.xml")[2]).feed.links[2] == {"href": hub.url, "rel": "hub",
                                                                            "type": "text/html"}
     # The first publish pinged each feed once.
@@ -237,12 +241,12 @@ def test_chromium_shows_the_index_page(server: Server, tmp_path: Path) -> None:
     assert 'href="/feed.rss"' in dom and 'href="/feed.json"' in dom
 
 
-@pytest.mark.parametrize("path", ["/feed.xml", "/feed.rss", "/archive/1.xml"])
+@pytest.mark.parametrize("path", ["/feed.xml", "/feed.rss", "/archive/202311001.xml"])
 def test_chromium_renders_feeds_through_the_stylesheet(server: Server, tmp_path: Path, path: str) -> None:
     dom, console = chromium(tmp_path, server.url(path), "--dump-dom", "--disable-features=GenerateXSLTWarningBanner")
     assert [line for line in console if XSLT_NOTICE not in line] == []  # no error, no CSP violation
     assert "<h1>" in dom and "&lt;feed" not in dom and "&lt;rss" not in dom  # a page, not XML source
-    expected = ALL[-3:] if path.startswith("/archive/") else NEWEST
+    expected = ALL[-4:-1] if path.startswith("/archive/") else NEWEST  # November 2023's first page: Stories 3-1
     for title in expected:
         assert f">{title}</a>" in dom, title  # linked titles, in a rendered page
     assert ("This is an archive page" if path.startswith("/archive/") else "To subscribe") in dom

@@ -3,8 +3,9 @@
 - The subscription documents are rendered every build that changed anything; a body equal to
   the one published is not compressed again, a new one is gzipped in another thread while the
   next renders (zlib lets go of the GIL).
-- An archive page is planned from light Records. Its composition key (its entries' cache keys,
-  its number, whether it is the newest) decides: a page already published with the same key
+- An archive page is planned from light Records. Its composition key (what its bytes are made
+  of: the feed's metadata, its entries' cache keys, its number and its neighbours' numbers, which
+  its links name) decides: a page already published with the same key
   (the manifest keeps each page's key, so this holds for a new process too) is a `Reuse`, whose
   bytes are neither read, nor held, nor hashed; a new one is rendered, by the workers when many
   changed (they read the entries from the cache file and write the objects), else here.
@@ -97,28 +98,28 @@ def _archive(
     if memory.page_keys is None:
         published = (read_manifest(out_dir) or {}).get("documents", {})
         memory.page_keys = {name: doc.get("source_key", "") for name, doc in published.items()}
-    newest = pages[-1].number if pages else 0
-    keys = [page_key(meta, page, newest) for page in pages]
+    keys = [page_key(meta, page) for page in pages]
     todo = [(p, k) for p, k in zip(pages, keys, strict=True) if memory.page_keys.get(archive_name(p.number)) != k]
     made: dict[int, Document | Stored] = {}
     if workers is not None and cache_path is not None:
-        tasks = [(page.number, tuple(r.key for r in page.entries), key) for page, key in todo]
-        made.update(workers.render_pages(cache_path, out_dir, meta, newest, tasks))
+        tasks = [(dataclasses.replace(page, entries=tuple(r.key for r in page.entries)), key) for page, key in todo]
+        made.update(workers.render_pages(cache_path, out_dir, meta, tasks))
     for page, key in todo:
         if page.number not in made:
-            full = Page(page.number, tuple(entries_of(page.entries)))
-            made[page.number] = archive_document(meta, full, newest, key)
+            full = dataclasses.replace(page, entries=tuple(entries_of(page.entries)))
+            made[page.number] = archive_document(meta, full, key)
     return [
         _given(made[page.number]) if page.number in made else functools.partial(Reuse, archive_name(page.number), key)
         for page, key in zip(pages, keys, strict=True)
     ]
 
 
-def page_key(meta: FeedMeta, page: Page[Record], newest: int) -> str:
-    """What an archive page's bytes are made from: the feed's metadata, its number, whether it is
-    the newest (it then has no next-archive link), and its entries' cache keys."""
+def page_key(meta: FeedMeta, page: Page[Record]) -> str:
+    """What an archive page's bytes are made from, and nothing else: the feed's metadata, its
+    number, its neighbours' numbers (its prev-archive and next-archive links), and its entries'
+    cache keys."""
     return hashlib.sha256(
-        repr((meta, page.number, page.number < newest, [r.key for r in page.entries])).encode()
+        repr((meta, page.number, page.older, page.newer, [r.key for r in page.entries])).encode()
     ).hexdigest()
 
 

@@ -50,8 +50,8 @@ ARCHIVE_GZIP_LEVEL = 6
 Item = tuple[SeedFile, bytes | None]
 # What became of it: the hash of the bytes processed ("" = unreadable) and the Outcome (None = vanished).
 Result = tuple[str, Outcome | None]
-# An archive page to render: its number, its entries' cache keys (newest first), its composition key.
-PageTask = tuple[int, tuple[str, ...], str]
+# An archive page to render: the page with its entries' cache keys (newest first), its composition key.
+PageTask = tuple[Page[str], str]
 
 
 def process_files(items: Sequence[Item], settings: EntrySettings, limit: int) -> list[Result]:
@@ -72,18 +72,16 @@ def process_files(items: Sequence[Item], settings: EntrySettings, limit: int) ->
     return results
 
 
-def archive_document(meta: FeedMeta, page: Page, newest: int, source_key: str) -> Document:
+def archive_document(meta: FeedMeta, page: Page, source_key: str) -> Document:
     """One archive page, rendered and compressed."""
-    document = render_archive_page(meta, page, newest, source_key)
+    document = render_archive_page(meta, page, source_key)
     return dataclasses.replace(document, gzip=compress(document.body, ARCHIVE_GZIP_LEVEL))
 
 
 _readers: dict[Path, SqliteCache] = {}
 
 
-def render_pages(
-    cache: Path, out_dir: Path, meta: FeedMeta, newest: int, pages: Sequence[PageTask]
-) -> list[Stored | None]:
+def render_pages(cache: Path, out_dir: Path, meta: FeedMeta, pages: Sequence[PageTask]) -> list[Stored | None]:
     """Archive pages from the entries in the cache file, their objects written to `out_dir`.
 
     None for a page whose entries are not all there (another process pruned them), which the
@@ -94,13 +92,13 @@ def render_pages(
         if reader is None:
             reader = _readers[cache] = SqliteCache(cache, readonly=True)
         documents: list[Stored | None] = []
-        for number, keys, source_key in pages:
-            found = reader.entries(keys)
-            if len(found) != len(keys):
+        for listed, source_key in pages:  # listed: the page, its entries named by their cache keys
+            found = reader.entries(listed.entries)
+            if len(found) != len(listed.entries):
                 documents.append(None)
                 continue
-            page = Page(number, tuple(found[key] for key in keys))
-            documents.append(store(out_dir, archive_document(meta, page, newest, source_key)))
+            page = dataclasses.replace(listed, entries=tuple(found[key] for key in listed.entries))
+            documents.append(store(out_dir, archive_document(meta, page, source_key)))
         return documents
     except (CacheError, sqlite3.Error):
         return [None] * len(pages)
@@ -185,20 +183,18 @@ class Workers:
         for chunk in chunks[done:]:
             yield chunk, process_files(chunk, self.settings, self.limit)
 
-    def render_pages(
-        self, cache: Path, out_dir: Path, meta: FeedMeta, newest: int, tasks: Sequence[PageTask]
-    ) -> dict[int, Stored]:
+    def render_pages(self, cache: Path, out_dir: Path, meta: FeedMeta, tasks: Sequence[PageTask]) -> dict[int, Stored]:
         """page number → Stored, for the pages the pool rendered (none without a pool, or for few pages)."""
         made: dict[int, Stored] = {}
         if self._pool is None or len(tasks) < POOL_MIN_PAGES:
             return made
         batches = [tasks[i : i + PAGES_PER_TASK] for i in range(0, len(tasks), PAGES_PER_TASK)]
         try:
-            futures = [self._pool.submit(render_pages, cache, out_dir, meta, newest, batch) for batch in batches]
+            futures = [self._pool.submit(render_pages, cache, out_dir, meta, batch) for batch in batches]
             for batch, future in zip(batches, futures, strict=True):
-                for (number, _, _), document in zip(batch, future.result(), strict=True):
+                for (page, _), document in zip(batch, future.result(), strict=True):
                     if document is not None:
-                        made[number] = document
+                        made[page.number] = document
         except (BrokenProcessPool, OSError) as exc:
             log.warning("archive pages in the process pool failed (%s): rendering them in this process", exc)
             self.stop()

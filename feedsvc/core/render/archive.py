@@ -1,13 +1,13 @@
 """RFC 5005 archive pages: their names, their links, their Atom documents (feedsvc.core.choose
-splits the entries into pages).
+splits the entries into pages, by calendar month).
 
-The newest `max_entries` are the subscription document; all older entries are cut into pages of
-`page_size` counted from the OLDEST entry, so page 1 holds the oldest `page_size`, page 2 the
-next, and only the newest page is partly filled. When new articles arrive, entries flow from the
-feed into the newest page; a full page keeps its entries, so its bytes and ETag stay (it changes
-once more, when a newer page appears and it gains its `next-archive` link). Every entry is in
-exactly one document. Editing or deleting an archived article moves the entries after it by one
-place, so the pages from there on change too: correct, just not free.
+A page is named by its number, `archive/YYYYMMNNN.xml`: the month (UTC) of its entries'
+`updated`, and its place in that month, counted from the month's oldest entry
+(`archive/202304001.xml` is April 2023's first page). So a page's name and entries depend on its
+own month's entries alone, and its links on which pages exist around it. Each page links to the
+next older page (`prev-archive`; none on the oldest), the next newer one (`next-archive`; none on
+the newest, whose newer neighbour is /feed.xml), to /feed.xml (`current`), and carries
+`fh:archive`. /feed.xml links to the newest page with `prev-archive`.
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ def subscription_paging(meta: FeedMeta, newest_page: int | None) -> Paging:
     return Paging(meta.self_url, prev_archive=meta.url(archive_name(newest_page)) if newest_page else None)
 
 
-def render_page(meta: FeedMeta, page: Page[Entry], newest: int) -> bytes:
-    """One archive document; `newest` is the number of the newest page (it has no next-archive)."""
-    number = page.number
+def render_page(meta: FeedMeta, page: Page[Entry]) -> bytes:
+    """One archive document, linked to its neighbours `page.older` and `page.newer`."""
     paging = Paging(
-        self_url=meta.url(archive_name(number)),
-        prev_archive=meta.url(archive_name(number - 1)) if number > 1 else None,
-        next_archive=meta.url(archive_name(number + 1)) if number < newest else None,
+        self_url=meta.url(archive_name(page.number)),
+        prev_archive=meta.url(archive_name(page.older)) if page.older is not None else None,
+        next_archive=meta.url(archive_name(page.newer)) if page.newer is not None else None,
         current=meta.self_url,
     )
     return render_atom(meta, page.entries, paging)

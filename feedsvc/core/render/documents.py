@@ -44,7 +44,7 @@ DOCUMENTS = (
     Kind("index.html", "/", HTML_TYPE, topic=False),
     Kind("feed.xsl", "/feed.xsl", XSL_TYPE, topic=False),
 )
-# Archive pages: /archive/<n>.xml, named archive/<n>.xml, Atom.
+# Archive pages: /archive/<n>.xml, named archive/<n>.xml, Atom; n is YYYYMMNNN (feedsvc.core.choose).
 ARCHIVE_ROUTE = re.compile(r"/(archive/[1-9][0-9]{0,8}\.xml)")
 ROUTES = {kind.route: kind.name for kind in DOCUMENTS}
 # The documents a reader subscribes to (and WebSub topics): the same entries in three formats.
@@ -74,9 +74,9 @@ def render_documents(meta: FeedMeta, current: Sequence[Entry], newest_page: int 
     return documents
 
 
-def render_archive_page(meta: FeedMeta, page: Page[Entry], newest: int, source_key: str = "") -> Document:
+def render_archive_page(meta: FeedMeta, page: Page[Entry], source_key: str = "") -> Document:
     """One archive page; read from disk when served (`in_memory=False`), not held by web processes."""
-    body = render_page(meta, page, newest)
+    body = render_page(meta, page)
     return Document(
         archive_name(page.number), body, ATOM_TYPE, feed_updated(page.entries), source_key, in_memory=False
     )
@@ -90,6 +90,5 @@ def render_all(meta: FeedMeta, entries: Sequence[Entry], max_entries: int, archi
     only the pages whose entries changed.)
     """
     current, pages = split_archive(entries, max_entries, archive_page_size)
-    newest = pages[-1].number if pages else 0
-    archive = [render_archive_page(meta, page, newest) for page in pages]
-    return render_documents(meta, current, newest or None) + archive
+    archive = [render_archive_page(meta, page) for page in pages]
+    return render_documents(meta, current, pages[-1].number if pages else None) + archive

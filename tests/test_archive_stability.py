@@ -1,0 +1,177 @@
+"""RFC 5005 §4, an archive document's set of entries SHOULD NOT change: what one late article does to
+the published pages of a 300-article corpus, counted in ETags from the manifest, and that the pages
+are a function of the seeds alone (two builders, two histories, the same pages)."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from conftest import REPO, seed_text
+from test_archive import walk
+
+import feedsvc.build.documents as build_module
+from feedsvc.build.builder import Builder
+from feedsvc.core.render.documents import ARCHIVE_ROUTE
+from feedsvc.publish.layout import read_manifest
+
+SUBSCRIPTION = ("feed.xml", "feed.rss", "feed.json")
+
+
+def write(seeds: Path, name: str, when: datetime) -> None:
+    seeds.mkdir(parents=True, exist_ok=True)
+    stamp = int(when.timestamp() * 1000)
+    (seeds / name).write_text(seed_text(stamp, f"Article {name}", f"https://e.com/{name}", f"<p>{name}</p>"))
+
+
+def corpus(seeds: Path, start: datetime, step: timedelta, count: int, prefix: str = "") -> None:
+    for i in range(count):
+        write(seeds, f"{prefix}{i:03}.txt", start + i * step)
+
+
+def etags(out: Path) -> dict[str, str]:
+    return {name: doc["etag"] for name, doc in read_manifest(out)["documents"].items()}
+
+
+def pages(published: dict[str, str]) -> list[str]:
+    return sorted(name for name in published if ARCHIVE_ROUTE.fullmatch("/" + name))
+
+
+def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
+    """The documents whose ETag changed, appeared or went."""
+    return {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
+
+
+def bodies(out: Path) -> dict[str, bytes]:
+    documents = read_manifest(out)["documents"]
+    return {name: (out / "objects" / doc["object"]).read_bytes() for name, doc in documents.items()}
+
+
+def cli_build(tmp_path: Path, seeds: Path, out: Path) -> None:
+    """`feedsvc build` in a process of its own, with the same settings as the `config` fixture."""
+    empty = tmp_path / "cli.toml"
+    empty.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    env |= {"FEEDSVC_CONFIG": str(empty), "FEEDSVC_BASE_URL": "https://feeds.example.org/"}
+    done = subprocess.run([sys.executable, "-m", "feedsvc", "build", "--seeds", str(seeds), "--out", str(out)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+DAILY = datetime(2023, 1, 1, 8, tzinfo=UTC)  # 300 articles, one a day: 2023-01-01 … 2023-10-27
+
+
+def test_a_backdated_article_changes_only_its_page_and_its_neighbours(tmp_path: Path, config) -> None:
+    """The issue's case: a backfill older than every entry changed all six pages. Now: its own page and the
+    prev-archive link of the page after it; one into a month with a page, that page alone."""
+    seeds, out = tmp_path / "seeds", tmp_path / "out"
+    corpus(seeds, DAILY, timedelta(days=1), 300)
+    builder = Builder(config())  # max_entries 50, archive_page_size 50
+    assert builder.build().published
+    before = etags(out)
+    assert pages(before) == [f"archive/2023{m:02}001.xml" for m in range(1, 10)]  # 250 archived: Jan 1 - Sep 7
+
+    write(seeds, "backfill.txt", datetime(2022, 12, 15, tzinfo=UTC))
+    assert builder.build().published
+    after = etags(out)
+    assert changed(before, after) == {"archive/202212001.xml", "archive/202301001.xml"}
+
+    write(seeds, "late.txt", datetime(2023, 5, 10, 12, tzinfo=UTC))
+    assert builder.build().published
+    before, after = after, etags(out)
+    assert changed(before, after) == {"archive/202305001.xml"}
+
+    # A new article at the top: the feed's oldest entry (September 8th) moves onto the newest page.
+    write(seeds, "new.txt", datetime(2023, 10, 28, 12, tzinfo=UTC))
+    assert builder.build().published
+    before, after = after, etags(out)
+    assert set(pages(changed(before, after))) == {"archive/202309001.xml"}
+    assert set(SUBSCRIPTION) <= changed(before, after)
+
+    seen = walk(bodies(out))  # each page valid Atom, its links consistent both ways
+    assert len(seen) == len(set(seen)) == 303
+
+
+def test_a_new_builder_and_a_new_process_change_only_those_pages(tmp_path: Path, config, monkeypatch) -> None:
+    """A restart knows the published pages from the manifest: it renders and changes the same pages only."""
+    seeds, out = tmp_path / "seeds", tmp_path / "out"
+    corpus(seeds, DAILY, timedelta(days=1), 300)
+    assert Builder(config()).build().published
+    before = etags(out)
+    rendered: list[int] = []
+    real = build_module.archive_document
+
+    def counting(meta, page, key):  # type: ignore[no-untyped-def]
+        rendered.append(page.number)
+        return real(meta, page, key)
+
+    monkeypatch.setattr(build_module, "archive_document", counting)
+    write(seeds, "backfill.txt", datetime(2022, 12, 15, tzinfo=UTC))
+    assert Builder(config()).build().published
+    after = etags(out)
+    assert changed(before, after) == {"archive/202212001.xml", "archive/202301001.xml"}
+    assert sorted(rendered) == [202212001, 202301001]
+
+    write(seeds, "late.txt", datetime(2023, 5, 10, 12, tzinfo=UTC))
+    cli_build(tmp_path, seeds, out)
+    before, after = after, etags(out)
+    assert changed(before, after) == {"archive/202305001.xml"}
+    assert set(SUBSCRIPTION) <= after.keys() and {after[n] for n in SUBSCRIPTION} == {before[n] for n in SUBSCRIPTION}
+
+
+def test_in_a_month_of_several_pages_only_its_later_pages_shift(tmp_path: Path, config) -> None:
+    """The issue's corpus shape: 301 hourly articles, 251 archived in pages of 50. A backfill into an earlier
+    month opens a page of its own; one into a month of several pages shifts the pages of that month from the
+    one it lands on (pages are counted from the month's oldest entry), and no page of another month."""
+    seeds, out = tmp_path / "seeds", tmp_path / "out"
+    corpus(seeds, datetime(2023, 1, 25, tzinfo=UTC), timedelta(hours=1), 301)
+    builder = Builder(config())
+    assert builder.build().published
+    before = etags(out)
+    # January 25-31: 168 entries; February: 83.
+    assert pages(before) == ["archive/202301001.xml", "archive/202301002.xml", "archive/202301003.xml",
+                             "archive/202301004.xml", "archive/202302001.xml", "archive/202302002.xml"]
+    write(seeds, "backfill.txt", datetime(2022, 12, 20, tzinfo=UTC))
+    assert builder.build().published
+    after = etags(out)
+    assert changed(before, after) == {"archive/202212001.xml", "archive/202301001.xml"}  # was: all six
+
+    write(seeds, "late.txt", datetime(2023, 1, 29, 12, 30, tzinfo=UTC))  # January's 110th entry: its page 3
+    assert builder.build().published
+    before, after = after, etags(out)
+    assert changed(before, after) == {"archive/202301003.xml", "archive/202301004.xml"}
+    seen = walk(bodies(out))
+    assert len(seen) == len(set(seen)) == 303
+
+
+def test_two_builders_build_the_same_pages(tmp_path: Path, config) -> None:
+    """Pages are a function of the seeds alone: a builder that saw the seeds arrive in three batches, in a
+    shuffled order, and a cold `feedsvc build` in another process (whose pool renders the pages) publish
+    the same archive pages, names and bytes. The corpus has a month of three pages and an empty year."""
+    everything = tmp_path / "all"
+    corpus(everything, datetime(2022, 1, 3, tzinfo=UTC), timedelta(hours=2), 120, "a")  # 120 in January 2022
+    corpus(everything, DAILY, timedelta(days=1), 300, "b")
+    names = sorted(p.name for p in everything.iterdir())
+    random.Random(14).shuffle(names)
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    builder = Builder(config(output_dir=str(tmp_path / "one")))
+    for batch in (names[:150], names[150:300], names[300:]):
+        for name in batch:
+            (seeds / name).write_bytes((everything / name).read_bytes())
+        assert builder.build().published
+    cli_build(tmp_path, everything, tmp_path / "two")
+
+    one, two = bodies(tmp_path / "one"), bodies(tmp_path / "two")
+    archive = pages(one)
+    assert archive == pages(two) and len(archive) == 12
+    assert archive[:4] == ["archive/202201001.xml", "archive/202201002.xml", "archive/202201003.xml",
+                           "archive/202301001.xml"]
+    assert [one[name] for name in archive] == [two[name] for name in archive]
+    assert etags(tmp_path / "one") == etags(tmp_path / "two")  # and every other document too
+    seen = walk(one)
+    assert len(seen) == len(set(seen)) == 420
