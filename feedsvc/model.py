@@ -186,7 +186,7 @@ class Page(Generic[T]):
     """One RFC 5005 archive page's items (Entries to render, Records to plan with, or the cache
     keys of its entries, for a worker) and its neighbours, which its links name."""
 
-    number: int  # YYYYMMNNN: the month, and the page's place in it (feedsvc.core.choose)
+    number: int  # YYYYMMPPP: the month, and the piece of it (feedsvc.core.choose)
     entries: tuple[T, ...]  # newest first, like every document
     older: int | None = None  # the next older page (prev-archive); None on the oldest
     newer: int | None = None  # the next newer page (next-archive); None on the newest

@@ -8,28 +8,30 @@ Records, so 10k files are chosen from without loading any content.
 - One entry per article URL (http and https copies are one article): the newer `updated` wins.
 - RFC 5005 archives (§4: an archive document's entries SHOULD NOT change): the newest
   `max_entries` are the subscription document; every older entry is on exactly one archive page.
-  Pages are by calendar month (UTC, of `updated`, the sort key, so a month is a run of the
-  order): a month's archived entries, cut into pages of `page_size` counted from the month's
-  oldest entry, so only a month's newest page is partly filled. A page's number is `YYYYMMNNN`
-  (`page_number`; 202304001 is April 2023's first page): it fits the route's nine digits, reads
-  as a date and sorts by time. A page's number and entries depend on its own month's entries
-  alone, its links on which pages are next to it, so:
-  - a new article pushes the feed's oldest entry onto the newest page (or a new page after it,
-    whose older neighbour then gains its next-archive link);
-  - a backdated article changes the page it lands on, plus, when it opens a page (its month had
-    no page, or a full last page), that page's neighbours' links. Where its month spans several
-    pages, the month's later pages shift by one entry each: counting from the oldest keeps new
-    articles, the common case, to one page. An archived article edited or deleted does the same to
-    the month it leaves (and to the one it joins);
+  Pages are periods of time, so a page's entries depend on its period's entries alone:
+  - a calendar month (UTC, of `updated`, the sort key) is one page while it holds at most
+    `page_size` archived entries;
+  - a fuller month is halved in time (its first and second half), and each half again, until
+    every piece holds at most `page_size`. Empty pieces have no page. Halving stops at 1/512 of
+    a month (~1.5 h); a burst of more than `page_size` entries in such a piece (files copied in
+    at once, all dated by their mtime) is cut into pages counted from its oldest entry.
+  A page's number is `YYYYMMPPP` (`page_number`): the month, and the piece's place in that
+  binary tree (1 = the whole month, 2 and 3 its halves, 2p and 2p+1 the halves of piece p), so
+  it names the same period in every process and replica; a burst's pages are `YYYYMMPPPNNN`. So:
+  - a new article pushes the feed's oldest entry onto the newest page (which, when full, splits
+    into its halves; a new month opens a page after it, whose older neighbour gains a link);
+  - a backdated article changes the one page whose period it falls in (or splits it into its
+    halves), plus the links of the pages next to a page that appears or goes;
   - every other page keeps its entries, its number and its links, so its bytes and its ETag.
+  An archived article edited or deleted does the same to the page it leaves and the one it joins.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from feedsvc.model import Page
@@ -76,14 +78,17 @@ def select_entries(
     return sorted(chosen.values(), key=key, reverse=True)
 
 
-# NNN, a page's place in its month, has three digits: a month's 999th page holds the rest of it.
-PAGES_PER_MONTH = 999
+def page_number(year: int, month: int, piece: int, burst: int = 0) -> int:
+    """`YYYYMMPPP`: piece `piece` of the month (1 = the whole month; 2p, 2p+1 = the halves of p);
+    `YYYYMMPPPNNN` for page `burst` (1 = its oldest) of a smallest piece too full to halve."""
+    number = (year * 100 + month) * 1000 + piece
+    return number * 1000 + burst if burst else number
 
 
-def page_number(year: int, month: int, place: int) -> int:
-    """`YYYYMMNNN`: the month's `place`-th page (1 = its oldest). Nine digits for the years
-    1000-9999 (fewer before), never a leading 0; sorting the numbers sorts the pages by time."""
-    return (year * 100 + month) * 1000 + place
+# Pieces are numbered 1 … 999 within a month: halving stops where a piece's halves would not fit.
+MAX_PIECE = 999
+# A burst's pages are numbered 1 … 999: its 999th page holds the rest of it.
+MAX_BURST = 999
 
 
 def split_archive(entries: Sequence[E], max_entries: int, page_size: int) -> tuple[list[E], list[Page[E]]]:
@@ -95,17 +100,38 @@ def split_archive(entries: Sequence[E], max_entries: int, page_size: int) -> tup
     oldest_first = list(reversed(entries[max_entries:]))
     planned: list[tuple[int, list[E]]] = []
     for (year, month), group in itertools.groupby(oldest_first, key=_month):
-        items = list(group)
-        cuts = range(0, min(len(items), PAGES_PER_MONTH * page_size), page_size)
-        for place, start in enumerate(cuts, 1):
-            end = start + page_size if place < PAGES_PER_MONTH else len(items)
-            planned.append((page_number(year, month, place), items[start:end]))
+        start = datetime(year, month, 1, tzinfo=UTC)
+        end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+        for piece, burst, items in _pieces(list(group), start, end, 1, page_size):
+            planned.append((page_number(year, month, piece, burst), items))
     numbers = [None, *(number for number, _ in planned), None]
     pages = [
         Page(number, tuple(reversed(items)), older=numbers[i], newer=numbers[i + 2])
         for i, (number, items) in enumerate(planned)
     ]
     return current, pages
+
+
+def _pieces(
+    items: list[E], start: datetime, end: datetime, piece: int, page_size: int
+) -> Iterator[tuple[int, int, list[E]]]:
+    """(piece, burst page or 0, entries) of the non-empty pieces of [start, end) holding `items`
+    (oldest first), oldest first."""
+    if len(items) <= page_size:
+        yield piece, 0, items
+        return
+    if 2 * piece + 1 > MAX_PIECE:
+        for burst, first in enumerate(range(0, len(items), page_size), 1):
+            yield piece, min(burst, MAX_BURST), items[first : first + page_size if burst < MAX_BURST else None]
+            if burst == MAX_BURST:
+                return
+        return
+    middle = start + (end - start) / 2
+    split = next((i for i, item in enumerate(items) if item.updated >= middle), len(items))
+    if split:
+        yield from _pieces(items[:split], start, middle, 2 * piece, page_size)
+    if split < len(items):
+        yield from _pieces(items[split:], middle, end, 2 * piece + 1, page_size)
 
 
 def _month(entry: Choosable) -> tuple[int, int]:

@@ -1,10 +1,10 @@
 """RFC 5005 archive pages: their names, their links, their Atom documents (feedsvc.core.choose
-splits the entries into pages, by calendar month).
+splits the entries into pages, by periods of time).
 
-A page is named by its number, `archive/YYYYMMNNN.xml`: the month (UTC) of its entries'
-`updated`, and its place in that month, counted from the month's oldest entry
-(`archive/202304001.xml` is April 2023's first page). So a page's name and entries depend on its
-own month's entries alone, and its links on which pages exist around it. Each page links to the
+A page is named by its number, `archive/YYYYMMPPP.xml`: the month (UTC) of its entries'
+`updated`, and the piece of that month it covers (`archive/202304001.xml` is all of April 2023,
+`202304003` its second half; see feedsvc.core.choose). So a page's name and entries depend on
+its own period's entries alone, and its links on which pages exist around it. Each page links to the
 next older page (`prev-archive`; none on the oldest), the next newer one (`next-archive`; none on
 the newest, whose newer neighbour is /feed.xml), to /feed.xml (`current`), and carries
 `fh:archive`. /feed.xml links to the newest page with `prev-archive`.

@@ -44,8 +44,8 @@ DOCUMENTS = (
     Kind("index.html", "/", HTML_TYPE, topic=False),
     Kind("feed.xsl", "/feed.xsl", XSL_TYPE, topic=False),
 )
-# Archive pages: /archive/<n>.xml, named archive/<n>.xml, Atom; n is YYYYMMNNN (feedsvc.core.choose).
-ARCHIVE_ROUTE = re.compile(r"/(archive/[1-9][0-9]{0,8}\.xml)")
+# Archive pages: /archive/<n>.xml, named archive/<n>.xml, Atom; n is YYYYMMPPP[NNN] (feedsvc.core.choose).
+ARCHIVE_ROUTE = re.compile(r"/(archive/[1-9][0-9]{0,11}\.xml)")
 ROUTES = {kind.route: kind.name for kind in DOCUMENTS}
 # The documents a reader subscribes to (and WebSub topics): the same entries in three formats.
 SUBSCRIPTION_FEEDS = tuple(kind.name for kind in DOCUMENTS if kind.topic)
