@@ -10,6 +10,7 @@ injected instead: in-process by patching the I/O function, and in a server subpr
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -228,6 +229,12 @@ def health(srv: Server) -> dict:
     return json.loads(srv.get("/healthz")[2])
 
 
+def healthy(srv: Server) -> dict | None:
+    """/healthz once it reports a good last build (else None): a predicate for wait_for."""
+    state = health(srv)
+    return state if state["status"] == "ok" and state["last_build"] and state["last_build"]["ok"] is True else None
+
+
 def write_seed(folder: Path, name: str, title: str, n: int) -> None:
     (folder / name).write_text(seed_text(1700000000000 + n * 1000, title, f"https://e.com/{name}", f"<p>{title}</p>"))
 
@@ -253,7 +260,10 @@ def test_disk_full_and_read_only_output_live(tmp_path: Path, seeds: Path) -> Non
             # The fault clears; no seed changes: the builder's retry publishes by itself.
             (markers / fault).unlink()
             wait_for(lambda f=fault: f"During {f}" in feed_titles(srv.get("/feed.xml")[2]), 15, what="recovery")
-            assert health(srv)["status"] == "ok" and health(srv)["last_build"]["ok"] is True
+            # The feed is published before that build's status is recorded: wait for /healthz to say so.
+            state = wait_for(lambda: healthy(srv), 15, what=f"/healthz ok after {fault}")
+            assert state["status"] == "ok" and state["last_build"]["ok"] is True
+            assert "status_file_error" not in state["last_build"], state
             assert validate_atom(srv.get("/feed.xml")[2]) == []
         assert tmp_files(out) == []
         assert "Traceback" not in srv.log()
@@ -276,10 +286,23 @@ def test_seeds_folder_vanishes_reappears_and_becomes_unreadable_live(tmp_path: P
         shutil.copy(SAMPLE, seeds / SAMPLE.name)
         write_seed(seeds, "back.txt", "Back again", 1)
         wait_for(lambda: "Back again" in feed_titles(srv.get("/feed.xml")[2]), 15, what="recovery after return")
+        assert wait_for(lambda: healthy(srv), 15, what="/healthz ok after return")["status"] == "ok"
         # Regression: inotify watched the deleted folder's inode, so changes in the new folder went
-        # unseen until the 60 s rescan. Now the watch is re-armed on the new folder.
+        # unseen until the 60 s rescan. Now the watch is re-armed on the new folder, after the build
+        # that saw it return: wait until the service says it watches it again, then write.
+        wait_for(lambda: "appeared: watching it again" in srv.log(), 15, what="the watch re-armed")
         write_seed(seeds, "later.txt", "Seen by events", 2)
-        wait_for(lambda: "Seen by events" in feed_titles(srv.get("/feed.xml")[2]), 10, what="event in new folder")
+        written = [time.monotonic()]
+
+        def seen_by_events() -> bool:
+            if "Seen by events" in feed_titles(srv.get("/feed.xml")[2]):
+                return True
+            if time.monotonic() - written[0] > 3:  # the log line comes just before the watch is added
+                write_seed(seeds, "later.txt", "Seen by events", 2)  # another event, not a rescan
+                written[0] = time.monotonic()
+            return False
+
+        wait_for(seen_by_events, 10, what="event in new folder")
 
         _, headers, good = srv.get("/feed.xml")
         (tmp_path / "faults" / "seeds-unreadable").touch()
@@ -292,7 +315,10 @@ def test_seeds_folder_vanishes_reappears_and_becomes_unreadable_live(tmp_path: P
         assert srv.get("/feed.xml")[2] == good
         (tmp_path / "faults" / "seeds-unreadable").unlink()
         wait_for(lambda: "Unlistable" in feed_titles(srv.get("/feed.xml")[2]), 15, what="recovery after unreadable")
-        assert health(srv)["status"] == "ok"
+        # As above: the status of the build that published comes a moment after its feed.
+        state = wait_for(lambda: healthy(srv), 15, what="/healthz ok after unreadable")
+        assert state["status"] == "ok"
+        assert state["etag"] == srv.get("/feed.xml")[1]["etag"]
 
 
 def test_slowly_written_seed_is_never_published_half_written(tmp_path: Path, seeds: Path) -> None:
@@ -330,7 +356,11 @@ def test_slowly_written_seed_is_never_published_half_written(tmp_path: Path, see
         finally:
             stop.set()
             poller.join(timeout=25)
-        skipped = health(srv)["skipped"]
+        # The status of the build that published the article is written just after its feed:
+        # read `skipped` once /healthz's last build is the one whose feed is served.
+        state = wait_for(lambda: (h := health(srv))["last_build"] and h["last_build"]["etag"] == h["etag"] and h,
+                         15, what="the status of the served feed's build")
+        skipped = state["skipped"]
     with_article = [body for body in seen if b"Slow article" in body]
     assert len(seen) > 50 and with_article
     assert "Slow article" in feed_titles(with_article[-1])  # an entry with that title, not just those bytes
@@ -345,7 +375,6 @@ def test_manifest_is_read_back_whole(tmp_path: Path, make_seed, config) -> None:
     Builder(config()).build()
     manifest = read_manifest(tmp_path / "out")
     assert manifest is not None
-    from feedsvc.publish.layout import etag_for
-
     for meta in manifest["documents"].values():
-        assert etag_for((tmp_path / "out" / "objects" / meta["object"]).read_bytes()) == meta["etag"]
+        body = (tmp_path / "out" / "objects" / meta["object"]).read_bytes()
+        assert '"' + hashlib.sha256(body).hexdigest()[:32] + '"' == meta["etag"]  # a strong ETag of the bytes

@@ -189,8 +189,12 @@ def test_xsl_renders_a_readable_page(kind: str) -> None:
     import base64
     import hashlib
 
-    assert "sha256-" + base64.b64encode(hashlib.sha256(style.encode()).digest()).decode() == STYLE_HASH
-    assert f"style-src '{STYLE_HASH}'" in FEED_CONTENT_SECURITY_POLICY
+    expected_hash = "sha256-" + base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert expected_hash == STYLE_HASH
+    assert f"style-src '{expected_hash}'" in FEED_CONTENT_SECURITY_POLICY
+    assert FEED_CONTENT_SECURITY_POLICY == (
+        f"default-src 'none'; script-src 'self'; style-src '{expected_hash}'; img-src 'self'; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'")
 
 
 def test_xsl_marks_archive_pages() -> None:

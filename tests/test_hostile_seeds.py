@@ -8,7 +8,8 @@ still carry both good articles, and carry nothing executable, as a browser sees 
 (tests/browser_eye.py) in every entry's content and in the index page.
 
 Examples per test: the `feedsvc` hypothesis profile (bounded, no deadline, for CI); set
-HYPOTHESIS_PROFILE=feedsvc-long for a long run (README, "Hardening").
+HYPOTHESIS_PROFILE=feedsvc-long for a long run (README, "Hardening"). The profile is applied to
+this file's tests only (as a decorator), never loaded globally: other files keep their own counts.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ settings.register_profile("feedsvc", max_examples=250, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("feedsvc-long", max_examples=3000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "feedsvc"))
+# This file's settings: the chosen profile, applied per test below (never settings.load_profile,
+# which would change the example counts of every other test file in the run).
+PROFILE = settings(settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "feedsvc")))
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 XSS = [item["html"] for item in json.loads((Path(__file__).parent / "data" / "xss_vectors.json").read_text())]
@@ -207,21 +210,25 @@ def mutated_sample(draw: st.DrawFn) -> bytes:
 # --- properties ---------------------------------------------------------------------------------
 
 
+@PROFILE
 @given(data=st.binary(max_size=4096))
 def test_arbitrary_bytes(site: Site, data: bytes) -> None:
     site.check(site.build_with(data))
 
 
+@PROFILE
 @given(data=st.lists(st.one_of(ANY_CHAR, NASTY_CHARS), max_size=400).map(lambda cs: "".join(cs).encode()))
 def test_random_unicode_text(site: Site, data: bytes) -> None:
     site.check(site.build_with(data))
 
 
+@PROFILE
 @given(data=mutated_sample())
 def test_mutated_real_seed(site: Site, data: bytes) -> None:
     site.check(site.build_with(data))
 
 
+@PROFILE
 @given(title=TEXT.map(lambda t: t.replace("\r", "").replace("\n", "")),  # one line: the format says so
        fragments=st.lists(HTML_FRAGMENT, min_size=1, max_size=6))
 def test_random_html_in_a_valid_seed_is_published_inert(site: Site, title: str, fragments: list[str]) -> None:

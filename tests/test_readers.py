@@ -6,10 +6,12 @@ One server for the module (it takes a few seconds to start): 10 articles with im
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -21,10 +23,9 @@ import feedparser
 import pytest
 from conftest import SAMPLE, seed_text
 from live import Server, feed_env, free_port, running, wait_for
+from lxml import etree
 from schemas import validate_atom, validate_jsonfeed
 from test_websub import FakeHub, fake_hub
-
-from feedsvc.web.headers import CONTENT_SECURITY_POLICY, FEED_CONTENT_SECURITY_POLICY
 
 FEEDSVC = [sys.executable, "-m", "feedsvc"]
 BASE = "https://feeds.example.org/"
@@ -59,6 +60,29 @@ def server(tmp_path_factory: pytest.TempPathFactory, hub: FakeHub) -> Iterator[S
     with running([*FEEDSVC, "serve", "--port", str(port)], env, port, tmp / "serve.log") as srv:
         srv.seeds = seeds  # type: ignore[attr-defined]
         yield srv
+
+
+def csp_hash(style: str) -> str:
+    """The CSP source a browser matches an inline <style> against: its text's SHA-256, base64."""
+    return "sha256-" + base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+
+
+def index_csp(style: str) -> str:
+    return (f"default-src 'none'; style-src '{csp_hash(style)}'; img-src 'self'; base-uri 'none'; "
+            "form-action 'none'; frame-ancestors 'none'")
+
+
+def feed_page_csp(style: str) -> str:
+    """The feed as a browser opens it: only our own /feed.xsl as script, only the page's one style."""
+    return (f"default-src 'none'; script-src 'self'; style-src '{csp_hash(style)}'; img-src 'self'; "
+            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+def served_style(body: bytes) -> str:
+    """The text of the one <style> element of a served HTML page, as the browser hashes it (raw text)."""
+    styles = re.findall(r"<style>(.*?)</style>", body.decode(), flags=re.DOTALL)
+    assert len(styles) == 1, styles
+    return styles[0]
 
 
 NEWEST = ["Story 9", "Story 8", "Story 7", "Story 6"]
@@ -145,7 +169,11 @@ def test_browsers_get_the_feed_as_xml_with_its_stylesheet(server: Server) -> Non
     assert headers["content-type"] == "application/xml; charset=utf-8"
     assert headers["etag"] != feed_headers["etag"] and headers["vary"] == "Accept, Accept-Encoding"
     assert server.get("/feed.xml", headers={"Accept": BROWSER_ACCEPT, "If-None-Match": headers["etag"]})[0] == 304
-    assert headers["content-security-policy"] == FEED_CONTENT_SECURITY_POLICY
+    # The page the browser makes of it: the served feed through the served stylesheet.
+    page = etree.XSLT(etree.fromstring(server.get("/feed.xsl")[2]))(etree.fromstring(body))
+    styles = [element.text for element in page.getroot().iter("style")]
+    assert len(styles) == 1 and styles[0]
+    assert headers["content-security-policy"] == feed_page_csp(styles[0])
     assert body.split(b"\n")[1] == b'<?xml-stylesheet type="text/xsl" href="/feed.xsl"?>'
     # A reader that lists its feed types first (or sends no Accept at all) gets the feed type.
     reader = "application/atom+xml, application/rss+xml;q=0.9, text/html;q=0.5, */*;q=0.1"
@@ -232,8 +260,8 @@ XSLT_NOTICE = "XSLTProcessor and XSLT Processing Instructions have been deprecat
 
 
 def test_chromium_shows_the_index_page(server: Server, tmp_path: Path) -> None:
-    headers = server.get("/")[1]
-    assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    _, headers, body = server.get("/")
+    assert headers["content-security-policy"] == index_csp(served_style(body))
     dom, console = chromium(tmp_path, server.url("/"), "--dump-dom")
     assert console == []  # no error, no CSP violation
     for title in NEWEST:

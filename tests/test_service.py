@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -31,7 +32,17 @@ def server(tmp_path: Path, seeds: Path):
     port = free_port()
     env = feed_env(tmp_path, seeds, tmp_path / "out")
     with running([*FEEDSVC, "serve", "--port", str(port)], env, port, tmp_path / "serve.log") as srv:
+        # /healthz answers 200 once the first feed is published; that build's status is written
+        # just after: wait for it, so that every test starts from a build of record.
+        wait_for(lambda: settled(srv), 15, what="the first build's status")
         yield srv
+
+
+def settled(srv) -> dict | None:
+    """/healthz once its last build is the one whose feed is served (else None)."""
+    health = json.loads(srv.get("/healthz")[2])
+    build = health.get("last_build")
+    return health if build and build.get("etag") is not None and build["etag"] == health.get("etag") else None
 
 
 def titles(srv) -> list[str]:
@@ -150,17 +161,29 @@ def test_feed_follows_seed_changes(server, seeds: Path) -> None:
     # Editor litter never becomes an entry.
     (seeds / ".deep.txt.swp").write_text("junk")
     (seeds / "deep.txt~").write_text("junk")
-    time.sleep(0.5)
-    assert len(titles(server)) == 3
+    # Litter sends no build of its own: prove a full scan ran after it was written. A folder moved
+    # in (its event asks for a full scan) holding one settled seed: the build that lists it is one.
+    staged = seeds.parent / "staged"
+    (staged / "2027").mkdir(parents=True)
+    later = write_seed(staged / "2027", "later.txt", "After the litter", n=4)
+    os.utime(later, (time.time() - 60, time.time() - 60))  # settled: published by the first build that sees it
+    os.replace(staged / "2027", seeds / "2027")
+    wait_for(lambda: "After the litter" in titles(server), 10, what="the build after the litter")
+    # /healthz's last build is that one (its status is written just after its feed): 4 files, not 6.
+    health = wait_for(lambda: settled(server), 10, what="that build's status")
+    assert health["last_build"]["files"] == 4 and health["skipped"] == [], health
+    assert len(titles(server)) == 3 + 1
+    expected = ["中國防長會見普京 談加強軍事合作", "Renamed in", "Deep", "After the litter"]
+    assert sorted(titles(server)) == sorted(expected)
 
 
 def test_bad_seed_never_takes_the_feed_down(server, seeds: Path) -> None:
     (seeds / "bad.txt").write_bytes(b"\x00\x01" * 100)
     write_seed(seeds, "good.txt", "Good one", n=5)
     wait_for(lambda: "Good one" in titles(server), 10, what="good seed beside a bad one")
-    import json
-
-    health = json.loads(server.get("/healthz")[2])
+    # The status of the build that published it is written just after its feed: wait for it.
+    health = wait_for(lambda: settled(server), 10, what="that build's status")
+    assert health["status"] == "ok"
     assert any(s["source"].endswith("bad.txt") for s in health["skipped"])
 
 
@@ -173,7 +196,11 @@ def test_storm_builds_a_bounded_number_of_times(server, seeds: Path) -> None:
     before = health()
     for n in range(300):  # a bounded storm, as fast as the disk takes it (git checkout, rsync)
         write_seed(seeds, f"storm-{n:03}.txt", f"Storm {n}", n=10 + n)
-    wait_for(lambda: health()["entries"] == 50 and health()["last_build"]["files"] == 301, 20, what="all files")
+    # Bounded, longer than before for a loaded machine, and still well under the 60 s interval
+    # rescan (which would hide lost file events). One read per poll, and the status must be that
+    # of the served feed's build (it is written just after the feed).
+    wait_for(lambda: (h := settled(server)) and h["entries"] == 50 and h["last_build"]["files"] == 301, 30,
+             what="all files")
     after = health()
     assert titles(server)[0] == "Storm 299"
     # One publish for the storm; a second at most if the storm outlasted debounce_max.

@@ -14,10 +14,11 @@ import pytest
 from live import wait_for
 
 from feedsvc.build.builder import Builder
-from feedsvc.core.render.documents import SUBSCRIPTION_FEEDS
 from feedsvc.service.websub import Pinger, PingError, post_ping, wait_idle
 
 BASE = "https://feeds.example.org/"
+# The documents a WebSub subscriber follows (what the builder service hands its Pinger).
+SUBSCRIPTION_FEEDS = ("feed.xml", "feed.rss", "feed.json")
 TOPICS = [BASE + name for name in SUBSCRIPTION_FEEDS]
 
 
@@ -108,14 +109,17 @@ def test_one_ping_per_changed_feed_and_none_when_nothing_changed(tmp_path: Path,
             assert builder.build().published is False
             (seeds / "a.txt").touch()  # new mtime, same bytes
             assert builder.build().published is False
-            time.sleep(0.3)
-            assert len(hub.posts) == 3
+            # Both builds have run (build() returns when done): whatever they queued, the pinger
+            # has sent once it is idle again, and the hub has recorded before answering.
+            assert builder.builds == 3
+            assert wait_idle(pinger, 5)
+            assert len(hub.posts) == 3 and pinger.sent == 3
             # A real change: one more ping per feed, not more.
             (seeds / "b.txt").write_text("<!--1700000001000-->\n[B](https://e.com/b)\n------\n\n<p>b</p>\n")
             assert builder.build().published
             wait_for(lambda: len(hub.posts) >= 6 and wait_idle(pinger, 5), 10, what="second pings")
-            time.sleep(0.3)
-            assert sorted(hub.topics()[3:]) == sorted(TOPICS) and len(hub.posts) == 6
+            assert wait_idle(pinger, 5) and builder.builds == 4
+            assert sorted(hub.topics()[3:]) == sorted(TOPICS) and len(hub.posts) == 6 and pinger.sent == 6
         finally:
             pinger.stop()
 
