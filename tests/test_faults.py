@@ -246,6 +246,9 @@ def test_disk_full_and_read_only_output_live(tmp_path: Path, seeds: Path) -> Non
             write_seed(seeds, f"{fault}.txt", f"During {fault}", n)
             state = wait_for(lambda: (h := health(srv))["status"] == "degraded" and h, 15, what=f"{fault} reported")
             assert message in state["last_build"]["error"], state
+            # /healthz names no absolute path: the (absolute) output folder by its key.
+            assert state["last_build"]["error"] == f"cannot publish to output directory (output_dir): {message}"
+            assert str(tmp_path) not in json.dumps(state)
             assert state["last_build"]["status_file_error"] == message  # status.json was not writable either
             status, again_headers, body = srv.get("/feed.xml")
             assert (status, again_headers["etag"], body) == (200, headers["etag"], good)
@@ -253,7 +256,9 @@ def test_disk_full_and_read_only_output_live(tmp_path: Path, seeds: Path) -> Non
             # The fault clears; no seed changes: the builder's retry publishes by itself.
             (markers / fault).unlink()
             wait_for(lambda f=fault: f"During {f}" in feed_titles(srv.get("/feed.xml")[2]), 15, what="recovery")
-            assert health(srv)["status"] == "ok" and health(srv)["last_build"]["ok"] is True
+            # status.json is written just after the publish: a reader can see the feed a moment before.
+            state = wait_for(lambda: (h := health(srv))["status"] == "ok" and h, 5, what="recovery reported")
+            assert state["last_build"]["ok"] is True
             assert validate_atom(srv.get("/feed.xml")[2]) == []
         assert tmp_files(out) == []
         assert "Traceback" not in srv.log()
