@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 from feedsvc import __version__
 from feedsvc.build.seeds import SeedsDirError, read_limit, read_seed, scan_seeds
-from feedsvc.config import Config, ConfigError, load_config
+from feedsvc.config import Config, ConfigError, load_config, path_for_log
 from feedsvc.logs import configure_logging
 
 
@@ -48,6 +49,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from feedsvc.build.builder import Builder
 
     config = _config(args)
+    # Only what this command does not print itself: a failed build is the one `feedsvc build:` line.
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     result = Builder(config).build(progress=_progress_bar(sys.stderr))
     if not result.ok:
@@ -55,8 +57,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         return 2
     state = "published" if result.published else "unchanged (nothing rewritten)"
     print(f"{result.entries} entries from {result.files} files -> {config.output_dir / 'feed.xml'}: {state}")
-    for problem in result.skipped:
-        print(f"skipped {problem}")
+    for problem in result.skipped:  # the console names files in full; /healthz relative to seeds/
+        print(f"skipped {config.seeds_dir / problem.source}: {problem.reason}")
     return 0
 
 
@@ -82,18 +84,45 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _unusable_output(config: Config) -> str | None:
+    """Why `serve` and `watch` cannot use the output directory (create it, write in it), or None.
+
+    Said once at start-up, rather than as a traceback from every process that would build.
+    """
+    out = config.output_dir
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return f"output directory {path_for_log(out)} is not a directory"
+    except OSError as exc:
+        return f"output directory {path_for_log(out)}: {exc.strerror or exc}"
+    if not os.access(out, os.W_OK | os.X_OK):
+        return f"output directory {path_for_log(out)} is not writable"
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    from feedsvc.web.server import serve
+    from feedsvc.web.server import AddressError, serve
 
     config = _config(args)
+    if problem := _unusable_output(config):
+        print(f"feedsvc serve: {problem}", file=sys.stderr)
+        return 2
     configure_logging(config)
-    return serve(config)
+    try:
+        return serve(config)
+    except AddressError as exc:
+        print(f"feedsvc serve: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from feedsvc.service.runner import run_builder
 
     config = _config(args)
+    if problem := _unusable_output(config):
+        print(f"feedsvc watch: {problem}", file=sys.stderr)
+        return 2
     configure_logging(config)
     return run_builder(config)
 

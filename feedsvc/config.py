@@ -27,6 +27,24 @@ class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or out of range; the message names it."""
 
 
+def path_for_log(path: Path) -> str:
+    """A configured folder as the logs and the console name it: a relative path says which working
+    directory it was taken from (`seeds (relative to /srv/app)`)."""
+    if path.is_absolute():
+        return str(path)
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return f"{path} (relative to a working directory that no longer exists)"
+    return f"{path} (relative to {cwd})"
+
+
+def path_for_public(path: Path, key: str) -> str:
+    """A configured folder as /healthz and status.json name it: never an absolute path (it would tell
+    anyone how the server is laid out); a relative one as configured, an absolute one by its key."""
+    return path.as_posix() if not path.is_absolute() else f"({key})"
+
+
 @dataclass(frozen=True)
 class Config:
     seeds_dir: Path = Path("seeds")

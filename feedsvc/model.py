@@ -244,7 +244,10 @@ class BuildResult:
     # True when the build stopped early to let `deferred` files settle: nothing was published.
     waiting: bool = False
     etag: str | None = None
+    # Why the build failed: `error` for the logs and the console (full paths), `public_error` for
+    # status.json and /healthz (no absolute path). Problem sources are relative to the seeds folder.
     error: str | None = None
+    public_error: str | None = None
     duration: float = 0.0
     number: int = 0
     finished_at: datetime | None = None
@@ -259,7 +262,7 @@ class BuildResult:
             "skipped": [{"source": p.source, "reason": p.reason} for p in self.skipped],
             "deferred": self.deferred,
             "etag": self.etag,
-            "error": self.error,
+            "error": self.public_error,
             "duration_ms": round(self.duration * 1000, 1),
             "finished_at": self.finished_at.isoformat(timespec="milliseconds") if self.finished_at else None,
             "number": self.number,

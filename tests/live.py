@@ -51,7 +51,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15, interval: float 
 
 
 class Server:
-    def __init__(self, args: list[str], env: dict[str, str], port: int, log: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], port: int, log: Path, cwd: Path = REPO) -> None:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.log_path = log
@@ -59,7 +59,7 @@ class Server:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
         full_env.update(env)
         full_env["PATH"] = f"{BIN}{os.pathsep}{full_env.get('PATH', '')}"
-        self.proc = subprocess.Popen(args, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
     def url(self, path: str) -> str:
@@ -92,8 +92,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(args: list[str], env: dict[str, str], port: int, log: Path, ready: bool = True) -> Iterator[Server]:
-    server = Server(args, env, port, log)
+def running(args: list[str], env: dict[str, str], port: int, log: Path, ready: bool = True,
+            cwd: Path = REPO) -> Iterator[Server]:
+    server = Server(args, env, port, log, cwd)
     try:
         if ready:
             server.wait_ready()

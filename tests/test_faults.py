@@ -253,6 +253,9 @@ def test_disk_full_and_read_only_output_live(tmp_path: Path, seeds: Path) -> Non
             write_seed(seeds, f"{fault}.txt", f"During {fault}", n)
             state = wait_for(lambda: (h := health(srv))["status"] == "degraded" and h, 15, what=f"{fault} reported")
             assert message in state["last_build"]["error"], state
+            # /healthz names no absolute path: the (absolute) output folder by its key.
+            assert state["last_build"]["error"] == f"cannot publish to output directory (output_dir): {message}"
+            assert str(tmp_path) not in json.dumps(state)
             assert state["last_build"]["status_file_error"] == message  # status.json was not writable either
             status, again_headers, body = srv.get("/feed.xml")
             assert (status, again_headers["etag"], body) == (200, headers["etag"], good)

@@ -33,7 +33,7 @@ from feedsvc.build.documents import Published, render_and_publish, zipper
 from feedsvc.build.load import Cache, Progress, entries_of, load
 from feedsvc.build.seeds import SeedsDirError, read_limit, scan_seeds, stat_seeds
 from feedsvc.build.workers import Workers
-from feedsvc.config import Config
+from feedsvc.config import Config, path_for_log, path_for_public
 from feedsvc.core.changes import Changes, diff
 from feedsvc.core.choose import select_entries, split_archive
 from feedsvc.core.process import fingerprint
@@ -91,7 +91,7 @@ def build(
         result.changed = _count_changed(changes, loaded.records, records, index)
         _remember_files(cache, root, changes, loaded.records, index, prune=result.changed > 0)
         _report(config.seeds_dir, loaded.fresh)
-        result.skipped, result.notes = _problems(config.seeds_dir, current.values())
+        result.skipped, result.notes = _problems(current.values())
         if not first and not result.changed and _still_ours(memory, config.output_dir):
             assert memory.rendered is not None
             result.entries, result.etag = memory.rendered[1], memory.rendered[2]
@@ -175,14 +175,13 @@ def _report(seeds_dir: Path, fresh: Iterable[Record]) -> None:
             log.info("%s: %s", source, note)
 
 
-def _problems(seeds_dir: Path, records: Iterable[Record]) -> tuple[list[Problem], list[Problem]]:
+def _problems(records: Iterable[Record]) -> tuple[list[Problem], list[Problem]]:
     skipped: list[Problem] = []
     notes: list[Problem] = []
-    for record in records:
-        source = str(seeds_dir / record.rel)
+    for record in records:  # named relative to the seeds folder: /healthz shows them
         if record.id is None:
-            skipped.append(Problem(source, record.problem or "skipped"))
-        notes += [Problem(source, note) for note in record.notes]
+            skipped.append(Problem(record.rel, record.problem or "skipped"))
+        notes += [Problem(record.rel, note) for note in record.notes]
     return skipped, notes
 
 
@@ -268,14 +267,8 @@ class Builder:
                     log.warning("cache failed (%s): building from the files, keeping results in memory", exc)
                     self._cache, self.memory.records = MemoryCache(), None
                     result = build(self.config, self.memory, self._cache, self._zipper, progress=progress, **options)
-            except SeedsDirError as exc:
-                result = BuildResult(ok=False, error=str(exc))
-                log.error("build failed: %s (the last published feed stays)", exc)
             except OSError as exc:
-                result = BuildResult(
-                    ok=False, error=f"cannot publish to {self.config.output_dir}: {exc.strerror or exc}"
-                )
-                log.error("build failed: %s (the last published feed stays)", result.error)
+                result = self._failed(exc)
             result.duration = time.perf_counter() - started
             result.finished_at = datetime.now(UTC)
             self.builds += 1
@@ -288,13 +281,24 @@ class Builder:
             self.on_publish(result)
         return result
 
+    def _failed(self, exc: OSError) -> BuildResult:
+        """A failed build's result; who ran it says so (the service logs it, `feedsvc build` prints it)."""
+        if isinstance(exc, SeedsDirError):
+            return BuildResult(ok=False, error=str(exc), public_error=exc.public)
+        out, reason = self.config.output_dir, exc.strerror or type(exc).__name__
+        return BuildResult(
+            ok=False,
+            error=f"cannot publish to output directory {path_for_log(out)}: {exc.strerror or exc}",
+            public_error=f"cannot publish to output directory {path_for_public(out, 'output_dir')}: {reason}",
+        )
+
     def _record(self, result: BuildResult) -> None:
         status = {**result.as_status(), "pid": os.getpid()}
         try:
             write_status(self.config.output_dir, status)
         except OSError as exc:
-            log.warning("cannot write build status to %s: %s", self.config.output_dir, exc)
-            status["status_file_error"] = exc.strerror or str(exc)
+            log.warning("cannot write build status to %s: %s", path_for_log(self.config.output_dir), exc)
+            status["status_file_error"] = exc.strerror or type(exc).__name__  # no path: /healthz shows it
         self.last_status = status
         if result.ok:
             log.info(

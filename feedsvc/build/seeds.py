@@ -14,6 +14,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from feedsvc.config import path_for_log, path_for_public
 from feedsvc.model import SeedFile
 
 SEED_SUFFIX = ".txt"
@@ -22,7 +23,15 @@ IGNORED_PATTERNS = ("*.swp", "*.swo", "*.swx", "*~", ".#*", "#*#", "4913", "*.tm
 
 
 class SeedsDirError(OSError):
-    """The seeds directory is missing or unreadable: nothing can be built, the last feed stays."""
+    """The seeds directory is missing or unreadable: nothing can be built, the last feed stays.
+
+    `str()` names the folder for the logs and the console (with the working directory a relative
+    path was taken from); `public` names it without an absolute path, for /healthz.
+    """
+
+    def __init__(self, seeds_dir: Path, problem: str) -> None:
+        super().__init__(f"seeds directory {path_for_log(seeds_dir)} {problem}")
+        self.public = f"seeds directory {path_for_public(seeds_dir, 'seeds_dir')} {problem}"
 
 
 # Room for the header lines on top of the article body cap.
@@ -65,13 +74,13 @@ def scan_seeds(seeds_dir: Path) -> list[SeedFile]:
     try:
         root = seeds_dir.resolve(strict=True)
     except (FileNotFoundError, NotADirectoryError, RuntimeError):
-        raise SeedsDirError(f"seeds directory {seeds_dir} does not exist") from None
+        raise SeedsDirError(seeds_dir, "does not exist") from None
     except OSError as exc:
-        raise SeedsDirError(f"seeds directory {seeds_dir}: {exc.strerror or exc}") from None
+        raise SeedsDirError(seeds_dir, f"cannot be resolved: {exc.strerror or type(exc).__name__}") from None
     if not root.is_dir():
-        raise SeedsDirError(f"seeds directory {seeds_dir} is not a directory")
+        raise SeedsDirError(seeds_dir, "is not a directory")
     if not os.access(root, os.R_OK | os.X_OK):
-        raise SeedsDirError(f"seeds directory {seeds_dir} is not readable")
+        raise SeedsDirError(seeds_dir, "is not readable")
 
     found: list[SeedFile] = []
     visited: set[tuple[int, int]] = set()
@@ -85,7 +94,7 @@ def scan_seeds(seeds_dir: Path) -> list[SeedFile]:
             entries = sorted(os.scandir(directory), key=_name)
         except OSError:
             if directory == str(root):
-                raise SeedsDirError(f"seeds directory {seeds_dir} cannot be listed") from None
+                raise SeedsDirError(seeds_dir, "cannot be listed") from None
             return
         for item in entries:
             name = item.name

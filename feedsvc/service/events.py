@@ -78,7 +78,8 @@ class Watcher:
             return
         identity = self._identity()
         if identity is None or not self.seeds_dir.is_dir():
-            log.warning("not watching %s: not a directory yet (the interval rescan continues)", self.seeds_dir)
+            # Not a warning: the build that fails on it warns, once. The retries notice it appearing.
+            log.info("not watching %s yet: not a directory", self.seeds_dir)
             return
         handler = SeedEvents(str(self.seeds_dir.resolve()), self.notify)
         kinds: list[tuple[str, type]] = (

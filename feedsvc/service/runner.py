@@ -8,8 +8,12 @@ builds a bounded number of times. An event that arrives during a build marks the
 the running job waits out the same debounce and builds again, so no change is lost to
 `max_instances=1`. A file modified less than `settle` seconds ago may still be being written:
 the build leaves it unread and publishes nothing, and the service builds again once it is old
-enough, waiting at most `debounce_max` in a row (then it publishes without it). A failed build
-(seeds folder gone, disk full) is retried after `RETRY_SECONDS`.
+enough, waiting at most `debounce_max` in a row (then it publishes without it).
+
+A failed build (seeds folder missing or gone, disk full) is logged once, as a WARNING, and again
+only when its reason changes; it is retried quietly after `RETRY_SECONDS`, doubling up to
+`RETRY_MAX_SECONDS`. That cap is short on purpose: file events cannot see a folder that does not
+exist yet, so the retry is what notices it (one stat), and the feed recovers within seconds.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from feedsvc.build.builder import Builder
-from feedsvc.config import Config
+from feedsvc.config import Config, path_for_log
 from feedsvc.core.render.documents import SUBSCRIPTION_FEEDS
 from feedsvc.model import BuildResult
+from feedsvc.publish.layout import MANIFEST
 from feedsvc.service.events import Watcher
 from feedsvc.service.leader import Election
 from feedsvc.service.websub import Pinger
@@ -40,8 +45,10 @@ JOB_ID = "rebuild"
 # A file this recently modified may still be being written: wait before reading it.
 SETTLE_SECONDS = 0.5
 # After a failed build (disk full, seeds folder gone), retry this soon rather than at the next
-# interval rescan, so the feed recovers within seconds of the fault clearing.
+# interval rescan, then back off, doubling, up to the cap: the feed recovers within a few seconds
+# of the fault clearing.
 RETRY_SECONDS = 2.0
+RETRY_MAX_SECONDS = 5.0
 # More changed paths than this (a git checkout, an rsync): a full scan is cheaper.
 _MAX_HINTED = 1000
 
@@ -102,6 +109,8 @@ class BuilderService:
         self._last_event = 0.0
         self._hint: set[str] | None = None  # paths changed since the last build; None: scan everything
         self._last_full = 0.0
+        self._failures = 0  # failed builds in a row
+        self._failure: str | None = None  # the reason last logged
 
     @property
     def watching(self) -> str:
@@ -120,7 +129,7 @@ class BuilderService:
         log.info(
             "builder started in pid %d: seeds %s, rescan every %ss, file events: %s",
             os.getpid(),
-            self.config.seeds_dir,
+            path_for_log(self.config.seeds_dir),
             self.config.scan_interval,
             self.watching,
         )
@@ -198,9 +207,29 @@ class BuilderService:
             return
         self.watcher.rearm()
         if not result.ok:
-            self._schedule_in(min(RETRY_SECONDS, self.config.scan_interval))
-        elif result.deferred:
-            self._schedule_in(max(0.05, self.settle - result.youngest))
+            self._schedule_in(self._failed(result))
+        else:
+            self._succeeded()
+            if result.deferred:
+                self._schedule_in(max(0.05, self.settle - result.youngest))
+
+    def _failed(self, result: BuildResult) -> float:
+        """Say why once (and again when the reason changes); seconds until the next try."""
+        self._failures += 1
+        if result.error != self._failure:
+            self._failure = result.error
+            published = (self.config.output_dir / MANIFEST).exists()
+            kept = "the last published feed stays" if published else "nothing published yet"
+            log.warning("build failed: %s (%s; retrying quietly)", result.error, kept)
+        else:
+            log.debug("build failed again (%d in a row): %s", self._failures, result.error)
+        delay = min(RETRY_SECONDS * 2 ** (self._failures - 1), RETRY_MAX_SECONDS)
+        return min(delay, self.config.scan_interval)
+
+    def _succeeded(self) -> None:
+        if self._failures:
+            log.info("build succeeded after %d failed attempt(s)", self._failures)
+        self._failures, self._failure = 0, None
 
     def _build_once(self) -> BuildResult:
         with self._changed:
@@ -229,8 +258,14 @@ class BuilderService:
 def run_builder(config: Config) -> int:
     """`feedsvc watch`: become the host's builder (waiting for the current one to go), until a signal."""
     stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     service = BuilderService(config)
     election = Election(config.output_dir, on_elected=service.start)
     election.start()
@@ -239,4 +274,5 @@ def run_builder(config: Config) -> int:
     stop.wait()
     service.stop()
     election.stop()
+    log.info("feedsvc watch stopped (%s)", received[0])
     return 0

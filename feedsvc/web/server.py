@@ -8,17 +8,20 @@ configured host and port and closes idle connections sooner, so that it stops wi
 two of SIGTERM (a stopping gthread worker keeps kept-alive connections open up to their
 keep-alive timeout, at most 2 s, for a request that may already be on its way).
 
-`feedsvc serve` embeds gunicorn through its public `BaseApplication`.
+`feedsvc serve` embeds gunicorn through its public `BaseApplication`. Before starting it, `serve`
+binds the address once itself, as gunicorn will (SO_REUSEADDR), and lets it go: a port in use is
+then one line and exit 2 at once, not gunicorn's five one-second retries with two ERROR lines each.
 """
 
 from __future__ import annotations
 
+import errno
+import socket
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from feedsvc.config import Config
-from feedsvc.web.app import stop_all
 
 # `feedsvc serve`: idle kept-alive connections close after this long (the Procfile keeps 5 s for
 # its router), which bounds how long they delay a stop.
@@ -29,9 +32,35 @@ def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+class AddressError(OSError):
+    """`feedsvc serve` cannot listen on the configured address; the message says how to pick another."""
+
+
+def check_address(host: str, port: int) -> None:
+    """Bind (host, port) with the socket options gunicorn uses, then close it; raise AddressError if that fails."""
+    address = bind_address(host, port)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressError(
+                f"cannot listen on {address}: it is already in use (another feedsvc serve?); "
+                "pick another port with --port or FEEDSVC_PORT"
+            ) from None
+        raise AddressError(
+            f"cannot listen on {address}: {exc.strerror or exc}; "
+            "pick another address with --host/--port or FEEDSVC_HOST/FEEDSVC_PORT"
+        ) from None
+
+
 def worker_exit(_server: Any, _worker: Any) -> None:
     """gunicorn's `worker_exit` hook: the worker is exiting (SIGTERM, SIGINT, SIGQUIT, or a
     restart): stop its builder, if it is the elected one, and let the election lock go."""
+    from feedsvc.web.app import stop_all  # loaded by then; not at import, so that a busy port is said at once
+
     stop_all()
 
 
@@ -100,6 +129,8 @@ class EmbeddedServer(BaseApplication):  # type: ignore[misc]
 
 
 def serve(config: Config) -> int:
-    """`feedsvc serve`: builder and web under gunicorn, until SIGTERM or SIGINT."""
+    """`feedsvc serve`: builder and web under gunicorn, until SIGTERM or SIGINT. Raises AddressError
+    (before starting anything) when the address cannot be bound."""
+    check_address(config.host, config.port)
     EmbeddedServer(config, serve_options(config)).run()
     return 0
