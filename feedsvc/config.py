@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from feedsvc.core.urls import to_uri
 from feedsvc.model import EntrySettings
 
 ENV_PREFIX = "FEEDSVC_"
@@ -169,10 +170,12 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     return value
 
 
-def _check_url(key: str, value: str, source: str) -> None:
+def _check_url(key: str, value: str, source: str) -> str:
+    """An absolute http(s) URL, or ConfigError; an IRI comes back as its URI (`to_uri`), as it will be published."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
         raise ConfigError(f"{key} (from {source}): expected an absolute http(s) URL, got {value!r}")
+    return to_uri(value)
 
 
 def _check_encodings(value: tuple[str, ...], source: str) -> None:
@@ -231,11 +234,12 @@ def load_config(
             put(key, value, f"option --{key.replace('_', '-')}")
 
     config = Config(**values, sources=sources)
-    _check_url("base_url", config.base_url, config.describe("base_url"))
-    if config.site_url:
-        _check_url("site_url", config.site_url, config.describe("site_url"))
-    if config.websub_hub:
-        _check_url("websub_hub", config.websub_hub, config.describe("websub_hub"))
+    urls = {
+        key: _check_url(key, getattr(config, key), config.describe(key))
+        for key in ("base_url", "site_url", "websub_hub")
+        if key == "base_url" or getattr(config, key)
+    }
+    config = dataclasses.replace(config, **urls)
     _check_encodings(config.legacy_encodings, config.describe("legacy_encodings"))
     for key in ("title", "subtitle", "author", "language"):
         text = getattr(config, key)

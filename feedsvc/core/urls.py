@@ -1,9 +1,19 @@
 """The URL rules, in one place: which URLs an article may carry, and when two URLs are one page.
 
-- `safe_url`: a URL attribute's value → an absolute http(s)/mailto URL, or None to drop it. The
+- `to_uri`: every URL that reaches a feed is a URI (RFC 3986), never a raw IRI (RFC 3987). The
+  mapping of RFC 3987 §3.1: a host's non-ASCII labels become IDNA A-labels (UTS 46 mapping,
+  IDNA 2008: `例え.テスト` → `xn--r8jz45g.xn--zckzah`; a label IDNA refuses is percent-encoded
+  instead, which RFC 3986 allows in a host); everywhere else each character a URI cannot hold
+  (non-ASCII, space, controls, `"<>\\^`{|}`) becomes the percent-encoded bytes of its UTF-8.
+  Also encoded, because RFC 3986 allows them nowhere there: `[`/`]` outside an IP literal host,
+  a `#` after the first, and a `%` not followed by two hex digits (`%25`). Everything else is kept
+  as it is, reserved characters and `%XX` escapes included (never decoded, never re-encoded, hex
+  case untouched), so a URL that is already a URI comes out byte for byte the same, and
+  converting twice is converting once.
+- `safe_url`: a URL attribute's value → an absolute http(s)/mailto URI, or None to drop it. The
   scheme is judged after removing whitespace, controls and invisible characters, as a browser
   does, because bleach 6.4.0 keeps `javascript:123`.
-- `http_url`: an article link that urllib can take apart, or None.
+- `http_url`: an article link that urllib can take apart, as a URI, or None.
 - `canonical_url`, `url_identity`: the same page, the same string (http and https are one page).
 """
 
@@ -11,16 +21,87 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+
+import idna
 
 from feedsvc.core.sanitize.policy import PROTOCOLS
 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):")
 # Printable ASCII without spaces: no character in it can be whitespace, control or invisible.
 _PLAIN_URL = re.compile(r"[!-_a-~]+\Z")  # printable ASCII, no space, no backtick
-# Most URLs in articles: absolute http(s), a plain host name, then plain characters. safe_url
-# would keep them as they are (urlsplit has nothing to reject), so they need no further look.
-_SIMPLE_HTTP = re.compile(r"https?://[A-Za-z0-9.\-]+(?:[/?#][!-_a-~]*)?\Z")
+
+# The characters to_uri keeps: RFC 3986's, without "[" and "]" (an IP literal host's only) and "#"
+# (the fragment's delimiter, once). "%" too, when it starts an escape (`_LONE_PERCENT` is the rest).
+_KEPT = r"A-Za-z0-9\-._~!$&'()*+,;=:/?@%"
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# A URI reference that to_uri leaves as it is (with no lone "%"): no IP literal, at most one "#".
+_PLAIN_URI = re.compile(rf"[{_KEPT}]*(?:#[{_KEPT}]*)?\Z")
+# What to_uri percent-encodes outside the host: any other character, and a "%" that starts no escape.
+_NOT_URI = re.compile(rf"{_LONE_PERCENT.pattern}|[^{_KEPT}]")
+# scheme, "//" authority, then the rest; only ASCII delimiters count, as in RFC 3986 Appendix B.
+_PARTS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*:)?(?://([^/?#]*))?(.*)\Z", re.DOTALL)
+_HOST_PORT = re.compile(r"(\[[^\]]*\]|.*?)(:[0-9]*)?\Z", re.DOTALL)
+_LABEL_DOTS = re.compile("[.\u3002\uff0e\uff61]")  # the dots UTS 46 maps to "."
+
+# Most URLs in articles: absolute http(s), a plain host name, then kept characters. safe_url
+# would keep them as they are (urlsplit has nothing to reject, to_uri nothing to encode), so
+# they need no further look.
+_SIMPLE_HTTP = re.compile(rf"https?://[A-Za-z0-9.\-]+(?:[/?][{_KEPT}]*)?(?:#[{_KEPT}]*)?\Z")
+
+
+def _plain(url: str, pattern: re.Pattern[str]) -> bool:
+    return pattern.match(url) is not None and ("%" not in url or _LONE_PERCENT.search(url) is None)
+
+
+def _groups(pattern: re.Pattern[str], text: str) -> tuple[str | None, ...]:
+    """The groups of one of the patterns above that match any string (every part optional, DOTALL)."""
+    match = pattern.match(text)
+    assert match is not None, pattern.pattern
+    return match.groups()
+
+
+def _escape(text: str) -> str:
+    """Percent-encode, as UTF-8, every character of `text` a URI cannot hold (see `to_uri`)."""
+    return _NOT_URI.sub(lambda m: quote(m.group(), safe="", errors="replace"), text)
+
+
+def _ascii_label(label: str) -> str:
+    """One label of a host name: as it is when ASCII, else its IDNA A-label, else percent-encoded."""
+    if label.isascii():
+        return _escape(label)
+    try:
+        return idna.encode(label, uts46=True).decode("ascii")
+    except UnicodeError:  # idna.IDNAError: not a valid IDN (an emoji, a symbol, too long)
+        return _escape(label)  # RFC 3986 allows a host percent-encoded
+
+
+def _authority(authority: str) -> str:
+    userinfo, at, host_port = authority.rpartition("@")
+    host, port = _groups(_HOST_PORT, host_port)
+    assert host is not None  # its alternative ".*?" always matches
+    if host.startswith("[") and host.endswith("]"):
+        host = "[" + _escape(host[1:-1]) + "]"
+    else:
+        host = ".".join(_ascii_label(label) for label in _LABEL_DOTS.split(host))
+    return _escape(userinfo) + at + host + (port or "")
+
+
+def to_uri(url: str) -> str:
+    """An IRI (or an already valid URI reference) → a URI reference, by the rule in this module's docstring."""
+    if _plain(url, _PLAIN_URI):
+        return url
+    scheme, authority, rest = _groups(_PARTS, url)
+    path, hash_, fragment = (rest or "").partition("#")
+    return "".join(
+        (
+            scheme or "",
+            "//" + _authority(authority) if authority is not None else "",
+            _escape(path),
+            hash_,
+            _escape(fragment),  # "#" is not among the kept characters: a second one becomes %23
+        )
+    )
 
 
 def _invisible(ch: str) -> bool:
@@ -28,12 +109,12 @@ def _invisible(ch: str) -> bool:
 
 
 def safe_url(value: str, base: str | None) -> str | None:
-    """A URL attribute's value → an absolute http(s)/mailto URL, or None to drop the attribute.
+    """A URL attribute's value → an absolute http(s)/mailto URI (`to_uri`), or None to drop the attribute.
 
     The scheme is judged with whitespace, controls and invisible characters removed,
     as a browser would, so `jav&#x09;ascript:` or `java\\u200bscript:` cannot slip past.
     """
-    if _SIMPLE_HTTP.match(value):
+    if _plain(value, _SIMPLE_HTTP):
         return value
     if _PLAIN_URL.match(value):
         probe, cleaned = value.lower(), value  # nothing invisible to remove: the common case, fast
@@ -57,7 +138,7 @@ def safe_url(value: str, base: str | None) -> str | None:
             url = urljoin(base, cleaned)
         except ValueError:
             return None  # e.g. "//[x": urllib raises "Invalid IPv6 URL"; no browser can follow it either
-    return url if url is not None and _well_formed(url) else None
+    return to_uri(url) if url is not None and _well_formed(url) else None
 
 
 def _well_formed(url: str) -> bool:
@@ -75,13 +156,14 @@ def canonical_url(url: str) -> str:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host  # urllib drops an IPv6 literal's brackets
     port = parts.port if parts.port not in (None, 80 if scheme == "http" else 443) else None
     netloc = host + (f":{port}" if port else "")
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
 def http_url(url: str | None) -> str | None:
-    """`url` if it is an http(s) URL that urllib can take apart (host, port), else None.
+    """`url` as a URI (`to_uri`) if it is an http(s) URL that urllib can take apart (host, port), else None.
 
     urlsplit raises on "https://[x" (Invalid IPv6 URL) and `.port` on "https://e.com:abc/": a seed's
     link must never turn into an exception that costs the whole article.
@@ -93,7 +175,7 @@ def http_url(url: str | None) -> str | None:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
     except ValueError:
         return None
-    return url if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+    return to_uri(url) if parts.scheme.lower() in ("http", "https") and parts.hostname else None
 
 
 def url_identity(url: str) -> str:
