@@ -48,7 +48,8 @@ def test_split_puts_every_entry_in_exactly_one_place(n: int, max_entries: int, p
 
 
 def documents(items: list[Entry], max_entries: int = 3, page_size: int = 4) -> dict[str, bytes]:
-    return {d.name: d.body for d in render_all(META, items, max_entries, page_size)}
+    """Every document but the browser pages (tests/test_feed_page.py checks they follow their documents)."""
+    return {d.name: d.body for d in render_all(META, items, max_entries, page_size) if not d.name.endswith(".html")}
 
 
 def walk(docs: dict[str, bytes]) -> list[str]:
@@ -127,8 +128,8 @@ def test_builder_publishes_archives_whose_etags_stay(tmp_path: Path, config) -> 
         manifest = read_manifest(tmp_path / "out")
         etags.append({name: doc["etag"] for name, doc in manifest["documents"].items()})
     final = etags[-1]
-    assert sorted(n for n in final if n.startswith("archive/")) == ["archive/1.xml", "archive/2.xml", "archive/3.xml",
-                                                                   "archive/4.xml"]
+    assert sorted(n for n in final if n.startswith("archive/")) == [
+        f"archive/{n}.xml{page}" for n in range(1, 5) for page in ("", ".html")]
     # archive/1.xml (entries 0-2) was complete, with its next-archive link, once entry 5 left the feed.
     assert {e["archive/1.xml"] for e in etags[6:]} == {final["archive/1.xml"]}
     assert {e["archive/2.xml"] for e in etags[9:]} == {final["archive/2.xml"]}
@@ -148,7 +149,9 @@ def test_same_seeds_same_bytes_for_every_document(tmp_path: Path, config) -> Non
         assert Builder(config(output_dir=str(tmp_path / out), max_entries=2, archive_page_size=3)).build().published
         manifests.append({name: doc["etag"] for name, doc in read_manifest(tmp_path / out)["documents"].items()})
     assert manifests[0] == manifests[1]
-    assert len(manifests[0]) == 5 + 3  # feed.xml, .rss, .json, index.html, feed.xsl and three archive pages
+    # feed.xml, .rss, .json, index.html, the browser pages of feed.xml and feed.rss, feed.xsl, and three
+    # archive pages with a browser page each.
+    assert len(manifests[0]) == 7 + 3 * 2
 
 
 def test_builder_renders_only_the_archive_pages_that_changed(tmp_path: Path, make_seed, config, monkeypatch) -> None:

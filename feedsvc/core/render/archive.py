@@ -1,5 +1,6 @@
-"""RFC 5005 archive pages: their names, their links, their Atom documents (feedsvc.core.choose
-splits the entries into pages).
+"""RFC 5005 archive pages: their names and their links (feedsvc.core.choose splits the entries into
+pages; feedsvc.core.render.documents renders each page's Atom document and browser page from the
+same `page_paging`).
 
 The newest `max_entries` are the subscription document; all older entries are cut into pages of
 `page_size` counted from the OLDEST entry, so page 1 holds the oldest `page_size`, page 2 the
@@ -13,7 +14,6 @@ place, so the pages from there on change too: correct, just not free.
 from __future__ import annotations
 
 from feedsvc.core.render import Paging
-from feedsvc.core.render.atom import render_atom
 from feedsvc.model import Entry, FeedMeta, Page
 
 
@@ -26,13 +26,12 @@ def subscription_paging(meta: FeedMeta, newest_page: int | None) -> Paging:
     return Paging(meta.self_url, prev_archive=meta.url(archive_name(newest_page)) if newest_page else None)
 
 
-def render_page(meta: FeedMeta, page: Page[Entry], newest: int) -> bytes:
-    """One archive document; `newest` is the number of the newest page (it has no next-archive)."""
+def page_paging(meta: FeedMeta, page: Page[Entry], newest: int) -> Paging:
+    """An archive page's links; `newest` is the number of the newest page (it has no next-archive)."""
     number = page.number
-    paging = Paging(
+    return Paging(
         self_url=meta.url(archive_name(number)),
         prev_archive=meta.url(archive_name(number - 1)) if number > 1 else None,
         next_archive=meta.url(archive_name(number + 1)) if number < newest else None,
         current=meta.self_url,
     )
-    return render_atom(meta, page.entries, paging)
