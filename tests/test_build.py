@@ -152,7 +152,8 @@ def test_publish_keeps_previous_objects_and_collects_older(tmp_path: Path, make_
     live = {doc[key] for version in (manifest["documents"], manifest["previous"]) for doc in version.values()
             for key in ("object", "gzip_object")}
     assert objects == live  # exactly the last two versions of every document, identity + gzip each
-    assert len(objects) == 2 * (2 * 4 + 1)  # feed.xml/.rss/.json and index changed; feed.xsl is one object
+    # feed.xml/.rss/.json, index and the browser pages of feed.xml and .rss changed; feed.xsl is one object
+    assert len(objects) == 2 * (2 * 6 + 1)
 
 
 def test_leftover_temp_files_are_cleaned(tmp_path: Path, make_seed, config) -> None:

@@ -9,18 +9,21 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from feedparser import http as feedparser_http
 from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.http import http_date, is_resource_modified
 
 from feedsvc.build.builder import Builder
 from feedsvc.core.render.documents import ROUTES
+from feedsvc.publish.layout import read_manifest, write_atomic
 from feedsvc.publish.reader import PublishedStore
 from feedsvc.web import create_app
 from feedsvc.web.documents import DocumentResponder, not_modified
 from feedsvc.web.headers import CONTENT_SECURITY_POLICY, FEED_CONTENT_SECURITY_POLICY
 
-BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+# Chromium's, for a page.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8"
 SECURITY = [("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer")]
 HUB = "https://hub.example/"
 
@@ -115,20 +118,89 @@ def test_conditional_requests(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/feed.xml", headers={"Accept-Encoding": "gzip;q=0"}).headers.get("Content-Encoding") is None
 
 
-def test_browser_gets_application_xml(published, client) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("gz", [False, True])
+def test_browser_gets_the_feed_page(published, client, gz: bool) -> None:  # type: ignore[no-untyped-def]
+    """A browser's Accept at /feed.xml and /feed.rss: the browser page, header for header: text/html,
+    its own ETag, the strict CSP (no script at all), Vary: Accept."""
+    encoding = {"Accept-Encoding": "gzip"} if gz else {}
     for path, name in (("/feed.xml", "feed.xml"), ("/feed.rss", "feed.rss")):
-        entry = manifest_entry(published, name)
-        response = client.get(path, headers={"Accept": BROWSER_ACCEPT})
-        etag = entry["identity"]["etag"][:-1] + '-xml"'
+        page = manifest_entry(published, name + ".html")["gzip" if gz else "identity"]
+        feed = manifest_entry(published, name)["gzip" if gz else "identity"]
+        response = client.get(path, headers={"Accept": BROWSER_ACCEPT, **encoding})
         link = f'<{HUB}>; rel="hub", <https://feeds.example.org/{name}>; rel="self"'
         assert headers_of(response) == expected_ok(
-            "application/xml; charset=utf-8", etag, response.headers["Last-Modified"], entry["identity"]["size"],
-            "Accept, Accept-Encoding", FEED_CONTENT_SECURITY_POLICY, link)
-        assert response.data == client.get(path).data
-        assert client.get(path, headers={"Accept": BROWSER_ACCEPT, "If-None-Match": etag}).status_code == 304
-        # The reader's ETag is not the browser's.
-        assert client.get(path, headers={"Accept": BROWSER_ACCEPT,
-                                         "If-None-Match": entry["identity"]["etag"]}).status_code == 200
+            "text/html; charset=utf-8", page["etag"], response.headers["Last-Modified"], page["size"],
+            "Accept, Accept-Encoding", CONTENT_SECURITY_POLICY, link, gz=gz)
+        assert page["etag"] != feed["etag"]
+        body = gzip.decompress(response.data) if gz else response.data
+        assert body.startswith(b"<!DOCTYPE html>") and b"<script" not in body
+        again = client.get(path, headers={"Accept": BROWSER_ACCEPT, "If-None-Match": page["etag"], **encoding})
+        assert again.status_code == 304 and again.data == b""
+        assert headers_of(again) == expected_unchanged(page["etag"], "Accept, Accept-Encoding",
+                                                       CONTENT_SECURITY_POLICY, link)
+        # The reader's ETag is not the browser's, and the browser's not the reader's.
+        assert client.get(path, headers={"Accept": BROWSER_ACCEPT, "If-None-Match": feed["etag"],
+                                         **encoding}).status_code == 200
+        assert client.get(path, headers={"If-None-Match": page["etag"], **encoding}).status_code == 200
+
+
+def test_browser_gets_the_archive_page_from_disk(published, client) -> None:  # type: ignore[no-untyped-def]
+    page = manifest_entry(published, "archive/1.xml.html")["identity"]
+    response = client.get("/archive/1.xml", headers={"Accept": BROWSER_ACCEPT})
+    assert headers_of(response) == expected_ok("text/html; charset=utf-8", page["etag"],
+                                               response.headers["Last-Modified"], page["size"],
+                                               "Accept, Accept-Encoding", CONTENT_SECURITY_POLICY)
+    assert b"This is an archive page" in response.data
+    store = PublishedStore(published.output_dir)
+    assert store.snapshot.documents["archive/1.xml.html"].identity.data is None  # on disk, like the page
+    head = client.head("/archive/1.xml", headers={"Accept": BROWSER_ACCEPT})
+    assert head.data == b"" and headers_of(head) == headers_of(response)
+
+
+# What readers send (tests/test_readers.py records newsboat's for real): feedparser's own header,
+# newsboat 2.21's and curl's (libcurl's default), a reader listing its feed types, and none.
+READER_ACCEPTS = [
+    feedparser_http.ACCEPT_HEADER,
+    "*/*",
+    "application/atom+xml, application/rss+xml;q=0.9, text/html;q=0.5, */*;q=0.1",
+    "application/atom+xml, application/rss+xml, application/rdf+xml, application/xml, text/xml, text/html, */*",
+    None,
+]
+
+
+@pytest.mark.parametrize("accept", READER_ACCEPTS)
+def test_readers_get_the_feed_bytes_and_etag(published, client, accept: str | None) -> None:  # type: ignore[no-untyped-def]
+    for path, name in (("/feed.xml", "feed.xml"), ("/feed.rss", "feed.rss"), ("/archive/1.xml", "archive/1.xml")):
+        doc = PublishedStore(published.output_dir).snapshot.documents[name]
+        for gz in (False, True):
+            variant = doc.gzip if gz else doc.identity
+            headers = {"Accept-Encoding": "gzip"} if gz else {}
+            if accept is not None:
+                headers["Accept"] = accept
+            response = client.get(path, headers=headers)
+            assert response.data == variant.body and response.headers["ETag"] == variant.etag, (path, gz)
+            assert response.headers["Content-Type"] == doc.content_type
+            assert response.headers["Vary"] == "Accept, Accept-Encoding"
+            assert client.get(path, headers={**headers, "If-None-Match": variant.etag}).status_code == 304
+
+
+def test_browser_pages_have_no_route_of_their_own(client) -> None:  # type: ignore[no-untyped-def]
+    for path in ("/feed.xml.html", "/feed.rss.html", "/archive/1.xml.html", "/index.html.html"):
+        assert client.get(path, headers={"Accept": BROWSER_ACCEPT}).status_code == 404, path
+
+
+def test_a_manifest_without_browser_pages_serves_the_feed(published, client) -> None:  # type: ignore[no-untyped-def]
+    """A manifest an older builder published (no browser pages yet): a browser gets the feed itself."""
+    manifest = read_manifest(published.output_dir)
+    feed = manifest["documents"]["feed.xml"]
+    manifest["documents"] = {k: v for k, v in manifest["documents"].items() if not k.endswith(".html")
+                             or k == "index.html"}
+    write_atomic(published.output_dir / "manifest.json", json.dumps(manifest).encode())
+    store = client.application.extensions["feedsvc"].store
+    assert store.refresh()
+    response = client.get("/feed.xml", headers={"Accept": BROWSER_ACCEPT})
+    assert response.headers["ETag"] == feed["etag"] and response.headers["Content-Type"] == feed["content_type"]
+    assert response.headers["Vary"] == "Accept, Accept-Encoding"
 
 
 def test_index_json_and_xsl(published, client) -> None:  # type: ignore[no-untyped-def]

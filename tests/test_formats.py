@@ -155,8 +155,9 @@ def test_documents_are_deterministic_and_valid() -> None:
     assert [(d.name, d.body, d.content_type, d.last_modified) for d in first] == \
            [(d.name, d.body, d.content_type, d.last_modified) for d in again]
     names = [d.name for d in first]
-    assert names == ["feed.xml", "feed.rss", "feed.json", "index.html", "feed.xsl",  # April 2023's three pages
-                     "archive/202304001.xml", "archive/202304002.xml", "archive/202304003.xml"]
+    assert names == ["feed.xml", "feed.rss", "feed.json", "index.html", "feed.xml.html", "feed.rss.html", "feed.xsl",
+                     "archive/202304001.xml", "archive/202304001.xml.html", "archive/202304002.xml",
+                     "archive/202304002.xml.html", "archive/202304003.xml", "archive/202304003.xml.html"]
     types = {d.name: d.content_type for d in first}
     assert types["feed.rss"] == "application/rss+xml; charset=utf-8"
     assert types["feed.json"] == "application/feed+json"

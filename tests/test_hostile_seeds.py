@@ -94,12 +94,13 @@ class Site:
             assert self.inert[html] == [], (html, self.inert[html])
         manifest = read_manifest(self.out)
         assert manifest is not None
-        index = (self.out / OBJECTS / manifest["documents"]["index.html"]["object"]).read_bytes()
-        assert index_problems(index) == []
+        for name in ("index.html", "feed.xml.html", "feed.rss.html"):  # the index and the feed pages
+            page = (self.out / OBJECTS / manifest["documents"][name]["object"]).read_bytes()
+            assert index_problems(page) == [], name
 
 
 def index_problems(page: bytes) -> list[str]:
-    """The index page has exactly its template's head elements, and no other active content."""
+    """The index page (or a feed page) has exactly its template's head elements, and no other active content."""
     doc = html5lib.parse(page, treebuilder="etree", namespaceHTMLElements=False)
     problems = []
     expected = {"meta": 2, "link": 3, "style": 1}  # autodiscovery: Atom, RSS, JSON Feed

@@ -64,7 +64,7 @@ def test_feed_headers_and_body(server) -> None:
     assert headers["etag"] == '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     assert headers["last-modified"] == "Mon, 17 Apr 2023 01:47:06 GMT"  # the newest entry, not the build time
     assert headers["cache-control"] == "public, max-age=300"
-    assert headers["vary"] == "Accept, Accept-Encoding"  # a browser gets the same bytes as application/xml
+    assert headers["vary"] == "Accept, Accept-Encoding"  # a browser gets the feed page instead
     assert headers["x-content-type-options"] == "nosniff"
     assert "content-encoding" not in headers
     assert feedparser.parse(body).entries[0].title == "中國防長會見普京 談加強軍事合作"

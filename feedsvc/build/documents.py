@@ -8,7 +8,9 @@
   its links name) decides: a page already published with the same key
   (the manifest keeps each page's key, so this holds for a new process too) is a `Reuse`, whose
   bytes are neither read, nor held, nor hashed; a new one is rendered, by the workers when many
-  changed (they read the entries from the cache file and write the objects), else here.
+  changed (they read the entries from the cache file and write the objects), else here. A page
+  is two documents, its Atom document and its browser page (`page_name`), published with the
+  same key and reused or rendered together.
 - If another writer's publish replaced or collected pages meant to be reused, `publish` raises
   Stale before writing anything, and every page is rendered here and published again.
 """
@@ -26,7 +28,8 @@ from pathlib import Path
 
 from feedsvc.build.workers import Workers, archive_document, default_workers
 from feedsvc.core.render.archive import archive_name
-from feedsvc.core.render.documents import render_documents
+from feedsvc.core.render.documents import page_name, render_documents
+from feedsvc.core.render.html import PAGE_TEMPLATE_KEY
 from feedsvc.model import Document, Entry, FeedMeta, Page, Record, Reuse, Stored
 from feedsvc.publish.layout import compress, etag_for, read_manifest
 from feedsvc.publish.writer import Stale, publish
@@ -99,8 +102,8 @@ def _archive(
         published = (read_manifest(out_dir) or {}).get("documents", {})
         memory.page_keys = {name: doc.get("source_key", "") for name, doc in published.items()}
     keys = [page_key(meta, page) for page in pages]
-    todo = [(p, k) for p, k in zip(pages, keys, strict=True) if memory.page_keys.get(archive_name(p.number)) != k]
-    made: dict[int, Document | Stored] = {}
+    todo = [(p, k) for p, k in zip(pages, keys, strict=True) if any(memory.page_keys.get(n) != k for n in _names(p))]
+    made: dict[int, Sequence[Document | Stored]] = {}
     if workers is not None and cache_path is not None:
         tasks = [(dataclasses.replace(page, entries=tuple(r.key for r in page.entries)), key) for page, key in todo]
         made.update(workers.render_pages(cache_path, out_dir, meta, tasks))
@@ -108,18 +111,27 @@ def _archive(
         if page.number not in made:
             full = dataclasses.replace(page, entries=tuple(entries_of(page.entries)))
             made[page.number] = archive_document(meta, full, key)
-    return [
-        _given(made[page.number]) if page.number in made else functools.partial(Reuse, archive_name(page.number), key)
-        for page, key in zip(pages, keys, strict=True)
-    ]
+    planned: list[Planned] = []
+    for page, key in zip(pages, keys, strict=True):
+        if page.number in made:
+            planned += [_given(document) for document in made[page.number]]
+        else:
+            planned += [functools.partial(Reuse, name, key) for name in _names(page)]
+    return planned
+
+
+def _names(page: Page[Record]) -> tuple[str, str]:
+    """The documents of an archive page: its Atom document and its browser page."""
+    name = archive_name(page.number)
+    return name, page_name(name)
 
 
 def page_key(meta: FeedMeta, page: Page[Record]) -> str:
     """What an archive page's bytes are made from, and nothing else: the feed's metadata, its
-    number, its neighbours' numbers (its prev-archive and next-archive links), and its entries'
-    cache keys."""
+    number, its neighbours' numbers (its prev-archive and next-archive links), its entries'
+    cache keys, and the browser page's template."""
     return hashlib.sha256(
-        repr((meta, page.number, page.older, page.newer, [r.key for r in page.entries])).encode()
+        repr((meta, page.number, page.older, page.newer, [r.key for r in page.entries], PAGE_TEMPLATE_KEY)).encode()
     ).hexdigest()
 
 

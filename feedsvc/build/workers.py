@@ -72,17 +72,21 @@ def process_files(items: Sequence[Item], settings: EntrySettings, limit: int) ->
     return results
 
 
-def archive_document(meta: FeedMeta, page: Page, source_key: str) -> Document:
-    """One archive page, rendered and compressed."""
-    document = render_archive_page(meta, page, source_key)
-    return dataclasses.replace(document, gzip=compress(document.body, ARCHIVE_GZIP_LEVEL))
+def archive_document(meta: FeedMeta, page: Page, source_key: str) -> tuple[Document, ...]:
+    """One archive page's documents (its Atom document and its browser page), rendered and compressed."""
+    return tuple(
+        dataclasses.replace(document, gzip=compress(document.body, ARCHIVE_GZIP_LEVEL))
+        for document in render_archive_page(meta, page, source_key)
+    )
 
 
 _readers: dict[Path, SqliteCache] = {}
 
 
-def render_pages(cache: Path, out_dir: Path, meta: FeedMeta, pages: Sequence[PageTask]) -> list[Stored | None]:
-    """Archive pages from the entries in the cache file, their objects written to `out_dir`.
+def render_pages(
+    cache: Path, out_dir: Path, meta: FeedMeta, pages: Sequence[PageTask]
+) -> list[tuple[Stored, ...] | None]:
+    """Archive pages from the entries in the cache file, their documents' objects written to `out_dir`.
 
     None for a page whose entries are not all there (another process pruned them), which the
     builder then renders itself.
@@ -91,14 +95,14 @@ def render_pages(cache: Path, out_dir: Path, meta: FeedMeta, pages: Sequence[Pag
     try:
         if reader is None:
             reader = _readers[cache] = SqliteCache(cache, readonly=True)
-        documents: list[Stored | None] = []
+        documents: list[tuple[Stored, ...] | None] = []
         for listed, source_key in pages:  # listed: the page, its entries named by their cache keys
             found = reader.entries(listed.entries)
             if len(found) != len(listed.entries):
                 documents.append(None)
                 continue
             page = dataclasses.replace(listed, entries=tuple(found[key] for key in listed.entries))
-            documents.append(store(out_dir, archive_document(meta, page, source_key)))
+            documents.append(tuple(store(out_dir, d) for d in archive_document(meta, page, source_key)))
         return documents
     except (CacheError, sqlite3.Error):
         return [None] * len(pages)
@@ -183,9 +187,12 @@ class Workers:
         for chunk in chunks[done:]:
             yield chunk, process_files(chunk, self.settings, self.limit)
 
-    def render_pages(self, cache: Path, out_dir: Path, meta: FeedMeta, tasks: Sequence[PageTask]) -> dict[int, Stored]:
-        """page number → Stored, for the pages the pool rendered (none without a pool, or for few pages)."""
-        made: dict[int, Stored] = {}
+    def render_pages(
+        self, cache: Path, out_dir: Path, meta: FeedMeta, tasks: Sequence[PageTask]
+    ) -> dict[int, tuple[Stored, ...]]:
+        """page number → its documents, stored, for the pages the pool rendered (none without a pool,
+        or for few pages)."""
+        made: dict[int, tuple[Stored, ...]] = {}
         if self._pool is None or len(tasks) < POOL_MIN_PAGES:
             return made
         batches = [tasks[i : i + PAGES_PER_TASK] for i in range(0, len(tasks), PAGES_PER_TASK)]

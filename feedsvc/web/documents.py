@@ -9,10 +9,14 @@ on any path (413). Everything else (`/healthz`, other paths' 404 pages) goes to 
 no route that answers a document.
 
 The bytes, the gzip variant and every header are fixed per published version, so header lists
-are built once per (document version, encoding, browser or reader) and a request costs a dict
-lookup and a cached conditional check. An Atom or RSS document asked for by a browser is
-labelled application/xml (same bytes, an ETag of its own, `Vary: Accept`), so the browser applies
-the XSL stylesheet.
+are built once per (document version, encoding) and a request costs a dict lookup and a cached
+conditional check.
+
+An Atom or RSS document (feed.xml, feed.rss, each archive page) asked for by a request that
+ranks text/html above the document's type (a browser) is answered with its browser page, the
+HTML published beside it (`page_name`): text/html, the page's own ETag and strict CSP. Every
+answer for such a URL carries `Vary: Accept`. Readers, which list feed types or send `*/*` or
+no Accept, get the feed's bytes and ETag.
 """
 
 from __future__ import annotations
@@ -30,16 +34,14 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags
 
 from feedsvc.config import Config
-from feedsvc.core.render.documents import SUBSCRIPTION_FEEDS, document_name
+from feedsvc.core.render.documents import SUBSCRIPTION_FEEDS, document_name, page_name
 from feedsvc.publish.reader import Served, Snapshot
 from feedsvc.web.headers import security_headers_for
 
 MAX_BODY = 16 * 1024  # no document takes a body, and neither does /healthz
 RETRY_AFTER = 5
 METHODS = ("GET", "HEAD")
-# Chromium shows application/atom+xml and application/rss+xml as plain text and applies no
-# stylesheet; to a browser (it prefers text/html) the same bytes go out as application/xml.
-BROWSER_XML_TYPE = "application/xml; charset=utf-8"
+# The documents that have a browser page, by type: a browser gets that page at their URL.
 _XML_FEED_TYPES = ("application/atom+xml", "application/rss+xml")
 
 Headers = list[tuple[str, str]]
@@ -96,7 +98,7 @@ def not_modified(environ: Mapping[str, str], etag: str, last_modified: datetime)
 
 @dataclass(frozen=True)
 class Prepared:
-    """One document version's answers for one (encoding, browser or reader)."""
+    """One document version's answers for one encoding."""
 
     etag: str
     ok: Headers  # the 200's headers
@@ -146,7 +148,7 @@ class DocumentResponder:
         self.config = config
         self.max_age = config.cache_max_age
         self.max_body = max_body
-        self._prepared: dict[tuple[str, str, bool, bool], Prepared] = {}
+        self._prepared: dict[tuple[str, str, bool], Prepared] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("CONTENT_LENGTH") or environ.get("HTTP_TRANSFER_ENCODING"):
@@ -168,11 +170,17 @@ class DocumentResponder:
         if snapshot is None or "feed.xml" not in snapshot.documents:
             return _fixed(NOT_PUBLISHED)
         for _attempt in range(2):
-            doc = snapshot.documents.get(name) if snapshot is not None else None
+            documents = snapshot.documents if snapshot is not None else {}
+            doc = documents.get(name)
             if doc is None:
                 return _fixed(NOT_FOUND)  # e.g. /feed.xsl with the stylesheet off, a page not yet archived
+            feed_type = doc.content_type.split(";")[0]
+            negotiated = feed_type in _XML_FEED_TYPES
+            if negotiated and _prefers_page(environ.get("HTTP_ACCEPT", ""), feed_type):
+                # Its browser page (absent only from a manifest published before there were any).
+                doc = documents.get(page_name(name), doc)
             try:
-                return self.answer(environ, name, doc)
+                return self.answer(environ, name, doc, negotiated)
             except OSError:
                 # An archive page is read from its object file, which publishes since this
                 # snapshot may have collected: reload the manifest and answer from the new one.
@@ -180,18 +188,19 @@ class DocumentResponder:
                 snapshot = self.store.snapshot
         return _fixed(REPUBLISHING)
 
-    def answer(self, environ: Mapping[str, Any], name: str, doc: Served) -> tuple[str, Headers, bytes]:
-        """200 or 304 for `doc`; the body is read (for an archive page, from disk) only for a 200."""
+    def answer(
+        self, environ: Mapping[str, Any], name: str, doc: Served, negotiated: bool
+    ) -> tuple[str, Headers, bytes]:
+        """200 or 304 for `doc` at the URL of document `name` (`negotiated`: a URL whose answer
+        depends on Accept); the body is read (for an archive page, from disk) only for a 200."""
         gz = _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
-        feed_type = doc.content_type.split(";")[0]
-        page = feed_type in _XML_FEED_TYPES and _prefers_page(environ.get("HTTP_ACCEPT", ""), feed_type)
         variant = doc.gzip if gz else doc.identity
-        key = (name, variant.etag, gz, page)
+        key = (name, variant.etag, gz)
         prepared = self._prepared.get(key)
         if prepared is None:
             if len(self._prepared) > 256:
                 self._prepared.clear()  # old versions
-            prepared = self._prepared[key] = self._prepare(name, doc, gz, page)
+            prepared = self._prepared[key] = self._prepare(name, doc, gz, negotiated)
         if not_modified(environ, prepared.etag, doc.last_modified):
             return "304 NOT MODIFIED", list(prepared.unchanged), b""
         return "200 OK", list(prepared.ok), variant.body
@@ -202,29 +211,24 @@ class DocumentResponder:
             return None
         return f'<{self.config.websub_hub}>; rel="hub", <{self.config.base_url.rstrip("/")}/{name}>; rel="self"'
 
-    def _prepare(self, name: str, doc: Served, gz: bool, page: bool) -> Prepared:
+    def _prepare(self, name: str, doc: Served, gz: bool, negotiated: bool) -> Prepared:
         variant = doc.gzip if gz else doc.identity
-        content_type, etag, vary = doc.content_type, variant.etag, "Accept-Encoding"
-        if content_type.split(";")[0] in _XML_FEED_TYPES:
-            vary = "Accept, Accept-Encoding"
-            if page:
-                content_type, etag = BROWSER_XML_TYPE, etag[:-1] + '-xml"'
         link = self.link(name)
         common = [
-            ("ETag", etag),
+            ("ETag", variant.etag),
             ("Cache-Control", f"public, max-age={self.max_age}"),
-            ("Vary", vary),
+            ("Vary", "Accept, Accept-Encoding" if negotiated else "Accept-Encoding"),
             *([("Link", link)] if link else []),
-            *security_headers_for(content_type),
+            *security_headers_for(doc.content_type),
         ]
         ok = [
-            ("Content-Type", content_type),
+            ("Content-Type", doc.content_type),
             ("Last-Modified", http_date(doc.last_modified)),
             *([("Content-Encoding", "gzip")] if gz else []),
             ("Content-Length", str(variant.size)),
             *common,
         ]
-        return Prepared(etag, ok, common)
+        return Prepared(variant.etag, ok, common)
 
     def _check_body(self, environ: dict[str, Any]) -> Fixed | None:
         """413 for a body over `max_body`: a declared length is refused before a byte is read; a

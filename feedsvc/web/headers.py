@@ -1,8 +1,10 @@
 """The HTTP security headers every response carries, and the Content-Security-Policy strings.
 
-The index page and the feed page (a feed rendered by a browser through the XSL) have one inline
-style each, `feedsvc.render.html.STYLE`, allowed by its hash. The feed page also loads the XSL,
-a same-origin "script" in CSP terms (`script-src 'self'`); the index page runs no script at all.
+Every HTML page (the index, and the browser page a browser gets at a feed's URL) runs no script
+at all, and its only style is the inline `feedsvc.core.render.html.STYLE`, allowed by its hash.
+The Atom and RSS documents get the same policy plus `script-src 'self'`: a client that still
+applies their `<?xml-stylesheet?>` loads the XSL, a same-origin "script" in CSP terms, whose
+page has the same style.
 """
 
 from __future__ import annotations
@@ -24,6 +26,6 @@ _OTHER = (*_COMMON, ("Content-Security-Policy", FEED_CONTENT_SECURITY_POLICY))
 
 
 def security_headers_for(content_type: str | None) -> list[tuple[str, str]]:
-    """Every response's security headers. A feed a browser renders through the XSL is a page too."""
+    """Every response's security headers. A feed rendered through the XSL is a page too."""
     html = (content_type or "").split(";")[0].strip() == "text/html"
     return list(_HTML if html else _OTHER)

@@ -27,6 +27,16 @@ class Paging:
     current: str | None = None
 
 
+def article_date(entry: Entry) -> datetime:
+    """The one date a person sees for an entry, in every page and as RSS `pubDate`: the article's
+    own (`published`, from the body's date line), else its `updated` (the header stamp)."""
+    return (entry.published or entry.updated).astimezone(UTC)
+
+
+# How the index, the browser pages and the XSL page show that date.
+DATE_FORMAT = "%Y-%m-%d %H:%M UTC"
+
+
 def feed_updated(entries: Sequence[Entry]) -> datetime:
     """The newest entry's `updated`: the feed changes when its content does, not when it is rebuilt."""
     return max((e.updated for e in entries), default=EPOCH)

@@ -1,5 +1,6 @@
-"""RFC 5005 archive pages: their names, their links, their Atom documents (feedsvc.core.choose
-splits the entries into pages, by periods of time).
+"""RFC 5005 archive pages: their names and their links (feedsvc.core.choose splits the entries into
+pages, by periods of time; feedsvc.core.render.documents renders each page's Atom document and
+browser page from the same `page_paging`).
 
 A page is named by its number, `archive/YYYYMMPPP.xml`: the month (UTC) of its entries'
 `updated`, and the piece of that month it covers (`archive/202304001.xml` is all of April 2023,
@@ -13,7 +14,6 @@ the newest, whose newer neighbour is /feed.xml), to /feed.xml (`current`), and c
 from __future__ import annotations
 
 from feedsvc.core.render import Paging
-from feedsvc.core.render.atom import render_atom
 from feedsvc.model import Entry, FeedMeta, Page
 
 
@@ -26,12 +26,11 @@ def subscription_paging(meta: FeedMeta, newest_page: int | None) -> Paging:
     return Paging(meta.self_url, prev_archive=meta.url(archive_name(newest_page)) if newest_page else None)
 
 
-def render_page(meta: FeedMeta, page: Page[Entry]) -> bytes:
-    """One archive document, linked to its neighbours `page.older` and `page.newer`."""
-    paging = Paging(
+def page_paging(meta: FeedMeta, page: Page[Entry]) -> Paging:
+    """An archive page's links: to its neighbours `page.older` and `page.newer`, and to the feed."""
+    return Paging(
         self_url=meta.url(archive_name(page.number)),
         prev_archive=meta.url(archive_name(page.older)) if page.older is not None else None,
         next_archive=meta.url(archive_name(page.newer)) if page.newer is not None else None,
         current=meta.self_url,
     )
-    return render_atom(meta, page.entries, paging)

@@ -4,19 +4,25 @@ Each published document has a name (its key in the manifest and its path in a st
 route, a content type, and whether readers subscribe to it (a WebSub topic). The builder calls
 `render_documents` (and `render_archive_page` for the archive pages that changed) and publishes
 the result as one version; the web side maps routes onto these names and nothing else.
+
+Each Atom or RSS document (feed.xml, feed.rss, each archive page) has a browser page, an HTML
+rendering of the same entries published beside it as `<name>.html` (`page_name`). It has no
+route of its own: it is the other representation of the document's URL, which the responder
+sends to a request that prefers text/html (a browser), so one URL stays one resource.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from feedsvc.core.choose import split_archive
 from feedsvc.core.render import feed_updated
-from feedsvc.core.render.archive import archive_name, render_page, subscription_paging
+from feedsvc.core.render.archive import archive_name, page_paging, subscription_paging
 from feedsvc.core.render.atom import render_atom
-from feedsvc.core.render.html import render_index
+from feedsvc.core.render.html import render_feed_page, render_index
 from feedsvc.core.render.jsonfeed import render_jsonfeed
 from feedsvc.core.render.rss import render_rss
 from feedsvc.core.render.xsl import FEED_XSL
@@ -51,6 +57,11 @@ ROUTES = {kind.route: kind.name for kind in DOCUMENTS}
 SUBSCRIPTION_FEEDS = tuple(kind.name for kind in DOCUMENTS if kind.topic)
 
 
+def page_name(name: str) -> str:
+    """The name of the browser page published for the Atom or RSS document `name`."""
+    return name + ".html"
+
+
 def document_name(path: str) -> str | None:
     """The published document a request path names, or None: no path maps onto anything else."""
     name = ROUTES.get(path)
@@ -63,32 +74,45 @@ def render_documents(meta: FeedMeta, current: Sequence[Entry], newest_page: int 
     """The subscription documents for `current` (the newest `max_entries`); /feed.xml links to the
     newest archive page, `newest_page`, with prev-archive."""
     updated = feed_updated(current)
+    paging = subscription_paging(meta, newest_page)
+    rss_paging = dataclasses.replace(paging, self_url=meta.url("feed.rss"))
     documents = [
-        Document("feed.xml", render_atom(meta, current, subscription_paging(meta, newest_page)), ATOM_TYPE, updated),
-        Document("feed.rss", render_rss(meta, current, meta.url("feed.rss")), RSS_TYPE, updated),
+        Document("feed.xml", render_atom(meta, current, paging), ATOM_TYPE, updated),
+        Document("feed.rss", render_rss(meta, current, rss_paging.self_url), RSS_TYPE, updated),
         Document("feed.json", render_jsonfeed(meta, current, meta.url("feed.json")), JSON_FEED_TYPE, updated),
         Document("index.html", render_index(meta, current), HTML_TYPE, updated),
+        Document(page_name("feed.xml"), render_feed_page(meta, current, paging, "Atom"), HTML_TYPE, updated),
+        Document(page_name("feed.rss"), render_feed_page(meta, current, rss_paging, "RSS"), HTML_TYPE, updated),
     ]
     if meta.stylesheet:
         documents.append(Document("feed.xsl", FEED_XSL, XSL_TYPE, updated))
     return documents
 
 
-def render_archive_page(meta: FeedMeta, page: Page[Entry], source_key: str = "") -> Document:
-    """One archive page; read from disk when served (`in_memory=False`), not held by web processes."""
-    body = render_page(meta, page)
-    return Document(
-        archive_name(page.number), body, ATOM_TYPE, feed_updated(page.entries), source_key, in_memory=False
+def render_archive_page(meta: FeedMeta, page: Page[Entry], source_key: str = "") -> tuple[Document, Document]:
+    """One archive page: its Atom document and its browser page, from the same links. Both are read
+    from disk when served (`in_memory=False`), not held by web processes."""
+    name, paging, updated = archive_name(page.number), page_paging(meta, page), feed_updated(page.entries)
+    return (
+        Document(name, render_atom(meta, page.entries, paging), ATOM_TYPE, updated, source_key, in_memory=False),
+        Document(
+            page_name(name),
+            render_feed_page(meta, page.entries, paging, "Atom"),
+            HTML_TYPE,
+            updated,
+            source_key,
+            in_memory=False,
+        ),
     )
 
 
 def render_all(meta: FeedMeta, entries: Sequence[Entry], max_entries: int, archive_page_size: int) -> list[Document]:
     """Every document from ALL entries, chosen and newest first (`select_entries(entries)`).
 
-    /feed.xml, /feed.rss, /feed.json and / carry the newest `max_entries`; the older ones are
-    in the archive pages, each exactly once. (The builder does the same page by page, rendering
-    only the pages whose entries changed.)
+    /feed.xml, /feed.rss, /feed.json and / (and the browser pages of the first two) carry the
+    newest `max_entries`; the older ones are in the archive pages, each exactly once. (The
+    builder does the same page by page, rendering only the pages whose entries changed.)
     """
     current, pages = split_archive(entries, max_entries, archive_page_size)
-    archive = [render_archive_page(meta, page) for page in pages]
+    archive = [document for page in pages for document in render_archive_page(meta, page)]
     return render_documents(meta, current, pages[-1].number if pages else None) + archive

@@ -1,7 +1,17 @@
-"""Entries → the small HTML index page served at `/`: title, newest entries, feed autodiscovery.
+"""Entries → HTML: the index page at `/`, and the page a browser gets at a feed's URL.
 
-Rendered at build time like the feed (the web side only serves bytes). The page carries no
-script and its only style is inline, allowed by hash in the Content-Security-Policy.
+Rendered at build time like the feeds (the web side only serves bytes). Neither page carries
+any script, and their only style is the inline `STYLE`, allowed by its hash in the
+Content-Security-Policy (feedsvc/web/headers.py); the XSL page uses the same style.
+
+- The index: the title, the newest entries, feed autodiscovery.
+- The feed page (`render_feed_page`), published beside `/feed.xml`, `/feed.rss` and each archive
+  page and sent to a request that prefers text/html (a browser): the document's title, each
+  entry's title (linked), date and summary, and how to subscribe, or, on an archive page, that
+  it is one, with its links to the current feed and the older and newer pages (the same
+  `Paging` as the Atom document). Only text from the feed, never the articles' HTML.
+
+Every page shows one date per entry, `article_date` in `DATE_FORMAT`.
 """
 
 from __future__ import annotations
@@ -10,48 +20,110 @@ import base64
 import hashlib
 from collections.abc import Sequence
 
-from jinja2 import Environment
+from jinja2 import DictLoader, Environment
 
+from feedsvc.core.render import DATE_FORMAT, Paging, article_date
 from feedsvc.model import Entry, FeedMeta
 
 STYLE = (
     "body{font:16px/1.6 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222}"
     "h1{font-size:1.6rem;margin-bottom:.2rem}.sub{color:#666;margin-top:0}ol{padding-left:1.2rem}"
-    "li{margin:.5rem 0}time{color:#666;font-size:.9rem;margin-left:.4rem}"
-    ".subscribe{background:#f4f4f4;padding:.6rem .9rem;border-radius:6px}code{word-break:break-all}"
-    ".summary{color:#444;margin:.2rem 0 0;font-size:.95rem}"
+    "li{margin:.5rem 0}time{color:#666;font-size:.9rem;margin-left:.4rem;white-space:nowrap}"
+    ".subscribe{background:#f4f4f4;padding:.6rem .9rem;border-radius:6px}.subscribe p{margin:.3rem 0}"
+    # The feed's URL is never broken: one line, scrolled sideways if the box is too narrow,
+    # selected whole by one click.
+    ".url{display:block;white-space:nowrap;overflow-x:auto;user-select:all;background:#fff;"
+    "padding:.2rem .4rem;border:1px solid #ddd;border-radius:4px}"
+    ".summary{color:#444;margin:.2rem 0 0;font-size:.95rem}nav a{margin-right:1rem}"
 )
 STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 
-_TEMPLATE = """<!DOCTYPE html>
+_HEAD = """<!DOCTYPE html>
 <html lang="{{ meta.language }}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ meta.title }}</title>
-<link rel="alternate" type="application/atom+xml" title="{{ meta.title }} (Atom)" href="/feed.xml">
-<link rel="alternate" type="application/rss+xml" title="{{ meta.title }} (RSS)" href="/feed.rss">
-<link rel="alternate" type="application/feed+json" title="{{ meta.title }} (JSON Feed)" href="/feed.json">
-<style>{{ style }}</style>
+<title>{% block title %}{{ meta.title }}{% endblock %}</title>
+{% block links %}<link rel="alternate" type="application/atom+xml" title="{{ meta.title }} (Atom)" href="{{ atom }}">
+<link rel="alternate" type="application/rss+xml" title="{{ meta.title }} (RSS)" href="{{ rss }}">
+<link rel="alternate" type="application/feed+json" title="{{ meta.title }} (JSON Feed)" href="{{ json }}">
+{% endblock %}<style>{{ style }}</style>
 </head>
 <body>
 <h1>{{ meta.title }}</h1>
 {% if meta.subtitle %}<p class="sub">{{ meta.subtitle }}</p>{% endif %}
-<p class="subscribe">Subscribe: paste <code>{{ meta.self_url }}</code> into your feed reader
-(also as <a href="/feed.rss">RSS</a> and <a href="/feed.json">JSON Feed</a>).</p>
-<ol>
-{% for e in entries %}<li>{% if e.link %}<a href="{{ e.link }}">{{ e.title }}</a>{% else %}{{ e.title }}{% endif %}
-<time datetime="{{ e.updated.isoformat() }}">{{ e.updated.strftime("%Y-%m-%d %H:%M UTC") }}</time></li>
-{% else %}<li>No articles yet.</li>
-{% endfor %}</ol>
-</body>
+{% block main %}{% endblock %}</body>
 </html>
 """
 
-_env = Environment(autoescape=True, keep_trailing_newline=True)
-_template = _env.from_string(_TEMPLATE)
+_INDEX = """{% extends "head" %}{% block main %}<div class="subscribe">
+<p>Subscribe: paste this address into your feed reader (also as <a href="{{ rss }}">RSS</a> and
+<a href="{{ json }}">JSON Feed</a>):</p>
+<code class="url">{{ meta.self_url }}</code>
+</div>
+<ol>
+{% for e in entries %}<li>{% if e.link %}<a href="{{ e.link }}">{{ e.title }}</a>{% else %}{{ e.title }}{% endif %}
+<time datetime="{{ e|iso }}">{{ e|when }}</time></li>
+{% else %}<li>No articles yet.</li>
+{% endfor %}</ol>
+{% endblock %}"""
+
+_PAGE = """{% extends "head" %}
+{% block title %}{{ meta.title }} ({{ "archive page" if paging.current else "web feed" }}){% endblock %}
+{% block links %}{% if paging.current %}<link rel="alternate" type="application/atom+xml" \
+title="{{ meta.title }} (Atom)" href="{{ paging.current }}">
+{% else %}{{ super() }}{% endif %}{% endblock %}
+{% block main %}{% if paging.current %}<div class="subscribe">
+<p><strong>This is an archive page</strong> of older articles.
+<a href="{{ paging.current }}">The current feed</a> is the one to subscribe to.</p>
+</div>
+{% else %}<div class="subscribe">
+<p><strong>This is a web feed</strong> ({{ format }}). To subscribe, copy its address into your feed reader:</p>
+<code class="url">{{ paging.self_url }}</code>
+<p>The same articles as <a href="{{ atom }}">Atom</a>, <a href="{{ rss }}">RSS</a> or
+<a href="{{ json }}">JSON Feed</a>, and as a <a href="{{ index }}">web page</a>.</p>
+</div>
+{% endif %}<ol>
+{% for e in entries %}<li>{% if e.link %}<a href="{{ e.link }}">{{ e.title }}</a>{% else %}{{ e.title }}{% endif %}
+<time datetime="{{ e|iso }}">{{ e|when }}</time>
+{% if e.summary %}<p class="summary">{{ e.summary }}</p>{% endif %}</li>
+{% else %}<li>No articles yet.</li>
+{% endfor %}</ol>
+{% if paging.prev_archive or paging.next_archive %}<nav>\
+{% if paging.prev_archive %}<a href="{{ paging.prev_archive }}">Older articles</a>{% endif %}\
+{% if paging.next_archive %}<a href="{{ paging.next_archive }}">Newer articles</a>{% endif %}</nav>
+{% endif %}{% endblock %}"""
+
+# What a feed page's bytes depend on besides its entries and links: a published archive page is
+# reused only while this is the same (feedsvc.build.documents.page_key), so a new template or
+# style (and so a new STYLE_HASH in the CSP) never leaves old pages behind.
+PAGE_TEMPLATE_KEY = hashlib.sha256(repr((_HEAD, _PAGE, STYLE, DATE_FORMAT)).encode()).hexdigest()[:16]
+
+_env = Environment(
+    loader=DictLoader({"head": _HEAD, "index": _INDEX, "page": _PAGE}), autoescape=True, keep_trailing_newline=True
+)
+_env.filters["when"] = lambda entry: article_date(entry).strftime(DATE_FORMAT)
+_env.filters["iso"] = lambda entry: article_date(entry).isoformat()
+
+
+# The index links to the documents beside it; a feed page with the feed's own (absolute) URLs, as
+# its Paging does.
+_INDEX_URLS = {"atom": "/feed.xml", "rss": "/feed.rss", "json": "/feed.json"}
+
+
+def _urls(meta: FeedMeta) -> dict[str, str]:
+    return {"atom": meta.self_url, "rss": meta.url("feed.rss"), "json": meta.url("feed.json"), "index": meta.url("")}
 
 
 def render_index(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     """The index page, UTF-8."""
-    return _template.render(meta=meta, entries=entries, style=STYLE).encode("utf-8")
+    return _env.get_template("index").render(meta=meta, entries=entries, style=STYLE, **_INDEX_URLS).encode("utf-8")
+
+
+def render_feed_page(meta: FeedMeta, entries: Sequence[Entry], paging: Paging, format_name: str) -> bytes:
+    """The browser's page for one feed document (`format_name`: "Atom" or "RSS"), with its `paging`:
+    its `self_url` is the address to subscribe to; an archive page's (`current` set) links back."""
+    page = _env.get_template("page").render(
+        meta=meta, entries=entries, paging=paging, format=format_name, style=STYLE, **_urls(meta)
+    )
+    return page.encode("utf-8")

@@ -1,7 +1,7 @@
 """Entries → RSS 2.0 bytes, with feedgen: the same entries, in the same order, as the Atom feed.
 
 - guid = the Atom id; `isPermaLink="true"` only when that id is the article's URL.
-- pubDate = the article's own publication time when known, else its `updated`.
+- pubDate = `article_date`: the article's own publication time when known, else its `updated`.
 - `content:encoded` carries the full sanitized HTML, `description` the plain-text summary.
 - lastBuildDate = the newest entry (feedgen's default is the clock, which would churn the bytes).
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from feedsvc import __version__
-from feedsvc.core.render import feed_updated
+from feedsvc.core.render import article_date, feed_updated
 from feedsvc.core.render.xmlparts import add_thumbnail, generator, with_stylesheet
 from feedsvc.core.text import xml_safe
 from feedsvc.core.urls import canonical_url
@@ -43,7 +43,7 @@ def render_rss(meta: FeedMeta, entries: Sequence[Entry], self_url: str) -> bytes
         fe.title(xml_safe(entry.title) or "(untitled)")
         if entry.link:
             fe.link(href=xml_safe(entry.link), rel="alternate", type="text/html")
-        fe.pubDate(entry.published or entry.updated)
+        fe.pubDate(article_date(entry))
         fe.content(xml_safe(entry.content_html), type="html")
         fe.description(xml_safe(entry.summary) or xml_safe(entry.title) or "(untitled)", isSummary=True)
         add_thumbnail(fe, entry, atom=False)

@@ -1,7 +1,11 @@
 """The XSL stylesheet that turns /feed.xml, /feed.rss and the archive pages into a readable page.
 
-A person who opens a feed URL in a browser sees the titles, dates and summaries, and how to
-subscribe, instead of raw XML. Feed readers ignore the `<?xml-stylesheet?>` instruction.
+Browsers get the browser page (feedsvc.core.render.html) at a feed's URL, without XSLT, which
+they are retiring; this stylesheet stays for any client that still applies the documents'
+`<?xml-stylesheet?>`, and shows the same: the titles, one date per entry in the same format
+(`article_date` in `DATE_FORMAT`: the Atom entry's `published`, else its `updated`; RSS's
+`pubDate`, rewritten from RFC 822), the summaries, and how to subscribe. Feed readers ignore
+the instruction.
 
 Only text from the feed is shown (titles, summaries), never its HTML content, so nothing the
 articles contain can run in the page. The page's only style is the index page's `STYLE`, allowed
@@ -41,10 +45,41 @@ _XSL = """<?xml version="1.0" encoding="UTF-8"?>
 <xsl:param name="format"/>
 <div class="subscribe">
 <p><strong>This is a web feed</strong> (<xsl:value-of select="$format"/>). To subscribe, copy its address
-into your feed reader: <code><xsl:value-of select="$url"/></code></p>
+into your feed reader:</p>
+<code class="url"><xsl:value-of select="$url"/></code>
 <p>The same articles as <a href="/feed.xml">Atom</a>, <a href="/feed.rss">RSS</a> or
 <a href="/feed.json">JSON Feed</a>, and as a <a href="/">web page</a>.</p>
 </div>
+</xsl:template>
+
+<!-- An RFC 3339 date in UTC (2023-04-16T13:06:27.989000+00:00) as 2023-04-16 13:06 UTC; any other
+     form as it is. -->
+<xsl:template name="date">
+<xsl:param name="iso"/>
+<time datetime="{$iso}"><xsl:choose>
+<xsl:when test="substring($iso, string-length($iso) - 5) = '+00:00' or substring($iso, string-length($iso)) = 'Z'">
+<xsl:value-of select="concat(substring($iso, 1, 10), ' ', substring($iso, 12, 5), ' UTC')"/>
+</xsl:when>
+<xsl:otherwise><xsl:value-of select="$iso"/></xsl:otherwise>
+</xsl:choose></time>
+</xsl:template>
+
+<!-- An RFC 822 date in UTC as feedgen writes it (Sun, 16 Apr 2023 13:06:27 +0000) the same way. -->
+<xsl:template name="rfc822">
+<xsl:param name="date"/>
+<xsl:variable name="months" select="'JanFebMarAprMayJunJulAugSepOctNovDec'"/>
+<xsl:variable name="name" select="substring($date, 9, 3)"/>
+<xsl:variable name="month" select="string-length(substring-before($months, $name)) div 3 + 1"/>
+<xsl:choose>
+<xsl:when test="string-length($date) = 31 and substring($date, 27) = '+0000' and string-length($name) = 3
+  and contains($months, $name) and $month = floor($month)">
+<xsl:call-template name="date">
+<xsl:with-param name="iso" select="concat(substring($date, 13, 4), '-', format-number($month, '00'), '-',
+  substring($date, 6, 2), 'T', substring($date, 18, 8), '+00:00')"/>
+</xsl:call-template>
+</xsl:when>
+<xsl:otherwise><time><xsl:value-of select="$date"/></time></xsl:otherwise>
+</xsl:choose>
 </xsl:template>
 
 <xsl:template match="atom:feed">
@@ -71,7 +106,12 @@ into your feed reader: <code><xsl:value-of select="$url"/></code></p>
 </xsl:when>
 <xsl:otherwise><xsl:value-of select="atom:title"/></xsl:otherwise>
 </xsl:choose>
-<time datetime="{atom:updated}"><xsl:value-of select="substring(atom:updated, 1, 10)"/></time>
+<xsl:call-template name="date">
+<xsl:with-param name="iso"><xsl:choose>
+<xsl:when test="atom:published"><xsl:value-of select="atom:published"/></xsl:when>
+<xsl:otherwise><xsl:value-of select="atom:updated"/></xsl:otherwise>
+</xsl:choose></xsl:with-param>
+</xsl:call-template>
 <xsl:if test="atom:summary"><p class="summary"><xsl:value-of select="atom:summary"/></p></xsl:if>
 </li>
 </xsl:for-each>
@@ -96,7 +136,9 @@ into your feed reader: <code><xsl:value-of select="$url"/></code></p>
 <xsl:when test="link"><a href="{link}"><xsl:value-of select="title"/></a></xsl:when>
 <xsl:otherwise><xsl:value-of select="title"/></xsl:otherwise>
 </xsl:choose>
-<time><xsl:value-of select="pubDate"/></time>
+<xsl:call-template name="rfc822">
+<xsl:with-param name="date" select="pubDate"/>
+</xsl:call-template>
 <p class="summary"><xsl:value-of select="description"/></p>
 </li>
 </xsl:for-each>
