@@ -161,7 +161,8 @@ def test_the_process_pool_renders_the_archive_pages(tmp_path, config, monkeypatc
     assert pooled.build().published
     mine, theirs = read_manifest(tmp_path / "out")["documents"], read_manifest(tmp_path / "inline")["documents"]
     pages = sorted(name for name in mine if name.startswith("archive/"))  # each with its browser page
-    assert len(pages) == 2 * 10 and pages == sorted(n for n in theirs if n.startswith("archive/"))
+    # 100 archived, at most 10 a page: at least 10 pages (pieces of time may hold fewer)
+    assert len(pages) >= 2 * 10 and pages == sorted(n for n in theirs if n.startswith("archive/"))
     for name in pages:
         assert mine[name]["etag"] == theirs[name]["etag"] and mine[name]["in_memory"] is False
         body = (tmp_path / "out" / "objects" / mine[name]["object"]).read_bytes()

@@ -145,15 +145,15 @@ def test_browser_gets_the_feed_page(published, client, gz: bool) -> None:  # typ
 
 
 def test_browser_gets_the_archive_page_from_disk(published, client) -> None:  # type: ignore[no-untyped-def]
-    page = manifest_entry(published, "archive/1.xml.html")["identity"]
-    response = client.get("/archive/1.xml", headers={"Accept": BROWSER_ACCEPT})
+    page = manifest_entry(published, "archive/202009001.xml.html")["identity"]
+    response = client.get("/archive/202009001.xml", headers={"Accept": BROWSER_ACCEPT})
     assert headers_of(response) == expected_ok("text/html; charset=utf-8", page["etag"],
                                                response.headers["Last-Modified"], page["size"],
                                                "Accept, Accept-Encoding", CONTENT_SECURITY_POLICY)
     assert b"This is an archive page" in response.data
     store = PublishedStore(published.output_dir)
-    assert store.snapshot.documents["archive/1.xml.html"].identity.data is None  # on disk, like the page
-    head = client.head("/archive/1.xml", headers={"Accept": BROWSER_ACCEPT})
+    assert store.snapshot.documents["archive/202009001.xml.html"].identity.data is None  # on disk, like the page
+    head = client.head("/archive/202009001.xml", headers={"Accept": BROWSER_ACCEPT})
     assert head.data == b"" and headers_of(head) == headers_of(response)
 
 
@@ -170,7 +170,7 @@ READER_ACCEPTS = [
 
 @pytest.mark.parametrize("accept", READER_ACCEPTS)
 def test_readers_get_the_feed_bytes_and_etag(published, client, accept: str | None) -> None:  # type: ignore[no-untyped-def]
-    for path, name in (("/feed.xml", "feed.xml"), ("/feed.rss", "feed.rss"), ("/archive/1.xml", "archive/1.xml")):
+    for path, name in (("/feed.xml", "feed.xml"), ("/feed.rss", "feed.rss"), ("/archive/202009001.xml", "archive/202009001.xml")):
         doc = PublishedStore(published.output_dir).snapshot.documents[name]
         for gz in (False, True):
             variant = doc.gzip if gz else doc.identity
@@ -185,7 +185,7 @@ def test_readers_get_the_feed_bytes_and_etag(published, client, accept: str | No
 
 
 def test_browser_pages_have_no_route_of_their_own(client) -> None:  # type: ignore[no-untyped-def]
-    for path in ("/feed.xml.html", "/feed.rss.html", "/archive/1.xml.html", "/index.html.html"):
+    for path in ("/feed.xml.html", "/feed.rss.html", "/archive/202009001.xml.html", "/index.html.html"):
         assert client.get(path, headers={"Accept": BROWSER_ACCEPT}).status_code == 404, path
 
 

@@ -93,7 +93,9 @@ def test_hostile_text_is_escaped_on_the_page() -> None:
 def test_the_archive_page_takes_its_links_from_the_atom_pages_paging() -> None:
     docs = {d.name: d for d in render_all(META, history(12), 2, 3)}
     archives = sorted(n for n in docs if n.startswith("archive/") and n.endswith(".xml"))
-    assert archives == ["archive/1.xml", "archive/2.xml", "archive/3.xml", "archive/4.xml"]
+    # Ten archived in ten hours of April 17th, pages of 3: pieces of April (the newest, 202304099, last).
+    assert archives == ["archive/202304099.xml", "archive/202304196.xml", "archive/202304394.xml",
+                        "archive/202304395.xml"]
     for name in archives:
         atom, page_doc = docs[name], docs[name + ".html"]
         assert not page_doc.in_memory and page_doc.source_key == atom.source_key
@@ -112,7 +114,7 @@ def test_the_archive_page_takes_its_links_from_the_atom_pages_paging() -> None:
     feed_links = {link["rel"]: link["href"] for link in feedparser.parse(docs["feed.xml"].body).feed.links}
     for name in ("feed.xml.html", "feed.rss.html"):
         anchors = {a.text: a.get("href") for a in parse(docs[name].body).iter("a")}
-        assert anchors["Older articles"] == feed_links["prev-archive"] == BASE + "archive/4.xml"
+        assert anchors["Older articles"] == feed_links["prev-archive"] == BASE + "archive/202304099.xml"
         assert "Newer articles" not in anchors
 
 
@@ -195,15 +197,18 @@ def test_a_new_page_template_renders_the_archive_pages_again(tmp_path: Path, con
     rendered: list[int] = []
     real = build_module.archive_document
 
-    def counting(meta, page, newest, key):  # type: ignore[no-untyped-def]
+    def counting(meta, page, key):  # type: ignore[no-untyped-def]
         rendered.append(page.number)
-        return real(meta, page, newest, key)
+        return real(meta, page, key)
 
     monkeypatch.setattr(build_module, "archive_document", counting)
     assert not Builder(cfg).build().published and rendered == []  # same template: every page reused
     monkeypatch.setattr(build_module, "PAGE_TEMPLATE_KEY", "another template")
     Builder(cfg).build()
-    assert sorted(rendered) == [1, 2, 3]
+    published = read_manifest(tmp_path / "out")["documents"]
+    pages = sorted(int(name[len("archive/"):-len(".xml")]) for name in published if name.endswith(".xml")
+                   and name.startswith("archive/"))
+    assert len(pages) == 3 and sorted(rendered) == pages  # every page rendered again
 
 
 def test_the_rss_page_is_the_feed_page_with_the_rss_address() -> None:

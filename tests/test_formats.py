@@ -156,8 +156,9 @@ def test_documents_are_deterministic_and_valid() -> None:
            [(d.name, d.body, d.content_type, d.last_modified) for d in again]
     names = [d.name for d in first]
     assert names == ["feed.xml", "feed.rss", "feed.json", "index.html", "feed.xml.html", "feed.rss.html", "feed.xsl",
-                     "archive/202304001.xml", "archive/202304001.xml.html", "archive/202304002.xml",
-                     "archive/202304002.xml.html", "archive/202304003.xml", "archive/202304003.xml.html"]
+                     # 7 archived in seven hours of April 17th, pages of 3: pieces of 1/256 and 1/512 of April
+                     "archive/202304196.xml", "archive/202304196.xml.html", "archive/202304394.xml",
+                     "archive/202304394.xml.html", "archive/202304395.xml", "archive/202304395.xml.html"]
     types = {d.name: d.content_type for d in first}
     assert types["feed.rss"] == "application/rss+xml; charset=utf-8"
     assert types["feed.json"] == "application/feed+json"
@@ -200,11 +201,11 @@ def test_xsl_renders_a_readable_page(kind: str) -> None:
 
 def test_xsl_marks_archive_pages() -> None:
     docs = {d.name: d.body for d in render_all(META, entries(6), 2, 2)}
-    page = _transform(docs["archive/202304001.xml"])
+    page = _transform(docs["archive/202304786.xml"])  # the oldest of three pieces of April 17th
     text = " ".join(page.getroot().itertext())
     assert "This is an archive page" in text
     hrefs = {a.text: a.get("href") for a in page.getroot().iter("a")}
-    assert hrefs["The current feed"] == BASE + "feed.xml" and hrefs["Newer articles"] == BASE + "archive/202304002.xml"
+    assert hrefs["The current feed"] == BASE + "feed.xml" and hrefs["Newer articles"] == BASE + "archive/202304787.xml"
 
 
 def test_hostile_strings_cannot_break_rss_or_json() -> None:
