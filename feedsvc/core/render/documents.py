@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from feedsvc.core.choose import split_archive
 from feedsvc.core.render import feed_updated
@@ -59,13 +60,21 @@ def document_name(path: str) -> str | None:
     return name
 
 
-def render_documents(meta: FeedMeta, current: Sequence[Entry], newest_page: int | None = None) -> list[Document]:
+def render_documents(
+    meta: FeedMeta, current: Sequence[Entry], newest_page: int | None, now: datetime | None
+) -> list[Document]:
     """The subscription documents for `current` (the newest `max_entries`); /feed.xml links to the
-    newest archive page, `newest_page`, with prev-archive."""
-    updated = feed_updated(current)
+    newest archive page, `newest_page`, with prev-archive.
+
+    Their date (Atom `updated`, RSS `lastBuildDate`, `last_modified`) is the newest entry's, but
+    never later than `now`, the build's time (None: the newest entry's): an entry stamped ahead of
+    the clock must not date the feed in the future, where date-based polling would freeze.
+    """
+    updated = feed_updated(current, now)
+    paging = subscription_paging(meta, newest_page)
     documents = [
-        Document("feed.xml", render_atom(meta, current, subscription_paging(meta, newest_page)), ATOM_TYPE, updated),
-        Document("feed.rss", render_rss(meta, current, meta.url("feed.rss")), RSS_TYPE, updated),
+        Document("feed.xml", render_atom(meta, current, paging, updated), ATOM_TYPE, updated),
+        Document("feed.rss", render_rss(meta, current, meta.url("feed.rss"), updated), RSS_TYPE, updated),
         Document("feed.json", render_jsonfeed(meta, current, meta.url("feed.json")), JSON_FEED_TYPE, updated),
         Document("index.html", render_index(meta, current), HTML_TYPE, updated),
     ]
@@ -82,8 +91,15 @@ def render_archive_page(meta: FeedMeta, page: Page[Entry], newest: int, source_k
     )
 
 
-def render_all(meta: FeedMeta, entries: Sequence[Entry], max_entries: int, archive_page_size: int) -> list[Document]:
-    """Every document from ALL entries, chosen and newest first (`select_entries(entries)`).
+def render_all(
+    meta: FeedMeta,
+    entries: Sequence[Entry],
+    max_entries: int,
+    archive_page_size: int,
+    now: datetime | None = None,
+) -> list[Document]:
+    """Every document from ALL entries, chosen and newest first (`select_entries(entries)`), at the
+    time `now` (see `render_documents`).
 
     /feed.xml, /feed.rss, /feed.json and / carry the newest `max_entries`; the older ones are
     in the archive pages, each exactly once. (The builder does the same page by page, rendering
@@ -92,4 +108,4 @@ def render_all(meta: FeedMeta, entries: Sequence[Entry], max_entries: int, archi
     current, pages = split_archive(entries, max_entries, archive_page_size)
     newest = pages[-1].number if pages else 0
     archive = [render_archive_page(meta, page, newest) for page in pages]
-    return render_documents(meta, current, newest or None) + archive
+    return render_documents(meta, current, newest or None, now) + archive

@@ -5,7 +5,7 @@ Bump VERSION whenever anything below changes: caches of sanitized entries are ke
 
 from __future__ import annotations
 
-VERSION = 1
+VERSION = 2
 
 TAGS: frozenset[str] = frozenset(
     """
