@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,28 +60,36 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(f"{result.entries} entries from {result.files} files -> {config.output_dir / 'feed.xml'}: {state}")
     for problem in result.skipped:  # the console names files in full; /healthz relative to seeds/
         print(f"skipped {config.seeds_dir / problem.source}: {problem.reason}")
+    for problem in result.problems:
+        print(f"problem {config.seeds_dir / problem.source}: {problem.reason}")
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from feedsvc.core.process import process_seed
+    """`path: reason` per problem a user must fix (exit 1 if any), `path: note: …` per note."""
+    from feedsvc.core.process import process_file
 
     config = _config(args)
-    problems = 0
+    problems = notes = 0
     files = scan_seeds(config.seeds_dir)
+    limit = read_limit(config.max_article_bytes)
+    now = datetime.now(UTC)
     for seed in files:
         shown = config.seeds_dir / seed.rel
         try:
-            data = read_seed(seed, read_limit(config.max_article_bytes))
+            data = read_seed(seed, limit)
         except OSError as exc:
             print(f"{shown}: cannot read: {exc.strerror or exc}")
             problems += 1
             continue
-        outcome = process_seed(data, seed.rel, None, config.entry_settings)
-        for reason in ([outcome.problem] if outcome.problem else []) + list(outcome.notes):
+        outcome = process_file(data, seed, config.entry_settings, limit, now)
+        for reason in ([outcome.problem] if outcome.problem else []) + list(outcome.problems):
             print(f"{shown}: {reason}")
             problems += 1
-    print(f"{len(files)} files checked, {problems} problem(s)", file=sys.stderr)
+        for note in outcome.notes:
+            print(f"{shown}: note: {note}")
+            notes += 1
+    print(f"{len(files)} files checked, {problems} problem(s), {notes} note(s)", file=sys.stderr)
     return 1 if problems else 0
 
 
@@ -151,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     build = add("build", "build the feed once and publish OUT/feed.xml atomically")
     build.add_argument("--max-entries", metavar="N", type=int, help="entries in the feed")
     build.set_defaults(func=cmd_build)
-    add("check", "lint the seed files: one line per problem, exit 1 if any", out=False).set_defaults(func=cmd_check)
+    add(
+        "check", "lint the seed files: one line per problem and per note, exit 1 if any problem", out=False
+    ).set_defaults(func=cmd_check)
     add("serve", "build, watch and serve the feed over HTTP (builder and web in one process)", net=True).set_defaults(
         func=cmd_serve
     )

@@ -58,6 +58,7 @@ class Config:
     language: str = "zh-Hant"
     max_entries: int = 50
     max_article_bytes: int = 1_000_000
+    max_entry_bytes: int = 250_000
     summary_chars: int = 200
     legacy_encodings: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
     cache_max_age: int = 300
@@ -80,7 +81,13 @@ class Config:
     @property
     def entry_settings(self) -> EntrySettings:
         """The settings that decide what a seed file's bytes become."""
-        return EntrySettings(self.max_article_bytes, self.summary_chars, self.legacy_encodings, self.sanitizer)
+        return EntrySettings(
+            max_article_bytes=self.max_article_bytes,
+            summary_chars=self.summary_chars,
+            legacy_encodings=self.legacy_encodings,
+            sanitizer=self.sanitizer,
+            max_entry_bytes=self.max_entry_bytes,
+        )
 
     @property
     def self_url(self) -> str:
@@ -104,6 +111,7 @@ _CHOICES = {
 _MINIMUM = {
     "max_entries": 1,
     "max_article_bytes": 1024,
+    "max_entry_bytes": 1024,
     "summary_chars": 20,
     "cache_max_age": 0,
     "scan_interval": 0.5,

@@ -19,8 +19,8 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from feedsvc.core.urls import url_identity
 
 StatKey = tuple[int, int, int]  # (size, mtime_ns, inode)
-# The note the parser leaves when the file's mtime became the entry's date: such an outcome
-# depends on the mtime as well as on the bytes.
+# The words the parser uses (in a note, or in an invalid stamp's problem) when the file's mtime
+# became the entry's date: such an outcome depends on the mtime as well as on the bytes.
 MTIME_NOTE = "date taken from the file's modification time"
 
 
@@ -40,6 +40,14 @@ class SeedFile(NamedTuple):
 
 @dataclass(frozen=True)
 class Article:
+    """A seed file's parts. `body_html` is "" for a link post (a title with a link, no body).
+
+    `problems`: what the user must fix although the article is published (an invalid stamp, a
+    truncated body); `notes`: liberties the parser took (an encoding, a date's source).
+    `valid_until`: set when the article depends on the time of parsing (a stamp too far in the
+    future was rejected): the instant from which the same bytes give another article.
+    """
+
     source: str
     title: str
     link: str | None
@@ -47,6 +55,8 @@ class Article:
     updated: datetime
     body_html: str
     notes: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    valid_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -74,19 +84,27 @@ class EntrySettings:
     summary_chars: int = 200
     legacy_encodings: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
     sanitizer: str = "bleach"
+    max_entry_bytes: int = 250_000
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one seed file's bytes became."""
+    """What one seed file's bytes became.
+
+    `problem`: why the file is skipped (then `entry` is None). `problems`: what a user must fix in
+    a published file (a dropped link, truncation, an invalid stamp). `notes`: what is worth
+    knowing but needs no fix (a legacy encoding, a date's source). `valid_until`: see Article.
+    """
 
     entry: Entry | None
     problem: str | None = None
     notes: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    valid_until: datetime | None = None
 
     @property
     def uses_mtime(self) -> bool:
-        return MTIME_NOTE in self.notes
+        return any(MTIME_NOTE in text for text in (*self.notes, *self.problems))
 
 
 _UNREAD: StatKey = (-1, -1, -1)
@@ -97,7 +115,8 @@ class Record:
     """One seed file version as the builder remembers it between builds, and as the cache keeps it.
 
     Light: what choosing and reporting read, never the content. `key` finds the full Entry in the
-    cache; `mtime_ns` is set when the outcome depends on the file's mtime (its date came from it).
+    cache; `mtime_ns` is set when the outcome depends on the file's mtime (its date came from it),
+    `valid_until` when it depends on the time (it holds before that instant only).
     `order` is the feed's sort key (largest first), computed once.
     """
 
@@ -112,6 +131,8 @@ class Record:
     notes: tuple[str, ...] = ()
     mtime_ns: int | None = None
     stat_key: StatKey = _UNREAD
+    problems: tuple[str, ...] = ()
+    valid_until: datetime | None = None
     order: tuple = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -126,6 +147,10 @@ class Record:
     @property
     def readable(self) -> bool:
         return bool(self.sha)
+
+    def holds(self, now: float) -> bool:
+        """Whether the outcome is still what the file's bytes give at `now` (seconds since the epoch)."""
+        return self.valid_until is None or now < self.valid_until.timestamp()
 
     @classmethod
     def unreadable(cls, rel: str, reason: str) -> Record:
@@ -147,6 +172,8 @@ class Record:
             outcome.notes,
             seed.mtime_ns if outcome.uses_mtime else None,
             seed.stat_key,
+            outcome.problems,
+            outcome.valid_until,
         )
 
 
@@ -236,6 +263,8 @@ class BuildResult:
     entries: int = 0
     changed: int = 0
     skipped: list[Problem] = field(default_factory=list)
+    # What users must fix in published files (dropped links, truncation, invalid stamps).
+    problems: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
     # Files modified too recently to read (they may still be being written), and the age of the
     # youngest: the service decides when to build again.
@@ -260,6 +289,7 @@ class BuildResult:
             "entries": self.entries,
             "changed": self.changed,
             "skipped": [{"source": p.source, "reason": p.reason} for p in self.skipped],
+            "problems": [{"source": p.source, "reason": p.reason} for p in self.problems],
             "deferred": self.deferred,
             "etag": self.etag,
             "error": self.public_error,

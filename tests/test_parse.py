@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import codecs
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -80,6 +80,7 @@ def test_plain_title_is_an_article_without_link() -> None:
 def test_seconds_timestamp() -> None:
     article = parse_seed(seed(header="<!--1681696026-->"), "a.txt")
     assert article.updated == datetime(2023, 4, 17, 1, 47, 6, tzinfo=UTC)
+    assert article.notes == ("timestamp in seconds, not milliseconds",) and article.problems == ()
 
 
 def test_missing_timestamp_uses_body_date() -> None:
@@ -100,10 +101,50 @@ def test_no_date_at_all_is_an_error() -> None:
         parse_seed(b"[T](https://e.com/x)\n---\n<p>x</p>", "a.txt", None)
 
 
-@pytest.mark.parametrize("header", ["<!--abc-->", "<!--99999999999999999999-->", "<!--12-->"])
-def test_bad_timestamps_are_reported(header: str) -> None:
-    with pytest.raises(SeedError):
-        parse_seed(seed(header=header), "a.txt")
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        ("<!--abc-->", "not a number"),
+        ("<!--12x-->", "not a number"),
+        ("<!---5-->", "not a number"),
+        ("<!--0-->", "out of range (1970-01-01"),
+        ("<!--12-->", "out of range"),
+        ("<!--99999999999999999999-->", "out of range"),
+        ("<!--" + "9" * 5000 + "-->", "out of range"),
+        ("<!--1681696026000", "not a comment closed on its line"),
+        ("<!--4102444800000-->", "2100-01-01 00:00 UTC is more than a day in the future"),
+    ],
+)
+def test_an_invalid_stamp_is_a_problem_and_the_date_falls_back(header: str, why: str) -> None:
+    """Behaviour changed (issue 14): an invalid stamp used to skip the article; now the date falls
+    back to the body's date line, then to the mtime, and the stamp is reported as a problem."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    article = parse_seed(seed(header=header), "a.txt", MTIME, now=now)
+    assert article.updated == article.published == datetime(2023, 4, 16, 13, 6, 27, 989000, tzinfo=UTC)
+    assert article.title == "標題" and article.body_html == "<p>正文 text</p>"
+    [problem] = article.problems
+    assert problem.startswith(f"invalid timestamp {header[:40]!r}: ") and why in problem
+    assert problem.endswith("; date taken from the body") and article.notes == ()
+    no_body_date = parse_seed(seed(header=header, body="<p>x</p>"), "a.txt", MTIME, now=now)
+    assert no_body_date.updated == MTIME and no_body_date.problems[0].endswith("modification time")
+    with pytest.raises(SeedError, match=r"invalid timestamp .* no date line in the body or file time"):
+        parse_seed(seed(header=header, body="<p>x</p>"), "a.txt", None, now=now)
+
+
+def test_a_stamp_up_to_a_day_ahead_is_valid_and_says_until_when_one_further_is_not() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    ahead = int((now + timedelta(hours=23)).timestamp() * 1000)
+    article = parse_seed(seed(header=f"<!--{ahead}-->"), "a.txt", MTIME, now=now)
+    assert article.updated == now + timedelta(hours=23) and article.problems == () and article.valid_until is None
+    further = now + timedelta(days=3)
+    rejected = parse_seed(seed(header=f"<!--{int(further.timestamp() * 1000)}-->"), "a.txt", MTIME, now=now)
+    assert rejected.updated == rejected.published and "more than a day in the future" in rejected.problems[0]
+    assert rejected.valid_until == further - timedelta(days=1)  # from then on, the same bytes give the stamp
+    later = parse_seed(seed(header=f"<!--{int(further.timestamp() * 1000)}-->"), "a.txt", MTIME,
+                       now=rejected.valid_until)
+    assert later.updated == further and later.problems == () and later.valid_until is None
+    # Without a time (a pure call that knows none), nothing is "in the future".
+    assert parse_seed(seed(header="<!--4102444800000-->"), "a.txt").updated.year == 2100
 
 
 @pytest.mark.parametrize(
@@ -112,13 +153,21 @@ def test_bad_timestamps_are_reported(header: str) -> None:
         (b"", "empty"),
         (b"  \n\n \r\n", "empty"),
         (b"<!--1681696026000-->\n", "no title"),
-        (b"<!--1681696026000-->\n[T](https://e.com/x)\n------\n\n", "no article body"),
+        (b"<!--1681696026000-->\nA title, no link\n------\n\n", "no article body .* no link: nothing to publish"),
         (b"<!--1681696026000-->\n<p>html where the title should be</p>", "expected a title"),
     ],
 )
 def test_empty_and_header_only(data: bytes, reason: str) -> None:
     with pytest.raises(SeedError, match=reason):
         parse_seed(data, "a.txt", MTIME)
+
+
+@pytest.mark.parametrize("rest", ["", "\n------\n\n", "\n\n\n"])
+def test_a_header_with_a_link_and_no_body_is_a_link_post(rest: str) -> None:
+    """Behaviour changed (issue 14): this was skipped ("no article body after the header")."""
+    article = parse_seed(f"<!--1681696026000-->\n[A link post](https://e.com/x){rest}".encode(), "a.txt", MTIME)
+    assert (article.title, article.link, article.body_html) == ("A link post", "https://e.com/x", "")
+    assert article.problems == () and article.notes == ()
 
 
 @pytest.mark.parametrize("codec", ["big5", "cp950", "gb18030"])
@@ -164,4 +213,4 @@ def test_huge_body_is_truncated_and_reported() -> None:
     body = "<p>" + "字" * 2000 + "</p>" * 1 + "<p>tail</p>" * 2000
     article = parse_seed(seed(body=body), "a.txt", max_article_bytes=4096)
     assert len(article.body_html.encode()) <= 4096
-    assert any("truncated" in note for note in article.notes)
+    assert any("truncated to max_article_bytes=4096" in problem for problem in article.problems)  # was a note

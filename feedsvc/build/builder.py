@@ -69,20 +69,23 @@ def build(
 ) -> BuildResult:
     """Build and publish once. `changed`: the paths under seeds/ that file events named (only they
     are stat'ed); `settle`: a file modified less than this many seconds ago is not read; `wait`:
-    with such files, publish nothing (`waiting`), else publish without them."""
+    with such files, publish nothing (`waiting`), else publish without them; `now`: the build's
+    time (seconds since the epoch; default the clock's)."""
     first = memory.records is None
     records = memory.records or {}
     root = str(config.seeds_dir.resolve())
     scan = _scan(config.seeds_dir, None if first else changed)
     index = cache.files(root) if first else {}
-    changes = diff(scan, records, index, time.time() if now is None else now, settle)
+    now = time.time() if now is None else now
+    changes = diff(scan, records, index, now, settle)
     result = BuildResult(ok=True, files=changes.files, deferred=changes.deferred, youngest=changes.youngest)
     if changes.deferred and wait:
         result.waiting = True
         return result
 
     settings = config.entry_settings
-    with Workers(settings, read_limit(settings.max_article_bytes), config.build_workers) as workers:
+    at = datetime.fromtimestamp(now, UTC)  # the build's time: files are processed, feeds dated, at it
+    with Workers(settings, read_limit(settings.max_article_bytes), at, config.build_workers) as workers:
         loaded = load(
             changes.to_read, records, cache, workers, _fingerprint(config), config.max_entries, progress, changes.files
         )
@@ -91,7 +94,7 @@ def build(
         result.changed = _count_changed(changes, loaded.records, records, index)
         _remember_files(cache, root, changes, loaded.records, index, prune=result.changed > 0)
         _report(config.seeds_dir, loaded.fresh)
-        result.skipped, result.notes = _problems(current.values())
+        result.skipped, result.problems, result.notes = _problems(current.values())
         if not first and not result.changed and _still_ours(memory, config.output_dir):
             assert memory.rendered is not None
             result.entries, result.etag = memory.rendered[1], memory.rendered[2]
@@ -111,6 +114,7 @@ def build(
             workers,
             cache.path if isinstance(cache, SqliteCache) else None,
             zip_threads,
+            at,
         )
     result.entries = len(newest)
     memory.rendered = (_manifest_stat(config.output_dir), result.entries, result.etag)
@@ -155,34 +159,41 @@ def _remember_files(
 def _count_changed(
     changes: Changes, new: dict[str, Record], before: dict[str, Record], index: dict[str, tuple[StatKey, str]]
 ) -> int:
-    """Files gone, plus files whose bytes differ from the ones remembered (or indexed)."""
+    """Files gone, plus files whose bytes differ from the ones remembered (or indexed), or whose
+    same bytes now give another date (from a new mtime, or a stamp that became valid)."""
 
-    def old_sha(rel: str) -> str | None:
+    def changed(rel: str, record: Record) -> bool:
         if rel in before:
-            return before[rel].sha
-        return index[rel][1] if rel in index else None
+            return (record.sha, record.updated) != (before[rel].sha, before[rel].updated)
+        return rel not in index or record.sha != index[rel][1]
 
-    return len(changes.gone) + sum(1 for rel, r in new.items() if r.readable and r.sha != old_sha(rel))
+    return len(changes.gone) + sum(1 for rel, r in new.items() if r.readable and changed(rel, r))
 
 
 def _report(seeds_dir: Path, fresh: Iterable[Record]) -> None:
-    """Warn about a bad file when its bytes are new to this process, not on every tick."""
+    """Warn about a skipped file, or a problem in a published one, when its bytes are new to this
+    process, not on every tick; notes are information."""
     for record in fresh:
         source = seeds_dir / record.rel
         if record.problem:
             log.warning("skipped %s: %s", source, record.problem)
+        for problem in record.problems:
+            log.warning("%s: %s", source, problem)
         for note in record.notes:
             log.info("%s: %s", source, note)
 
 
-def _problems(records: Iterable[Record]) -> tuple[list[Problem], list[Problem]]:
+def _problems(records: Iterable[Record]) -> tuple[list[Problem], list[Problem], list[Problem]]:
+    """(skipped files, problems in published files, notes), each named relative to the seeds folder."""
     skipped: list[Problem] = []
+    problems: list[Problem] = []
     notes: list[Problem] = []
     for record in records:  # named relative to the seeds folder: /healthz shows them
         if record.id is None:
             skipped.append(Problem(record.rel, record.problem or "skipped"))
+        problems += [Problem(record.rel, problem) for problem in record.problems]
         notes += [Problem(record.rel, note) for note in record.notes]
-    return skipped, notes
+    return skipped, problems, notes
 
 
 def _still_ours(memory: Memory, out_dir: Path) -> bool:
@@ -302,11 +313,12 @@ class Builder:
         self.last_status = status
         if result.ok:
             log.info(
-                "build: %d entries from %d files, %d changed, %d skipped, %.0f ms, %s %s",
+                "build: %d entries from %d files, %d changed, %d skipped, %d problems, %.0f ms, %s %s",
                 result.entries,
                 result.files,
                 result.changed,
                 len(result.skipped),
+                len(result.problems),
                 result.duration * 1000,
                 "published" if result.published else "unchanged",
                 result.etag,

@@ -1,11 +1,12 @@
 """The persistent cache of build work: SQLite in the output directory (`cache.sqlite3`).
 
 Two tables. `outcomes` holds what each file version became (the sanitized entry or the reason
-it was skipped), keyed by `outcome_key` (the fingerprint of policy VERSION, sanitizer backend
-and the settings that matter, the file's path and the SHA-256 of its bytes): a restart, or a
-new `feedsvc build` process, re-sanitizes nothing that did not change, and a policy change
-misses every key. `files` remembers each seed's (size, mtime, inode) and hash, so a new process
-need not even read a file whose stat did not change.
+it was skipped, its problems and notes, and until when it holds if it depends on the time),
+keyed by `outcome_key` (the fingerprint of policy VERSION, sanitizer backend and the settings
+that matter, the file's path and the SHA-256 of its bytes): a restart, or a new `feedsvc build`
+process, re-sanitizes nothing that did not change, and a policy change misses every key. `files`
+remembers each seed's (size, mtime, inode) and hash, so a new process need not even read a file
+whose stat did not change.
 
 The builder keeps only light records in memory and loads full entries from here for the few it
 publishes, so a long-lived server's memory grows with `max_entries`, not with the corpus.
@@ -28,7 +29,7 @@ from feedsvc.model import Entry, Outcome, Record, StatKey
 log = logging.getLogger("feedsvc.cache")
 
 CACHE_FILE = "cache.sqlite3"
-SCHEMA = 3
+SCHEMA = 4
 _BATCH = 500
 
 
@@ -111,7 +112,8 @@ class SqliteCache:
                     DROP TABLE IF EXISTS files;
                     CREATE TABLE outcomes (
                         key TEXT PRIMARY KEY, rel TEXT, sha TEXT, mtime_ns INTEGER, id TEXT, dedup TEXT,
-                        updated TEXT, published TEXT, problem TEXT, notes TEXT) WITHOUT ROWID;
+                        updated TEXT, published TEXT, problem TEXT, notes TEXT, problems TEXT,
+                        valid_until TEXT) WITHOUT ROWID;
                     CREATE TABLE entries (
                         key TEXT PRIMARY KEY, title TEXT, link TEXT, content TEXT, summary TEXT, source TEXT,
                         image TEXT);
@@ -176,14 +178,25 @@ class SqliteCache:
     def records(self, keys: Iterable[str]) -> dict[str, Record]:
         """The records of these outcome keys (without a stat: the caller knows the file's)."""
         sql = (
-            "SELECT key, rel, sha, mtime_ns, id, dedup, updated, published, problem, notes "
+            "SELECT key, rel, sha, mtime_ns, id, dedup, updated, published, problem, notes, problems, valid_until "
             "FROM outcomes WHERE key IN ({marks})"
         )
         return {
-            key: Record(
-                rel, sha, key, id_, dedup, _date(updated), _date(published), problem, tuple(json.loads(notes)), mtime
+            row[0]: Record(
+                rel=row[1],
+                sha=row[2],
+                key=row[0],
+                id=row[4],
+                dedup_key=row[5],
+                updated=_date(row[6]),
+                published=_date(row[7]),
+                problem=row[8],
+                notes=tuple(json.loads(row[9])),
+                mtime_ns=row[3],
+                problems=tuple(json.loads(row[10])),
+                valid_until=_date(row[11]),
             )
-            for key, rel, sha, mtime, id_, dedup, updated, published, problem, notes in self._select(sql, list(keys))
+            for row in self._select(sql, list(keys))
         }
 
     def entries(self, keys: Sequence[str]) -> dict[str, Entry]:
@@ -218,12 +231,15 @@ class SqliteCache:
             updated = r.updated.isoformat() if r.updated else None
             published = r.published.isoformat() if r.published else None
             notes = json.dumps(list(r.notes), ensure_ascii=False)
-            rows.append((r.key, r.rel, r.sha, r.mtime_ns, r.id, r.dedup_key, updated, published, r.problem, notes))
+            problems = json.dumps(list(r.problems), ensure_ascii=False)
+            valid_until = r.valid_until.isoformat() if r.valid_until else None
+            row = (r.key, r.rel, r.sha, r.mtime_ns, r.id, r.dedup_key, updated, published, r.problem, notes)
+            rows.append((*row, problems, valid_until))
             if (e := outcome.entry) is not None:
                 entries.append((r.key, e.title, e.link, e.content_html, e.summary, e.source, e.image))
         if rows:
             with self._transaction() as db:
-                db.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                db.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", entries)
             if self._rows is not None:
                 self._rows += len(rows)

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from feedsvc.build.workers import Workers, archive_document, default_workers
@@ -59,10 +60,12 @@ def render_and_publish(
     workers: Workers,
     cache_path: Path | None,
     zipper: ThreadPoolExecutor,
+    now: datetime,
 ) -> tuple[bool, str]:
-    """Publish the documents of `current` and `pages`. Returns (published, the feed's ETag)."""
+    """Publish the documents of `current` and `pages` at the build's time `now` (the feeds are
+    never dated later). Returns (published, the feed's ETag)."""
     newest = pages[-1].number if pages else None
-    subscription = render_documents(meta, entries_of(current), newest)
+    subscription = render_documents(meta, entries_of(current), newest, now)
     planned = [_compressed(document, memory, zipper) for document in subscription]
     archive = _archive(out_dir, meta, pages, entries_of, memory, workers, cache_path)
     try:

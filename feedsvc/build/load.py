@@ -48,6 +48,7 @@ def load(
     total: int = 0,
 ) -> Loaded:
     loaded = Loaded()
+    now = workers.now.timestamp()
     cold = not remembered and cache.is_empty()
     hold_bytes = not cold and len(to_read) < workers.count * 64  # a pooled build lets workers read
     candidates: list[tuple[SeedFile, str, bytes | None]] = []
@@ -67,7 +68,7 @@ def load(
                 continue
             sha = hashlib.sha256(data).hexdigest()
         before = remembered.get(seed.rel)
-        if before is not None and before.sha == sha and before.mtime_ns in (None, seed.mtime_ns):
+        if before is not None and before.sha == sha and _holds(before, seed, now):
             loaded.records[seed.rel] = replace(before, stat_key=seed.stat_key)
             continue
         candidates.append((seed, sha, data if hold_bytes else None))
@@ -77,7 +78,7 @@ def load(
     items: list[Item] = []
     for seed, _sha, data in candidates:
         record = cached.get(keys[seed.rel])
-        if record is not None and record.mtime_ns in (None, seed.mtime_ns):
+        if record is not None and _holds(record, seed, now):
             loaded.records[seed.rel] = replace(record, stat_key=seed.stat_key)
             loaded.fresh.append(loaded.records[seed.rel])
         else:
@@ -85,6 +86,12 @@ def load(
     items += [(seed, None) for seed in unread]
     _process(items, remembered, cache, workers, fingerprint, keep, loaded, progress, total)
     return loaded
+
+
+def _holds(record: Record, seed: SeedFile, now: float) -> bool:
+    """A record of the same bytes is what they give now: unless its date came from another
+    mtime, or it depended on the time (a stamp too far ahead) and that time has passed."""
+    return record.mtime_ns in (None, seed.mtime_ns) and record.holds(now)
 
 
 def _process(
@@ -149,7 +156,7 @@ def entries_of(
         if record.key in found:
             continue
         seed = SeedFile(str(seeds_dir / record.rel), record.rel, *record.stat_key)
-        sha, outcome = process_files([(seed, None)], workers.settings, workers.limit)[0]
+        sha, outcome = process_files([(seed, None)], workers.settings, workers.limit, workers.now)[0]
         if outcome is None or sha != record.sha:
             continue
         cache.put([(record, outcome)])

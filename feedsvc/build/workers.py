@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
 from pathlib import Path
 
 from feedsvc.build.cache import CacheError, SqliteCache
@@ -54,9 +55,9 @@ Result = tuple[str, Outcome | None]
 PageTask = tuple[Page[str], str]
 
 
-def process_files(items: Sequence[Item], settings: EntrySettings, limit: int) -> list[Result]:
-    """Read (where not read yet), hash and process files. A file that cannot be read gives
-    sha "" and an Outcome saying why; one that vanished, (sha "", None)."""
+def process_files(items: Sequence[Item], settings: EntrySettings, limit: int, now: datetime) -> list[Result]:
+    """Read (where not read yet), hash and process files at the build's time `now`. A file that
+    cannot be read gives sha "" and an Outcome saying why; one that vanished, (sha "", None)."""
     results: list[Result] = []
     for seed, data in items:
         if data is None:
@@ -68,7 +69,7 @@ def process_files(items: Sequence[Item], settings: EntrySettings, limit: int) ->
             except OSError as exc:
                 results.append(("", Outcome(None, f"cannot read: {exc.strerror or exc}")))
                 continue
-        results.append((hashlib.sha256(data).hexdigest(), process_file(data, seed, settings, limit)))
+        results.append((hashlib.sha256(data).hexdigest(), process_file(data, seed, settings, limit, now)))
     return results
 
 
@@ -137,9 +138,11 @@ def default_workers() -> int:
 class Workers:
     """The worker processes of one build (or none: everything then runs in this process)."""
 
-    def __init__(self, settings: EntrySettings, limit: int, count: int = 0) -> None:
+    def __init__(self, settings: EntrySettings, limit: int, now: datetime, count: int = 0) -> None:
+        """`now`: the build's time, which the files are processed at."""
         self.settings = settings
         self.limit = limit
+        self.now = now
         self.count = count or default_workers()
         self._pool: ProcessPoolExecutor | None = None
 
@@ -176,7 +179,7 @@ class Workers:
                 window = 4 * self.count
                 futures: list[Future[list[Result]] | None] = []
                 for chunk in chunks:
-                    futures.append(self._pool.submit(process_files, chunk, self.settings, self.limit))
+                    futures.append(self._pool.submit(process_files, chunk, self.settings, self.limit, self.now))
                     while len(futures) - done >= window or (len(futures) == len(chunks) and done < len(chunks)):
                         results = _take(futures, done)
                         yield chunks[done], results
@@ -185,7 +188,7 @@ class Workers:
                 log.warning("process pool failed (%s): processing the rest in this process", exc)
                 self.stop()
         for chunk in chunks[done:]:
-            yield chunk, process_files(chunk, self.settings, self.limit)
+            yield chunk, process_files(chunk, self.settings, self.limit, self.now)
 
     def render_pages(
         self, cache: Path, out_dir: Path, meta: FeedMeta, tasks: Sequence[PageTask]

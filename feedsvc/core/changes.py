@@ -1,7 +1,8 @@
 """What changed: the files a scan saw, against what the builder remembers. Pure.
 
 The rule:
-- a file whose (size, mtime, inode) equals its record's is unchanged: its record is kept, unread;
+- a file whose (size, mtime, inode) equals its record's is unchanged: its record is kept, unread,
+  unless the record depended on the time and `now` is past it (`Record.holds`);
 - a file modified less than `settle` seconds ago may still be being written: it is deferred (its
   previous record, if any, is kept) and not read;
 - every other file is to be read. When the builder remembers nothing yet (a new process), the
@@ -49,7 +50,7 @@ def diff(
         seen = list(scan)
     for seed in seen:
         record = records.get(seed.rel)
-        if record is not None and record.stat_key == seed.stat_key:
+        if record is not None and record.stat_key == seed.stat_key and record.holds(now):
             changes.kept[seed.rel] = record
             continue
         age = now - seed.mtime_ns / 1e9

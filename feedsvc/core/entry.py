@@ -1,18 +1,23 @@
-"""Article → feed Entry: a stable id, sanitized content, a summary, the first image."""
+"""Article → feed Entry: a stable id, sanitized content, a summary, the first image; and the cap
+on the content's size in the feeds."""
 
 from __future__ import annotations
 
+import dataclasses
+import html
 import re
 import uuid
 from urllib.parse import urlsplit
 
 from feedsvc.core.sanitize import Sanitizer, get_sanitizer
-from feedsvc.core.text import one_line, summarize, xml_safe
+from feedsvc.core.text import cut_html, one_line, summarize, xml_safe
 from feedsvc.core.urls import canonical_url, http_url
 from feedsvc.model import Article, Entry
 
 _SEED_NAMESPACE = uuid.UUID("6f1c1b38-6d43-4d8b-9d2e-5b0f6a1f0c4d")
 _FIRST_IMG = re.compile(r"<img\b[^>]*?\bsrc=\"([^\"]+)\"", re.IGNORECASE)
+# The last paragraph of a content cut by `cap_content`, linking to the whole article.
+CONTINUE_READING = "Continue reading →"
 
 
 def entry_id(link: str | None, source: str) -> str:
@@ -43,3 +48,25 @@ def make_entry(article: Article, sanitizer: Sanitizer | None = None, summary_cha
         source=article.source,
         image=image,
     )
+
+
+def cap_content(entry: Entry, max_bytes: int, sanitizer: Sanitizer) -> tuple[Entry, str | None]:
+    """`entry` with its content at most about `max_bytes` (UTF-8): longer content is cut before a
+    tag, closed again by the sanitizer, and ends with a paragraph linking to the article (when it
+    has a link). Returns the entry and, when cut, the problem to report."""
+    content = entry.content_html
+    if len(content) * 4 <= max_bytes or (size := len(content.encode("utf-8"))) <= max_bytes:
+        return entry, None
+    tail = f'<p><a href="{html.escape(entry.link)}">{CONTINUE_READING}</a></p>' if entry.link else ""
+    room = max_bytes - len(tail.encode("utf-8"))
+    budget = room
+    for _attempt in range(8):  # the closing tags the sanitizer adds can overshoot: cut shorter
+        cut = sanitizer(cut_html(content, budget), entry.link)[0]
+        over = len(cut.encode("utf-8")) - room
+        if over <= 0:
+            break
+        budget -= over + 64
+    problem = f"content of {size} bytes cut to max_entry_bytes={max_bytes}"
+    if tail:
+        problem += ", ending with a link to the article"
+    return dataclasses.replace(entry, content_html=cut + tail), problem

@@ -8,7 +8,9 @@ The format is Markdown whose body is raw HTML::
                                     optional blank line
     <div><i><br>2023-04-16T13:06:27.989Z</i></div>...   the article's HTML
 
-Liberal in what it accepts, and every liberty it takes is recorded in `Article.notes`.
+Liberal in what it accepts: every liberty it takes is recorded in `Article.notes`, and whatever
+the user should fix although the article is published (an invalid stamp, a truncated body) in
+`Article.problems`.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import html
 import re
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from feedsvc.core.text import one_line, xml_safe
+from feedsvc.core.text import cut_html, one_line, xml_safe
 from feedsvc.model import MTIME_NOTE, Article
 
 DEFAULT_LEGACY_ENCODINGS = ("cp950", "big5hkscs", "gb18030")
@@ -30,7 +33,7 @@ class SeedError(ValueError):
     """The file cannot become an article; the message is the reason shown to the user."""
 
 
-_STAMP = re.compile(r"^<!--\s*(\d+)\s*-->$")
+_DIGITS = re.compile(r"[0-9]+")
 _DASHES = re.compile(r"^[-=]{3,}$")
 _BODY_DATE = re.compile(
     r"^\s*<div>\s*<i>\s*(?:<br\s*/?>\s*)?"
@@ -42,6 +45,8 @@ _MD_ESCAPABLE = re.compile(r"\\([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
 # Epoch stamps outside this window are typos, not dates.
 _EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+# A header stamp may be this far ahead of the time of parsing (clocks differ, stamps are rounded).
+FUTURE_SLACK = timedelta(days=1)
 
 
 def decode_seed(data: bytes, legacy_encodings: Sequence[str] = DEFAULT_LEGACY_ENCODINGS) -> tuple[str, list[str]]:
@@ -159,17 +164,39 @@ def _clean_url(url: str) -> str | None:
     return url or None
 
 
-def _from_epoch(digits: str) -> datetime:
+class _InvalidStamp(ValueError):
+    """A header stamp that cannot be the entry's date; `valid_from`: when a future one becomes valid."""
+
+    def __init__(self, reason: str, valid_from: datetime | None = None) -> None:
+        super().__init__(reason)
+        self.valid_from = valid_from
+
+
+def _from_stamp(line: str, now: datetime | None) -> tuple[datetime, bool]:
+    """A `<!--…-->` header line → (its instant, whether it counted seconds), or _InvalidStamp.
+
+    10 digits are seconds (until 2286), 13 milliseconds; other lengths are guessed by magnitude.
+    Valid: a whole number of (milli)seconds from 1990 to 2200, at most FUTURE_SLACK after `now`
+    (when given): a stamp further ahead would make the entry the newest for years.
+    """
+    if not line.endswith("-->") or len(line) < 7:
+        raise _InvalidStamp("not a comment closed on its line")
+    digits = line[4:-3].strip()
+    if not _DIGITS.fullmatch(digits):
+        raise _InvalidStamp("not a number of milliseconds since 1970")
+    if len(digits) > 20:  # int() refuses past 4300 digits; a date needs at most 13
+        raise _InvalidStamp("out of range")
     value = int(digits)
-    # 10 digits is seconds (until 2286); 13 is milliseconds; other lengths guessed by magnitude.
-    seconds = value / 1000 if value >= 100_000_000_000 else float(value)
+    in_seconds = value < 100_000_000_000
     try:
-        stamp = datetime.fromtimestamp(seconds, tz=UTC)
+        stamp = datetime.fromtimestamp(value if in_seconds else value / 1000, tz=UTC)
     except (OverflowError, OSError, ValueError):
-        raise SeedError(f"timestamp {digits} is out of range") from None
+        raise _InvalidStamp("out of range") from None
     if not _EARLIEST <= stamp <= _LATEST:
-        raise SeedError(f"timestamp {digits} is out of range ({stamp:%Y-%m-%d})")
-    return stamp
+        raise _InvalidStamp(f"out of range ({stamp:%Y-%m-%d}; valid from 1990 to 2200)")
+    if now is not None and stamp > now + FUTURE_SLACK:
+        raise _InvalidStamp(f"{stamp:%Y-%m-%d %H:%M} UTC is more than a day in the future", stamp - FUTURE_SLACK)
+    return stamp, in_seconds
 
 
 def _parse_iso(text: str) -> datetime | None:
@@ -193,33 +220,27 @@ def parse_seed(
     *,
     max_article_bytes: int = 1_000_000,
     legacy_encodings: Sequence[str] = DEFAULT_LEGACY_ENCODINGS,
+    now: datetime | None = None,
 ) -> Article:
     """One seed file's bytes → an Article, or SeedError with the reason.
 
-    Dates: the header stamp is `updated`; the body's own date line is `published`.
-    Without a header stamp, the body date serves for both, and failing that the file's `mtime`.
+    Dates: the header stamp is `updated`; the body's own date line is `published`. Without a
+    valid header stamp (none, or one that is invalid: garbage, out of range, more than a day
+    after `now`), the body date serves for both, and failing that the file's `mtime`. A header
+    with a link and no body is a link post (`body_html` ""); with no link, nothing to publish.
     """
     if not data.strip():
         raise SeedError("empty file")
     text, notes = decode_seed(data, legacy_encodings)
     text = xml_safe(text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff"))
-
+    problems: list[str] = []
     lines = text.split("\n")
-    i = 0
-
-    def skip_blank() -> None:
-        nonlocal i
-        while i < len(lines) and not lines[i].strip():
-            i += 1
-
-    skip_blank()
-    stamp: datetime | None = None
-    if i < len(lines) and (m := _STAMP.match(lines[i].strip())):
-        stamp = _from_epoch(m.group(1))
-        i += 1
-        skip_blank()
-    elif i < len(lines) and lines[i].strip().startswith("<!--"):
-        raise SeedError(f"line {i + 1}: unreadable timestamp {lines[i].strip()[:40]!r}")
+    i = _skip_blank(lines, 0)
+    stamp = _Stamp()
+    if i < len(lines) and lines[i].strip().startswith("<!--"):
+        stamp = _header_stamp(lines[i].strip(), now)
+        notes += stamp.notes
+        i = _skip_blank(lines, i + 1)
     else:
         notes.append("no timestamp line")
 
@@ -235,8 +256,8 @@ def parse_seed(
     body = "\n".join(lines[i:]).strip()
     if not title:
         raise SeedError("empty title")
-    if not body:
-        raise SeedError("no article body after the header")
+    if not body and link is None:
+        raise SeedError("no article body after the header, and the title has no link: nothing to publish")
 
     published: datetime | None = None
     if m := _BODY_DATE.match(body):
@@ -246,19 +267,41 @@ def parse_seed(
 
     encoded_size = len(body.encode("utf-8"))
     if encoded_size > max_article_bytes:
-        body = _truncate_html(body, max_article_bytes)
-        notes.append(f"body of {encoded_size} bytes truncated to max_article_bytes={max_article_bytes}")
+        body = cut_html(body, max_article_bytes)
+        problems.append(f"body of {encoded_size} bytes truncated to max_article_bytes={max_article_bytes}")
 
-    updated = stamp or published or mtime
+    updated = stamp.when or published or mtime
     if updated is None:
-        raise SeedError("no date: no timestamp line, no date line in the body, no file time")
-    if stamp is None:
-        notes.append("date taken from the body" if published else MTIME_NOTE)
-    return Article(source, title, link, published, updated, body, tuple(notes))
+        raise SeedError(f"{stamp.invalid or 'no timestamp line'}, and no date line in the body or file time")
+    if stamp.when is None:
+        dated = "date taken from the body" if published else MTIME_NOTE
+        if stamp.invalid:
+            problems.insert(0, f"{stamp.invalid}; {dated}")
+        else:
+            notes.append(dated)
+    return Article(source, title, link, published, updated, body, tuple(notes), tuple(problems), stamp.valid_until)
 
 
-def _truncate_html(body: str, limit: int) -> str:
-    """Cut at the last tag boundary under `limit` UTF-8 bytes; the sanitizer closes what stays open."""
-    head = body.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
-    cut = head.rfind("<")
-    return head[:cut] if cut > limit // 2 else head
+@dataclass(frozen=True)
+class _Stamp:
+    """What a header stamp line gave: its instant, or why it is invalid (and when a future one
+    becomes valid); the notes it leaves."""
+
+    when: datetime | None = None
+    invalid: str | None = None
+    valid_until: datetime | None = None
+    notes: tuple[str, ...] = ()
+
+
+def _header_stamp(line: str, now: datetime | None) -> _Stamp:
+    try:
+        when, in_seconds = _from_stamp(line, now)
+    except _InvalidStamp as exc:
+        return _Stamp(invalid=f"invalid timestamp {line[:40]!r}: {exc}", valid_until=exc.valid_from)
+    return _Stamp(when, notes=("timestamp in seconds, not milliseconds",) if in_seconds else ())
+
+
+def _skip_blank(lines: list[str], i: int) -> int:
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    return i

@@ -35,3 +35,11 @@ def summarize(plain_text: str, limit: int = 200) -> str:
     # one_line of a prefix is a prefix of one_line of the whole: a long enough one is all we need.
     head = one_line(plain_text[: 4 * limit + 8])
     return shorten(head if len(head) > limit or 4 * limit + 8 >= len(plain_text) else one_line(plain_text), limit)
+
+
+def cut_html(html: str, limit: int) -> str:
+    """At most `limit` UTF-8 bytes of `html`, cut before the last tag that starts under the limit
+    (so no tag is cut in half); the sanitizer then closes the elements left open."""
+    head = html.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+    cut = head.rfind("<")
+    return head[:cut] if cut > limit // 2 else head

@@ -129,6 +129,7 @@ def healthz() -> Response:
     if status:
         body["entries"] = status.get("entries")
         body["skipped"] = status.get("skipped")
+        body["problems"] = status.get("problems")
     response = jsonify(body)
     response.status_code = 200 if snapshot else 503
     response.headers["Cache-Control"] = "no-store"

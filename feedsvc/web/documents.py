@@ -17,6 +17,9 @@ ranks text/html above the document's type (a browser) is answered with its brows
 HTML published beside it (`page_name`): text/html, the page's own ETag and strict CSP. Every
 answer for such a URL carries `Vary: Accept`. Readers, which list feed types or send `*/*` or
 no Accept, get the feed's bytes and ETag.
+
+`Last-Modified` is never later than the response's `Date` (RFC 9110 §8.8.2.1): a document dated
+ahead of this clock is sent with the request's time, checked per request.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from __future__ import annotations
 import functools
 import io
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from werkzeug.datastructures import ETags, MIMEAccept
@@ -80,11 +84,14 @@ def _since(header: str) -> datetime | None:
     return parse_date(header)
 
 
-def not_modified(environ: Mapping[str, str], etag: str, last_modified: datetime) -> bool:
+def not_modified(environ: Mapping[str, str], etag: str, last_modified: datetime, now: float) -> bool:
     """RFC 9110 §13.2.2 for GET/HEAD: If-None-Match (weak comparison) decides; without it,
-    If-Modified-Since at one-second precision. werkzeug's `is_resource_modified` with the parsed
-    headers cached: readers poll with the same few values, and parsing them on every request
-    was a tenth of the request's cost (tests/test_documents.py checks they agree).
+    If-Modified-Since at one-second precision, against `last_modified` as sent (see `sent_date`).
+    werkzeug's `is_resource_modified` with the parsed headers cached: readers poll with the same
+    few values, and parsing them on every request was a tenth of the request's cost
+    (tests/test_documents.py checks they agree). One difference: an If-Modified-Since later than
+    `now` (the request's time) is ignored, as RFC 2616 §14.25 and Apache do: no Last-Modified we
+    send is ever that late, and a reader holding one from elsewhere would get 304s forever.
     """
     tags = _etags(environ.get("HTTP_IF_NONE_MATCH", ""))
     if tags:
@@ -93,7 +100,12 @@ def not_modified(environ: Mapping[str, str], etag: str, last_modified: datetime)
     if not since:
         return False
     when = _since(since)
-    return when is not None and last_modified.replace(microsecond=0) <= when
+    return when is not None and when.timestamp() <= now and last_modified.replace(microsecond=0) <= when
+
+
+def sent_date(last_modified: datetime, now: float) -> datetime:
+    """The Last-Modified to send at `now`: never later than the response's Date (RFC 9110 §8.8.2.1)."""
+    return last_modified if last_modified.timestamp() <= now else datetime.fromtimestamp(now, UTC)
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,7 @@ class Prepared:
     etag: str
     ok: Headers  # the 200's headers
     unchanged: Headers  # the 304's: no entity headers
+    modified: float  # the document's last_modified, as a timestamp: a later request time sends it as is
 
 
 @dataclass(frozen=True)
@@ -201,9 +214,18 @@ class DocumentResponder:
             if len(self._prepared) > 256:
                 self._prepared.clear()  # old versions
             prepared = self._prepared[key] = self._prepare(name, doc, gz, negotiated)
-        if not_modified(environ, prepared.etag, doc.last_modified):
+        now = time.time()
+        if now >= prepared.modified:  # the normal case: the headers as prepared
+            if not_modified(environ, prepared.etag, doc.last_modified, now):
+                return "304 NOT MODIFIED", list(prepared.unchanged), b""
+            return "200 OK", list(prepared.ok), variant.body
+        # Dated ahead of this clock (an archive page's entry stamped up to a day ahead, another
+        # host's clock): Last-Modified is now, and If-Modified-Since is compared with that.
+        sent = sent_date(doc.last_modified, now)
+        if not_modified(environ, prepared.etag, sent, now):
             return "304 NOT MODIFIED", list(prepared.unchanged), b""
-        return "200 OK", list(prepared.ok), variant.body
+        headers = [("Last-Modified", http_date(sent)) if k == "Last-Modified" else (k, v) for k, v in prepared.ok]
+        return "200 OK", headers, variant.body
 
     def link(self, name: str) -> str | None:
         """WebSub discovery for the subscription feeds (the topics the builder pings)."""
@@ -228,7 +250,7 @@ class DocumentResponder:
             ("Content-Length", str(variant.size)),
             *common,
         ]
-        return Prepared(variant.etag, ok, common)
+        return Prepared(variant.etag, ok, common, doc.last_modified.timestamp())
 
     def _check_body(self, environ: dict[str, Any]) -> Fixed | None:
         """413 for a body over `max_body`: a declared length is refused before a byte is read; a

@@ -37,6 +37,11 @@ def article_date(entry: Entry) -> datetime:
 DATE_FORMAT = "%Y-%m-%d %H:%M UTC"
 
 
-def feed_updated(entries: Sequence[Entry]) -> datetime:
-    """The newest entry's `updated`: the feed changes when its content does, not when it is rebuilt."""
-    return max((e.updated for e in entries), default=EPOCH)
+def feed_updated(entries: Sequence[Entry], now: datetime | None = None) -> datetime:
+    """The newest entry's `updated`: the feed changes when its content does, not when it is rebuilt.
+
+    Never later than `now` (the publish), when given: an entry stamped ahead of the clock must not
+    date the feed (or its Last-Modified) in the future.
+    """
+    newest = max((e.updated for e in entries), default=EPOCH)
+    return newest if now is None or newest <= now else now

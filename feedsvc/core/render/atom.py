@@ -1,13 +1,15 @@
 """Entries → Atom 1.0 bytes, with feedgen.
 
 feedgen's traps are handled here: every `updated` is set explicitly (its default is the clock),
-entries are appended in our order (its default prepends), content is `type="html"`.
+entries are appended in our order (its default prepends), content is `type="html"`. A link
+post (no content, an alternate link) has no `<content>`, as RFC 4287 §4.1.1.1 allows.
 The same function renders the subscription feed and each RFC 5005 archive page (`Paging`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from feedgen.feed import FeedGenerator
 
@@ -18,7 +20,7 @@ from feedsvc.core.text import xml_safe
 from feedsvc.model import Entry, FeedMeta
 
 
-def _generator(meta: FeedMeta, entries: Sequence[Entry], paging: Paging) -> FeedGenerator:
+def _generator(meta: FeedMeta, entries: Sequence[Entry], paging: Paging, updated: datetime) -> FeedGenerator:
     archive = paging.current is not None
     fg = generator(archive=archive)
     # An archive page is a document of its own: its own id, and rel="current" to the feed.
@@ -39,7 +41,7 @@ def _generator(meta: FeedMeta, entries: Sequence[Entry], paging: Paging) -> Feed
     if paging.next_archive:
         fg.link(href=paging.next_archive, rel="next-archive", type="application/atom+xml")
     fg.generator("feedsvc", version=__version__, uri="https://pypi.org/project/feedsvc/")
-    fg.updated(feed_updated(entries))
+    fg.updated(updated)
     for entry in entries:
         fe = fg.add_entry(order="append")
         # Entries from make_entry are already clean; this guard keeps one odd string from
@@ -53,16 +55,21 @@ def _generator(meta: FeedMeta, entries: Sequence[Entry], paging: Paging) -> Feed
             fe.published(entry.published)
         fe.author({"name": meta.author})
         fe.content(xml_safe(entry.content_html), type="html")
+        # A link post: its alternate link stands for the content (feedgen cannot see that link).
+        fe.feedsvc.without_content = not entry.content_html and bool(entry.link)
         if entry.summary:
             fe.summary(xml_safe(entry.summary))
         add_thumbnail(fe, entry, atom=True)
     return fg
 
 
-def render_atom(meta: FeedMeta, entries: Sequence[Entry], paging: Paging | None = None) -> bytes:
+def render_atom(
+    meta: FeedMeta, entries: Sequence[Entry], paging: Paging | None = None, updated: datetime | None = None
+) -> bytes:
     """Atom 1.0 document, UTF-8, with an XML declaration (and the stylesheet instruction if any).
 
-    Without `paging` it is the subscription feed with no archives.
+    Without `paging` it is the subscription feed with no archives. The feed's `updated` is
+    `updated`, by default its newest entry's.
     """
-    fg = _generator(meta, entries, paging or Paging(meta.self_url))
+    fg = _generator(meta, entries, paging or Paging(meta.self_url), updated or feed_updated(entries))
     return with_stylesheet(fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True), meta.stylesheet)

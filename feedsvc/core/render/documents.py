@@ -17,6 +17,7 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from feedsvc.core.choose import split_archive
 from feedsvc.core.render import feed_updated
@@ -70,15 +71,22 @@ def document_name(path: str) -> str | None:
     return name
 
 
-def render_documents(meta: FeedMeta, current: Sequence[Entry], newest_page: int | None = None) -> list[Document]:
+def render_documents(
+    meta: FeedMeta, current: Sequence[Entry], newest_page: int | None, now: datetime | None
+) -> list[Document]:
     """The subscription documents for `current` (the newest `max_entries`); /feed.xml links to the
-    newest archive page, `newest_page`, with prev-archive."""
-    updated = feed_updated(current)
+    newest archive page, `newest_page`, with prev-archive, and each has its browser page.
+
+    Their date (Atom `updated`, RSS `lastBuildDate`, `last_modified`) is the newest entry's, but
+    never later than `now`, the build's time (None: the newest entry's): an entry stamped ahead of
+    the clock must not date the feed in the future, where date-based polling would freeze.
+    """
+    updated = feed_updated(current, now)
     paging = subscription_paging(meta, newest_page)
     rss_paging = dataclasses.replace(paging, self_url=meta.url("feed.rss"))
     documents = [
-        Document("feed.xml", render_atom(meta, current, paging), ATOM_TYPE, updated),
-        Document("feed.rss", render_rss(meta, current, rss_paging.self_url), RSS_TYPE, updated),
+        Document("feed.xml", render_atom(meta, current, paging, updated), ATOM_TYPE, updated),
+        Document("feed.rss", render_rss(meta, current, rss_paging.self_url, updated), RSS_TYPE, updated),
         Document("feed.json", render_jsonfeed(meta, current, meta.url("feed.json")), JSON_FEED_TYPE, updated),
         Document("index.html", render_index(meta, current), HTML_TYPE, updated),
         Document(page_name("feed.xml"), render_feed_page(meta, current, paging, "Atom"), HTML_TYPE, updated),
@@ -106,8 +114,15 @@ def render_archive_page(meta: FeedMeta, page: Page[Entry], source_key: str = "")
     )
 
 
-def render_all(meta: FeedMeta, entries: Sequence[Entry], max_entries: int, archive_page_size: int) -> list[Document]:
-    """Every document from ALL entries, chosen and newest first (`select_entries(entries)`).
+def render_all(
+    meta: FeedMeta,
+    entries: Sequence[Entry],
+    max_entries: int,
+    archive_page_size: int,
+    now: datetime | None = None,
+) -> list[Document]:
+    """Every document from ALL entries, chosen and newest first (`select_entries(entries)`), at the
+    time `now` (see `render_documents`).
 
     /feed.xml, /feed.rss, /feed.json and / (and the browser pages of the first two) carry the
     newest `max_entries`; the older ones are in the archive pages, each exactly once. (The
@@ -115,4 +130,4 @@ def render_all(meta: FeedMeta, entries: Sequence[Entry], max_entries: int, archi
     """
     current, pages = split_archive(entries, max_entries, archive_page_size)
     archive = [document for page in pages for document in render_archive_page(meta, page)]
-    return render_documents(meta, current, pages[-1].number if pages else None) + archive
+    return render_documents(meta, current, pages[-1].number if pages else None, now) + archive

@@ -26,7 +26,10 @@ def _item(entry: Entry, authors: list[dict[str, str]]) -> dict[str, Any]:
     if entry.link:
         item["url"] = xml_safe(entry.link)
     item["title"] = xml_safe(entry.title) or "(untitled)"
-    item["content_html"] = xml_safe(entry.content_html)
+    if entry.content_html or not entry.link:
+        item["content_html"] = xml_safe(entry.content_html)
+    else:  # a link post: JSON Feed needs content_html or content_text
+        item["content_text"] = item["title"]
     if entry.summary:
         item["summary"] = xml_safe(entry.summary)
     if entry.image:

@@ -4,7 +4,9 @@ feedgen cannot write an `<?xml-stylesheet?>` instruction, `fh:archive`, or a hub
 (its `rel="hub"` only reaches Atom); these are added here, deterministically. feedgen 1.0.0
 also drops `rel` and `type` from every Atom *entry* link (its serialiser reads them back from
 the element it has just created), which would turn an enclosure into a second "alternate"
-link: Atom entry links are written by `EntryExtras` instead.
+link: Atom entry links are written by `EntryExtras` instead. feedgen refuses an entry with
+neither content nor an alternate link of its own, so a link post (RFC 4287 allows an entry
+without content when it has an alternate link) gets an empty content that `EntryExtras` removes.
 """
 
 from __future__ import annotations
@@ -65,14 +67,17 @@ def add_thumbnail(fe: Any, entry: Entry, atom: bool) -> None:
 
 
 class EntryExtras(BaseEntryExtension):
-    """Atom entry links, with their rel and type (see the module docstring)."""
+    """Atom entry links, with their rel and type, and link posts (see the module docstring)."""
 
     def __init__(self) -> None:
         self.links: list[dict[str, str]] = []
+        self.without_content = False
 
     def extend_atom(self, entry):  # type: ignore[no-untyped-def]
         for attributes in self.links:
             xml_elem("link", entry, **attributes)
+        if self.without_content and (content := entry.find("content")) is not None:
+            entry.remove(content)
         return entry
 
 
