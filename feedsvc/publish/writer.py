@@ -152,7 +152,7 @@ def publish(
         manifest = {
             "format": FORMAT,
             "generation": (old.get("generation", 0) if old else 0) + 1,
-            "published_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "published_at": datetime.now().astimezone().isoformat(timespec="milliseconds"),
             "documents": entries,
             "previous": previous,
         }

@@ -103,6 +103,16 @@ def current_status(state: FeedState) -> dict[str, Any] | None:
     return status
 
 
+def _published_since(published: datetime | None, status: dict[str, Any]) -> bool:
+    """The feed was published after the failed build of `status`: a later build succeeded, and its
+    status is being written (status.json follows the manifest)."""
+    try:
+        failed = datetime.fromisoformat(str(status.get("finished_at")))
+    except ValueError:
+        return False
+    return published is not None and published > failed
+
+
 def healthz() -> Response:
     state = get_state()
     snapshot = state.store.snapshot
@@ -124,7 +134,7 @@ def healthz() -> Response:
             feed_age_seconds=round((datetime.now(UTC) - published).total_seconds(), 1) if published else None,
             etag=feed.identity.etag if feed else None,
         )
-        if status and not status.get("ok"):
+        if status and not status.get("ok") and not _published_since(published, status):
             body["status"] = "degraded"  # serving the last good feed, but the last build failed
     if status:
         body["entries"] = status.get("entries")
