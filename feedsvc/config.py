@@ -59,6 +59,7 @@ class Config:
     max_entries: int = 50
     max_article_bytes: int = 1_000_000
     max_entry_bytes: int = 250_000
+    max_feed_bytes: int = 1_000_000
     summary_chars: int = 200
     legacy_encodings: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
     cache_max_age: int = 300
@@ -112,6 +113,7 @@ _MINIMUM = {
     "max_entries": 1,
     "max_article_bytes": 1024,
     "max_entry_bytes": 1024,
+    "max_feed_bytes": 10_000,
     "summary_chars": 20,
     "cache_max_age": 0,
     "scan_interval": 0.5,

@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -37,8 +37,9 @@ from feedsvc.config import Config, path_for_log, path_for_public
 from feedsvc.core.changes import Changes, diff
 from feedsvc.core.choose import select_entries, split_archive
 from feedsvc.core.process import fingerprint
+from feedsvc.core.render.documents import fit_feed, oversize_reason
 from feedsvc.core.render.xsl import STYLESHEET_PATH
-from feedsvc.model import BuildResult, FeedMeta, Problem, Record, StatKey
+from feedsvc.model import BuildResult, Entry, FeedMeta, Page, Problem, Record, StatKey
 from feedsvc.publish.layout import MANIFEST
 from feedsvc.publish.writer import write_status
 
@@ -101,15 +102,18 @@ def build(
             return result  # nothing new, and the published state is still ours: nothing to render
         memory.rendered = None
 
-        # All records, not only the newest max_entries: the older ones fill the RFC 5005 archive.
-        chosen = select_entries((r for r in current.values() if r.id is not None), key=_order)
-        newest, pages = split_archive(chosen, config.max_entries, config.archive_page_size)
+        meta = feed_meta(config)
+
+        def entries(some: Sequence[Record]) -> list[Entry]:
+            return entries_of(some, loaded.made, cache, config.seeds_dir, workers)
+
+        newest, pages = _choose(config, meta, current.values(), entries, at, result)
         result.published, result.etag = render_and_publish(
             config.output_dir,
-            feed_meta(config),
+            meta,
             newest,
             pages,
-            lambda some: entries_of(some, loaded.made, cache, config.seeds_dir, workers),
+            entries,
             memory.published,
             workers,
             cache.path if isinstance(cache, SqliteCache) else None,
@@ -119,6 +123,30 @@ def build(
     result.entries = len(newest)
     memory.rendered = (_manifest_stat(config.output_dir), result.entries, result.etag)
     return result
+
+
+def _choose(
+    config: Config,
+    meta: FeedMeta,
+    records: Iterable[Record],
+    entries: Callable[[Sequence[Record]], list[Entry]],
+    at: datetime,
+    result: BuildResult,
+) -> tuple[list[Entry], list[Page[Record]]]:
+    """The subscription documents' entries and the archive pages: all records, not only the newest
+    `max_entries` (the older ones fill the RFC 5005 archive). When the documents would be larger
+    than `max_feed_bytes`, the newest entries that fit stay (at least one) and the rest go to the
+    archive, reported as a problem."""
+    chosen = select_entries((r for r in records if r.id is not None), key=_order)
+    newest, pages = split_archive(chosen, config.max_entries, config.archive_page_size)
+    current = entries(newest)
+    keep = fit_feed(meta, current, at, config.max_feed_bytes)
+    if keep < len(current):
+        result.problems.append(Problem("feed.xml", oversize_reason(len(current), keep, config.max_feed_bytes)))
+        log.warning("feed.xml: %s", result.problems[-1].reason)
+        newest, pages = split_archive(chosen, keep, config.archive_page_size)
+        current = current[:keep]
+    return current, pages
 
 
 def _scan(seeds_dir: Path, changed: set[str] | None) -> Any:

@@ -53,7 +53,7 @@ class Published:
 def render_and_publish(
     out_dir: Path,
     meta: FeedMeta,
-    current: Sequence[Record],
+    current: Sequence[Entry],
     pages: Sequence[Page[Record]],
     entries_of: EntriesOf,
     memory: Published,
@@ -65,7 +65,7 @@ def render_and_publish(
     """Publish the documents of `current` and `pages` at the build's time `now` (the feeds are
     never dated later). Returns (published, the feed's ETag)."""
     newest = pages[-1].number if pages else None
-    subscription = render_documents(meta, entries_of(current), newest, now)
+    subscription = render_documents(meta, current, newest, now)
     planned = [_compressed(document, memory, zipper) for document in subscription]
     archive = _archive(out_dir, meta, pages, entries_of, memory, workers, cache_path)
     try:

@@ -97,6 +97,39 @@ def render_documents(
     return documents
 
 
+def fit_feed(meta: FeedMeta, current: Sequence[Entry], now: datetime | None, max_bytes: int) -> int:
+    """How many of `current` (newest first) the subscription documents (Atom, RSS, JSON Feed) hold
+    with each at most `max_bytes`: all of them, or the most that fit, at least one. Measured with
+    the longest prev-archive link a page number can make, so the final documents are no larger."""
+    paging = subscription_paging(meta, 10**12 - 1)
+
+    def fits(count: int) -> bool:
+        some, updated = current[:count], feed_updated(current[:count], now)
+        return all(
+            len(body) <= max_bytes
+            for body in (
+                render_atom(meta, some, paging, updated),
+                render_rss(meta, some, meta.url("feed.rss"), updated),
+                render_jsonfeed(meta, some, meta.url("feed.json")),
+            )
+        )
+
+    if len(current) <= 1 or fits(len(current)):
+        return len(current)
+    low, high = 1, len(current) - 1  # the most that fit lies in [low, high]; one always stays
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle - 1)
+    return low
+
+
+def oversize_reason(entries: int, kept: int, max_bytes: int) -> str:
+    return (
+        f"the subscription documents would be over max_feed_bytes={max_bytes} with {entries} entries: "
+        f"the newest {kept} stay, {entries - kept} moved to the archive"
+    )
+
+
 def render_archive_page(meta: FeedMeta, page: Page[Entry], source_key: str = "") -> tuple[Document, Document]:
     """One archive page: its Atom document and its browser page, from the same links. Both are read
     from disk when served (`in_memory=False`), not held by web processes."""
