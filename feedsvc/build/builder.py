@@ -4,7 +4,8 @@
 
     build/seeds.py        which files are seeds, their stats (all, or the paths events named)
     core/changes.py       what changed: a pure diff of those stats against the records
-    build/load.py         reading and processing: a Record per changed file (workers.py: the pool)
+    build/load.py         reading and processing: a Record per changed file (workers.py: the pool);
+                          on a cold start, build/newest.py publishes the newest entries first
     core/choose.py        which entries, in which order, which archive pages
     build/documents.py    rendering what changed, and publishing it as one version
 
@@ -30,7 +31,8 @@ from typing import Any
 
 from feedsvc.build.cache import CacheError, MemoryCache, SqliteCache, open_cache
 from feedsvc.build.documents import Published, render_and_publish, zipper
-from feedsvc.build.load import Cache, Progress, entries_of, load
+from feedsvc.build.load import Cache, Loaded, Progress, entries_of, load
+from feedsvc.build.newest import First, publish_newest
 from feedsvc.build.seeds import SeedsDirError, read_limit, scan_seeds, stat_seeds
 from feedsvc.build.workers import Workers
 from feedsvc.config import Config, path_for_log, path_for_public
@@ -63,22 +65,26 @@ def build(
     zip_threads: Any,
     *,
     changed: set[str] | None = None,
+    complete: dict[str, StatKey] | None = None,
     settle: float = 0.0,
     wait: bool = True,
     now: float | None = None,
+    newest_first: bool = False,
     progress: Progress | None = None,
 ) -> BuildResult:
     """Build and publish once. `changed`: the paths under seeds/ that file events named (only they
-    are stat'ed); `settle`: a file modified less than this many seconds ago is not read; `wait`:
-    with such files, publish nothing (`waiting`), else publish without them; `now`: the build's
-    time (seconds since the epoch; default the clock's)."""
+    are stat'ed); `settle`: a file modified less than this many seconds ago is not read, unless
+    `complete` (rel → stat) says it was whole at that stat; `wait`: with such files, publish
+    nothing (`waiting`), else publish without them; `now`: the build's time (seconds since the
+    epoch; default the clock's); `newest_first`: publish the newest entries (found by the files'
+    headers) before reading the rest (a cold start: readers are waiting)."""
     first = memory.records is None
     records = memory.records or {}
     root = str(config.seeds_dir.resolve())
     scan = _scan(config.seeds_dir, None if first else changed)
     index = cache.files(root) if first else {}
     now = time.time() if now is None else now
-    changes = diff(scan, records, index, now, settle)
+    changes = diff(scan, records, index, now, settle, complete)
     result = BuildResult(ok=True, files=changes.files, deferred=changes.deferred, youngest=changes.youngest)
     if changes.deferred and wait:
         result.waiting = True
@@ -86,10 +92,16 @@ def build(
 
     settings = config.entry_settings
     at = datetime.fromtimestamp(now, UTC)  # the build's time: files are processed, feeds dated, at it
+    meta = feed_meta(config)
+    cache_path = cache.path if isinstance(cache, SqliteCache) else None
     with Workers(settings, read_limit(settings.max_article_bytes), at, config.build_workers) as workers:
-        loaded = load(
-            changes.to_read, records, cache, workers, _fingerprint(config), config.max_entries, progress, changes.files
-        )
+        early = First(Loaded())
+        if newest_first:
+            early = publish_newest(
+                config, meta, changes, cache, workers, _fingerprint(config), memory.published, zip_threads, cache_path,
+                progress,
+            )
+        loaded = _load(config, changes, records, cache, workers, early, progress)
         current = changes.kept | loaded.records
         memory.records = current
         result.changed = _count_changed(changes, loaded.records, records, index)
@@ -102,27 +114,34 @@ def build(
             return result  # nothing new, and the published state is still ours: nothing to render
         memory.rendered = None
 
-        meta = feed_meta(config)
-
         def entries(some: Sequence[Record]) -> list[Entry]:
             return entries_of(some, loaded.made, cache, config.seeds_dir, workers)
 
         newest, pages = _choose(config, meta, current.values(), entries, at, result)
-        result.published, result.etag = render_and_publish(
-            config.output_dir,
-            meta,
-            newest,
-            pages,
-            entries,
-            memory.published,
-            workers,
-            cache.path if isinstance(cache, SqliteCache) else None,
-            zip_threads,
-            at,
+        published, result.etag = render_and_publish(
+            config.output_dir, meta, newest, pages, entries, memory.published, workers, cache_path, zip_threads, at
         )
+        result.published = published or early.published
     result.entries = len(newest)
     memory.rendered = (_manifest_stat(config.output_dir), result.entries, result.etag)
     return result
+
+
+def _load(
+    config: Config,
+    changes: Changes,
+    records: dict[str, Record],
+    cache: Cache,
+    workers: Workers,
+    early: First,
+    progress: Progress | None,
+) -> Loaded:
+    """Read and process the files to read, but those a first publish processed (`early`)."""
+    rest = [(seed, sha) for seed, sha in changes.to_read if seed.rel not in early.loaded.records]
+    fingerprint = _fingerprint(config)
+    loaded = load(rest, records, cache, workers, fingerprint, config.max_entries, progress, changes.files, early.cold)
+    loaded.merge(early.loaded)
+    return loaded
 
 
 def _choose(
@@ -293,9 +312,18 @@ class Builder:
         settle: float = 0.0,
         wait: bool = True,
         now: float | None = None,
+        complete: dict[str, StatKey] | None = None,
+        newest_first: bool = False,
     ) -> BuildResult:
         """Build and publish once (see `build`); a result with `waiting` set published nothing."""
-        options = {"changed": None if changed is None else set(changed), "settle": settle, "wait": wait, "now": now}
+        options = {
+            "changed": None if changed is None else set(changed),
+            "complete": complete,
+            "settle": settle,
+            "wait": wait,
+            "now": now,
+            "newest_first": newest_first,
+        }
         with self._lock:
             started = time.perf_counter()
             self._zipper = self._zipper or zipper()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -36,6 +37,11 @@ class Loaded:
     # The newest entries made in this build, by cache key.
     made: dict[str, Entry] = field(default_factory=dict)
 
+    def merge(self, other: Loaded) -> None:
+        self.records.update(other.records)
+        self.fresh += other.fresh
+        self.made.update(other.made)
+
 
 def load(
     to_read: Sequence[tuple[SeedFile, str | None]],
@@ -46,10 +52,12 @@ def load(
     keep: int,
     progress: Progress | None = None,
     total: int = 0,
+    cold: bool | None = None,
 ) -> Loaded:
+    """`cold`: nothing was cached when the build began (None: look now)."""
     loaded = Loaded()
     now = workers.now.timestamp()
-    cold = not remembered and cache.is_empty()
+    cold = not remembered and (cache.is_empty() if cold is None else cold)
     hold_bytes = not cold and len(to_read) < workers.count * 64  # a pooled build lets workers read
     candidates: list[tuple[SeedFile, str, bytes | None]] = []
     unread: list[SeedFile] = []
@@ -105,36 +113,44 @@ def _process(
     progress: Progress | None,
     total: int,
 ) -> None:
-    """Process the files, record their outcomes in the cache in batches, keep the newest entries."""
+    """Process the files, record their outcomes in the cache in batches, keep the newest entries.
+
+    The cache writes a batch in another thread (SQLite lets go of the GIL) while this one keeps
+    the workers fed: waiting for it here would leave them idle."""
     done = total - len(items)
     if progress is not None:
         progress(done, total)
     workers.start_for(len(items))
     newest: list[tuple[tuple, str, Entry]] = []  # a min-heap of the `keep` newest made entries
     batch: list[tuple[Record, Outcome]] = []
-    for chunk, results in workers.process(items):
-        for (seed, _), (sha, outcome) in zip(chunk, results, strict=True):
-            if outcome is None:
-                continue  # gone while being read: the next build sees the truth
-            if not sha:
-                _unreadable(loaded, remembered, seed.rel, outcome.problem or "cannot read")
-                continue
-            record = Record.of(seed.rel, sha, outcome_key(fingerprint, seed.rel, sha), outcome, seed)
-            loaded.records[seed.rel] = record
-            loaded.fresh.append(record)
-            batch.append((record, outcome))
-            if outcome.entry is not None and keep:
-                heapq.heappush(newest, (record.order, record.key, outcome.entry))
-                if len(newest) > keep:
-                    heapq.heappop(newest)
-        if len(batch) >= _WRITE_BATCH:
-            cache.put(batch)
-            batch = []
-        done += len(chunk)
-        if progress is not None:
-            progress(done, total)
+    with ThreadPoolExecutor(1, thread_name_prefix="feedsvc-cache") as writer:
+        writing: Future[None] | None = None
+        for chunk, results in workers.process(items):
+            for (seed, _), (sha, outcome) in zip(chunk, results, strict=True):
+                if outcome is None:
+                    continue  # gone while being read: the next build sees the truth
+                if not sha:
+                    _unreadable(loaded, remembered, seed.rel, outcome.problem or "cannot read")
+                    continue
+                record = Record.of(seed.rel, sha, outcome_key(fingerprint, seed.rel, sha), outcome, seed)
+                loaded.records[seed.rel] = record
+                loaded.fresh.append(record)
+                batch.append((record, outcome))
+                if outcome.entry is not None and keep:
+                    heapq.heappush(newest, (record.order, record.key, outcome.entry))
+                    if len(newest) > keep:
+                        heapq.heappop(newest)
+            if len(batch) >= _WRITE_BATCH:
+                if writing is not None:
+                    writing.result()  # one batch at a time: memory stays flat
+                writing, batch = writer.submit(cache.put, batch), []
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+        if writing is not None:
+            writing.result()
     cache.put(batch)
-    loaded.made = {key: entry for _, key, entry in newest}
+    loaded.made.update((key, entry) for _, key, entry in newest)
 
 
 def _unreadable(loaded: Loaded, remembered: Mapping[str, Record], rel: str, reason: str) -> None:

@@ -4,6 +4,7 @@
     manifest.json           which object each URL serves, with ETags and Last-Modified: THE switch
     feed.xml                a plain copy of the current feed, for scripts and static servers
     status.json             the last build's result (for /healthz); never part of a document's bytes
+    warming.json            a cold start's progress while its build runs (for /healthz)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 STATUS = "status.json"
+WARMING = "warming.json"
 OBJECTS = "objects"
 PUBLISH_LOCK = ".publish.lock"
 TMP_PREFIX = ".tmp-"

@@ -52,5 +52,5 @@ def render_rss(meta: FeedMeta, entries: Sequence[Entry], self_url: str, updated:
         if entry.content_html or not entry.link:  # a link post is its title and link
             fe.content(xml_safe(entry.content_html), type="html")
             fe.description(xml_safe(entry.summary) or xml_safe(entry.title) or "(untitled)", isSummary=True)
-        add_thumbnail(fe, entry, atom=False)
+        add_thumbnail(fe, entry)
     return with_stylesheet(fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True), meta.stylesheet)

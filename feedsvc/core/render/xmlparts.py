@@ -1,12 +1,9 @@
-"""What the Atom and RSS renderers share: thumbnails, the stylesheet instruction, feed-level extras.
+"""What the renderers share: image types, and for RSS (feedgen) thumbnails, the hub link and the
+stylesheet instruction.
 
-feedgen cannot write an `<?xml-stylesheet?>` instruction, `fh:archive`, or a hub link in RSS
-(its `rel="hub"` only reaches Atom); these are added here, deterministically. feedgen 1.0.0
-also drops `rel` and `type` from every Atom *entry* link (its serialiser reads them back from
-the element it has just created), which would turn an enclosure into a second "alternate"
-link: Atom entry links are written by `EntryExtras` instead. feedgen refuses an entry with
-neither content nor an alternate link of its own, so a link post (RFC 4287 allows an entry
-without content when it has an alternate link) gets an empty content that `EntryExtras` removes.
+feedgen cannot write an `<?xml-stylesheet?>` instruction or a hub link in RSS (its `rel="hub"`
+only reaches Atom); these are added here, deterministically. The Atom documents are written
+directly (`feedsvc.core.render.atom`).
 """
 
 from __future__ import annotations
@@ -15,7 +12,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
@@ -23,7 +20,6 @@ from feedsvc.core.text import xml_safe
 from feedsvc.model import Entry
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
-FH_NS = "http://purl.org/syndication/history/1.0"
 
 # A fixed table, not `mimetypes`, whose answers depend on the host's /etc/mime.types.
 _IMAGE_TYPES = {
@@ -53,48 +49,21 @@ def image_type(url: str) -> str:
     return FALLBACK_IMAGE_TYPE
 
 
-def add_thumbnail(fe: Any, entry: Entry, atom: bool) -> None:
-    """media:thumbnail plus an enclosure: Atom gets `link rel="enclosure"` without a length (unknown),
-    RSS an `<enclosure length="0">`, the RSS Best Practices Profile's value for an unknown size."""
+def add_thumbnail(fe: Any, entry: Entry) -> None:
+    """media:thumbnail plus an `<enclosure length="0">` (RSS requires a length; 0 is the RSS Best
+    Practices Profile's value for an unknown size)."""
     if not entry.image:
         return
     url = xml_safe(entry.image)
     fe.media.thumbnail(url=url, group=None)
-    if atom:
-        fe.feedsvc.links.append({"href": url, "rel": "enclosure", "type": image_type(url)})
-    else:
-        fe.enclosure(url, 0, image_type(url))
-
-
-class EntryExtras(BaseEntryExtension):
-    """Atom entry links, with their rel and type, and link posts (see the module docstring)."""
-
-    def __init__(self) -> None:
-        self.links: list[dict[str, str]] = []
-        self.without_content = False
-
-    def extend_atom(self, entry):  # type: ignore[no-untyped-def]
-        for attributes in self.links:
-            xml_elem("link", entry, **attributes)
-        if self.without_content and (content := entry.find("content")) is not None:
-            entry.remove(content)
-        return entry
+    fe.enclosure(url, 0, image_type(url))
 
 
 class FeedExtras(BaseExtension):
-    """Feed-level elements feedgen lacks: fh:archive (Atom) and the hub link (RSS)."""
+    """What feedgen lacks in RSS: the hub link."""
 
     def __init__(self) -> None:
-        self.archive = False
         self.hub = ""
-
-    def extend_ns(self) -> dict[str, str]:
-        return {"fh": FH_NS} if self.archive else {}
-
-    def extend_atom(self, feed):  # type: ignore[no-untyped-def]
-        if self.archive:
-            xml_elem(f"{{{FH_NS}}}archive", feed)
-        return feed
 
     def extend_rss(self, feed):  # type: ignore[no-untyped-def]
         if self.hub:
@@ -102,12 +71,11 @@ class FeedExtras(BaseExtension):
         return feed
 
 
-def generator(hub: str = "", archive: bool = False) -> FeedGenerator:
-    """A FeedGenerator with the media extension and ours (`fg.feedsvc`, `fe.feedsvc`) loaded."""
+def generator(hub: str = "") -> FeedGenerator:
+    """A FeedGenerator with the media extension and ours (`fg.feedsvc`) loaded."""
     fg = FeedGenerator()
     fg.load_extension("media")
-    fg.register_extension("feedsvc", FeedExtras, EntryExtras)
-    fg.feedsvc.archive = archive  # type: ignore[attr-defined]
+    fg.register_extension("feedsvc", FeedExtras)
     fg.feedsvc.hub = hub  # type: ignore[attr-defined]
     return fg
 

@@ -1,0 +1,146 @@
+"""A cold start's first publish: the newest entries, found by the files' header lines.
+
+With nothing published yet (a new deploy, an ephemeral disk), readers should not wait for every
+file to be sanitized. The first bytes of each file (`read_head`: its stamp, title and dashes
+lines, the body's date line) promise its dates (`parse_header`). The files that promise the
+newest `max_entries` are processed for real, and checked: one that turns out skipped, dated
+otherwise, or the same article as a newer one (dedup by URL), makes room for the next promise,
+until the newest `max_entries` processed entries are at least as new as every promise left.
+Those are published as the subscription documents, without archive pages yet. A folder with few
+files to read (MIN_FILES) is built whole at once instead.
+
+`build()` then processes the rest and publishes everything, exactly as a full build would: a
+header that promised wrong is right by then. The files processed here are not processed again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from feedsvc.build.documents import Published, render_and_publish
+from feedsvc.build.load import Cache, Loaded, Progress, entries_of, load
+from feedsvc.build.seeds import read_head
+from feedsvc.build.workers import Workers
+from feedsvc.config import Config
+from feedsvc.core.changes import Changes
+from feedsvc.core.choose import select_entries
+from feedsvc.core.parse import parse_header
+from feedsvc.core.render.documents import fit_feed
+from feedsvc.model import Entry, FeedMeta, Record, SeedFile
+
+log = logging.getLogger("feedsvc.build")
+
+# Promises taken at least this many at a time: a few skipped files or duplicates cost no extra round.
+_BATCH = 8
+# At most this many times `max_entries` files are processed here: past that (many files promising
+# the same date, many skipped ones) the first publish goes out with what it has.
+_MOST = 4
+# Fewer files to read than this build quickly enough (a second or so) to be published at once, archives
+# and all, without a first publish.
+MIN_FILES = 500
+
+# (updated, published or updated) a header promises, and the file.
+Promise = tuple[tuple[datetime, datetime], SeedFile, str | None]
+
+
+@dataclass
+class First:
+    """What the first publish did: the files it processed, whether it published, and whether
+    nothing was cached before it (None: no first publish)."""
+
+    loaded: Loaded
+    published: bool = False
+    cold: bool | None = None
+
+
+def publish_newest(
+    config: Config,
+    meta: FeedMeta,
+    changes: Changes,
+    cache: Cache,
+    workers: Workers,
+    fingerprint: str,
+    published: Published,
+    zip_threads: Any,
+    cache_path: Path | None,
+    progress: Progress | None,
+) -> First:
+    """Process the files whose headers promise the newest entries, and publish those entries
+    (unless there are fewer than MIN_FILES files to read)."""
+    first = First(Loaded(), cold=cache.is_empty())
+    if len(changes.to_read) < MIN_FILES:
+        return first
+    promises = _promises(changes.to_read, workers)
+    done = 0
+    while True:
+        newest = _newest(changes.kept | first.loaded.records, config.max_entries)
+        end = _enough(promises, done, newest, config.max_entries)
+        if end == done:
+            break
+        batch = [(seed, sha) for _, seed, sha in promises[done:end]]
+        first.loaded.merge(load(batch, {}, cache, workers, fingerprint, config.max_entries))
+        done = end
+    log.info("first publish: the newest %d entries, from %d of %d files", len(newest), done, changes.files)
+
+    def entries(some: Sequence[Record]) -> list[Entry]:
+        return entries_of(some, first.loaded.made, cache, config.seeds_dir, workers)
+
+    current = entries(newest)
+    current = current[: fit_feed(meta, current, workers.now, config.max_feed_bytes)]
+    first.published, _etag = render_and_publish(
+        config.output_dir, meta, current, [], entries, published, workers, cache_path, zip_threads, workers.now
+    )
+    if progress is not None:
+        progress(len(changes.kept) + done, changes.files)
+    return first
+
+
+def _promises(to_read: Sequence[tuple[SeedFile, str | None]], workers: Workers) -> list[Promise]:
+    """Every readable header's promise, newest first."""
+    settings = workers.settings
+    promises: list[Promise] = []
+    for seed, sha in to_read:
+        try:
+            head = read_head(seed)
+        except OSError:
+            continue  # the build proper reports it
+        mtime = datetime.fromtimestamp(seed.mtime_ns / 1e9, tz=UTC)
+        dates = parse_header(
+            head, mtime, whole=len(head) >= seed.size, legacy_encodings=settings.legacy_encodings, now=workers.now
+        )
+        if dates is not None:
+            updated, published = dates
+            promises.append(((updated, published or updated), seed, sha))
+    promises.sort(key=_promised, reverse=True)
+    return promises
+
+
+def _promised(promise: Promise) -> tuple[datetime, datetime]:
+    return promise[0]
+
+
+def _newest(records: dict[str, Record], max_entries: int) -> list[Record]:
+    return select_entries((r for r in records.values() if r.id is not None), max_entries, key=_order)
+
+
+def _order(record: Record) -> tuple:
+    return record.order
+
+
+def _enough(promises: Sequence[Promise], done: int, newest: Sequence[Record], max_entries: int) -> int:
+    """Up to where the promises must be processed: enough to fill `max_entries`, then every one
+    that could still rank among them (promising a date not older than the last one's); `done`
+    are processed already."""
+    last = min(len(promises), _MOST * max_entries + _BATCH)
+    if len(newest) < max_entries:
+        return min(last, done + max(max_entries - len(newest), _BATCH))
+    floor = newest[-1].order[:2]
+    end = done
+    while end < last and promises[end][0] >= floor:
+        end += 1
+    return end
