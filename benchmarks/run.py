@@ -46,7 +46,6 @@ from benchmarks.corpus import write_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-FRESH_STAMP = 4102444800000  # 2100-01-01: fresh files always top the feed
 
 
 def log(message: str) -> None:
@@ -488,8 +487,9 @@ def freshness(srv: Server, seeds: Path, files: int, renamed: bool) -> list[float
 
 
 def fresh_article(i: int) -> tuple[str, str]:
+    """A new article stamped now: newer than every corpus article, so it tops the feed."""
     token = f"fresh-{i}-{time.time_ns()}"
-    text = (f"<!--{FRESH_STAMP + i * 1000}-->\n[Fresh {token}](https://example.org/{token})\n------\n\n"
+    text = (f"<!--{time.time_ns() // 1_000_000}-->\n[Fresh {token}](https://example.org/{token})\n------\n\n"
             f"<p>{token}</p>\n")
     return token, text
 

@@ -2,12 +2,12 @@
 
 With nothing published yet (a new deploy, an ephemeral disk), readers should not wait for every
 file to be sanitized. The first bytes of each file (`read_head`: its stamp, title and dashes
-lines, the body's date line) promise its dates (`parse_header`). The files that promise the
-newest `max_entries` are processed for real, and checked: one that turns out skipped, dated
-otherwise, or the same article as a newer one (dedup by URL), makes room for the next promise,
-until the newest `max_entries` processed entries are at least as new as every promise left.
-Those are published as the subscription documents, without archive pages yet. A folder with few
-files to read (MIN_FILES) is built whole at once instead.
+lines, the body's date line) promise its `updated` date, the feed's first sort key
+(`parse_header`). The files that promise the newest `max_entries` are processed for real, and
+checked: one that turns out skipped, dated otherwise, or the same article as a newer one (dedup
+by URL), makes room for the next promise, until the newest `max_entries` processed entries are at
+least as new as every promise left. Those are published as the subscription documents, without
+archive pages yet. A folder with few files to read (MIN_FILES) is built whole at once instead.
 
 `build()` then processes the rest and publishes everything, exactly as a full build would: a
 header that promised wrong is right by then. The files processed here are not processed again.
@@ -40,12 +40,12 @@ _BATCH = 8
 # At most this many times `max_entries` files are processed here: past that (many files promising
 # the same date, many skipped ones) the first publish goes out with what it has.
 _MOST = 4
-# Fewer files to read than this build quickly enough (a second or so) to be published at once, archives
-# and all, without a first publish.
+# Fewer files to read than this build quickly enough (a second or so) to be published at once,
+# archives and all, without a first publish.
 MIN_FILES = 500
 
-# (updated, published or updated) a header promises, and the file.
-Promise = tuple[tuple[datetime, datetime], SeedFile, str | None]
+# The `updated` a header promises, and the file.
+Promise = tuple[datetime, SeedFile, str | None]
 
 
 @dataclass
@@ -110,17 +110,16 @@ def _promises(to_read: Sequence[tuple[SeedFile, str | None]], workers: Workers) 
         except OSError:
             continue  # the build proper reports it
         mtime = datetime.fromtimestamp(seed.mtime_ns / 1e9, tz=UTC)
-        dates = parse_header(
+        updated = parse_header(
             head, mtime, whole=len(head) >= seed.size, legacy_encodings=settings.legacy_encodings, now=workers.now
         )
-        if dates is not None:
-            updated, published = dates
-            promises.append(((updated, published or updated), seed, sha))
+        if updated is not None:
+            promises.append((updated, seed, sha))
     promises.sort(key=_promised, reverse=True)
     return promises
 
 
-def _promised(promise: Promise) -> tuple[datetime, datetime]:
+def _promised(promise: Promise) -> datetime:
     return promise[0]
 
 
@@ -134,12 +133,12 @@ def _order(record: Record) -> tuple:
 
 def _enough(promises: Sequence[Promise], done: int, newest: Sequence[Record], max_entries: int) -> int:
     """Up to where the promises must be processed: enough to fill `max_entries`, then every one
-    that could still rank among them (promising a date not older than the last one's); `done`
-    are processed already."""
+    that could still rank among them (promising an `updated` not older than the last one's: the
+    order's other keys are known after processing only); `done` are processed already."""
     last = min(len(promises), _MOST * max_entries + _BATCH)
     if len(newest) < max_entries:
         return min(last, done + max(max_entries - len(newest), _BATCH))
-    floor = newest[-1].order[:2]
+    floor = newest[-1].updated
     end = done
     while end < last and promises[end][0] >= floor:
         end += 1

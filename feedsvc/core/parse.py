@@ -273,14 +273,16 @@ def parse_header(
     whole: bool = True,
     legacy_encodings: Sequence[str] = DEFAULT_LEGACY_ENCODINGS,
     now: datetime | None = None,
-) -> tuple[datetime, datetime | None] | None:
-    """The dates a seed file's first bytes promise: (`updated`, `published`) as `parse_seed` gives
-    them for the whole file, from the stamp line and the body's date line alone. None when they
-    say there is nothing to publish, or cannot be decoded. `whole`: `head` is the whole file;
-    else a character cut at its end is left out.
+) -> datetime | None:
+    """The `updated` date a seed file's first bytes promise, as `parse_seed` gives it for the whole
+    file: from the stamp line, else the body's date line, else `mtime`. None when they say there is
+    nothing to publish, or cannot be decoded. `whole`: `head` is the whole file; else a character
+    cut at its end is left out.
 
     A promise, not the truth: the whole file may decode otherwise, or turn out to be skipped.
     """
+    if (stamped := _first_line_stamp(head, now)) is not None:
+        return stamped  # what most seeds start with: nothing else decides `updated`
     if not whole:
         head = _whole_characters(head)
     try:
@@ -290,8 +292,20 @@ def parse_header(
     except SeedError:
         return None
     published, _body = _body_date("\n".join(lines[head_lines.body :]).strip())
-    updated = head_lines.stamp.when or published or mtime
-    return None if updated is None else (updated, published)
+    return head_lines.stamp.when or published or mtime
+
+
+def _first_line_stamp(head: bytes, now: datetime | None) -> datetime | None:
+    """The instant of a valid stamp on the first line, when that line is ASCII (so it decodes the
+    same in every encoding `decode_seed` may pick but UTF-16, which does not start with it)."""
+    start = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+    if not head.startswith(b"<!--", start):
+        return None
+    ends = [i for i in (head.find(b"\n", start), head.find(b"\r", start)) if i >= 0]  # both end a line
+    line = head[start : min(ends)] if ends else b""
+    if not line.isascii():
+        return None
+    return _header_stamp(xml_safe(line.decode("ascii")).strip(), now).when
 
 
 def _whole_characters(head: bytes) -> bytes:

@@ -26,6 +26,14 @@ from watchdog.events import (
     EVENT_TYPE_DELETED,
     EVENT_TYPE_MODIFIED,
     EVENT_TYPE_MOVED,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
@@ -38,6 +46,18 @@ from feedsvc.model import StatKey
 log = logging.getLogger("feedsvc.watch")
 
 _RELEVANT = {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_DELETED, EVENT_TYPE_CLOSED}
+# The events asked of the observer (inotify asks the kernel for these only): not a file opened or
+# closed without writing, which every read of a seed causes (a cold build reads them all).
+_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
+]
 # notify(paths relative to seeds/, the complete ones among them with their stat), or
 # notify(None, {}): something changed, scan everything.
 Notify = Callable[[list[str] | None, Mapping[str, StatKey]], None]
@@ -113,7 +133,7 @@ class Watcher:
             observer = _observer(name)
             handler = SeedEvents(root, self.notify, completion=name == "inotify")
             try:
-                observer.schedule(handler, str(self.seeds_dir), recursive=True)
+                observer.schedule(handler, str(self.seeds_dir), recursive=True, event_filter=_EVENTS)
                 observer.daemon = True
                 observer.start()
             except OSError as exc:
