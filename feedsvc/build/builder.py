@@ -297,13 +297,19 @@ class Builder:
             status["status_file_error"] = exc.strerror or str(exc)
         self.last_status = status
         if result.ok:
+            figures = {
+                "entries": result.entries,
+                "files": result.files,
+                "changed": result.changed,
+                "skipped": len(result.skipped),
+                "duration_ms": round(result.duration * 1000, 1),
+                "result": "published" if result.published else "unchanged",
+                "etag": result.etag,
+            }
+            # The figures as fields too, for log_format = "json" (feedsvc/logs.py).
             log.info(
-                "build: %d entries from %d files, %d changed, %d skipped, %.0f ms, %s %s",
-                result.entries,
-                result.files,
-                result.changed,
-                len(result.skipped),
-                result.duration * 1000,
-                "published" if result.published else "unchanged",
-                result.etag,
+                "build: %(entries)d entries from %(files)d files, %(changed)d changed, %(skipped)d skipped, "
+                "%(duration_ms).0f ms, %(result)s %(etag)s",
+                figures,
+                extra=figures,
             )
