@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -72,6 +73,9 @@ class Config:
     workers: int = 2
     threads: int = 8
     log_level: str = "INFO"
+    log_format: str = "text"
+    metrics: bool = True
+    metrics_token: str = field(default="", repr=False)  # a secret: kept out of reprs and error messages
     stylesheet: bool = True
     archive_page_size: int = 50
     websub_hub: str = ""
@@ -107,8 +111,10 @@ _TYPES = typing.get_type_hints(Config)
 _CHOICES = {
     "watch": ("auto", "inotify", "polling", "off"),
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+    "log_format": ("text", "json"),
     "sanitizer": ("bleach", "nh3"),
 }
+_CASE = {"log_level": str.upper, "log_format": str.lower}
 _MINIMUM = {
     "max_entries": 1,
     "max_article_bytes": 1024,
@@ -125,6 +131,9 @@ _MINIMUM = {
     "archive_page_size": 1,
     "build_workers": 0,
 }
+_SECRETS = ("metrics_token",)  # never shown in an error message
+# RFC 6750 §2.1: what `Authorization: Bearer <token>` can carry.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -134,7 +143,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     from_text = isinstance(value, str) and source.startswith("environment")
 
     def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{key} (from {source}): expected {expected}, got {value!r}")
+        shown = "(hidden)" if key in _SECRETS else repr(value)
+        return ConfigError(f"{key} (from {source}): expected {expected}, got {shown}")
 
     if kind is bool:
         if from_text and value.strip().lower() in _TRUE + _FALSE:
@@ -174,7 +184,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     if key in _MINIMUM and value < _MINIMUM[key]:
         raise ConfigError(f"{key} (from {source}): must be at least {_MINIMUM[key]}, got {value!r}")
     if key in _CHOICES:
-        value = value.upper() if key == "log_level" else value
+        value = _CASE.get(key, str)(value)
         if value not in _CHOICES[key]:
             raise ConfigError(f"{key} (from {source}): must be one of {', '.join(_CHOICES[key])}, got {value!r}")
     return value
@@ -255,6 +265,11 @@ def load_config(
         text = getattr(config, key)
         if any(ord(c) < 32 for c in text):
             raise ConfigError(f"{key} (from {config.describe(key)}): control characters are not allowed")
+    if config.metrics_token and not _BEARER_TOKEN.fullmatch(config.metrics_token):
+        raise ConfigError(
+            f"metrics_token (from {config.describe('metrics_token')}): expected a bearer token "
+            "(letters, digits and -._~+/, then any '=')"
+        )
     if config.sanitizer == "nh3" and importlib.util.find_spec("nh3") is None:
         raise ConfigError(
             f"sanitizer (from {config.describe('sanitizer')}): nh3 is not installed; pip install 'feedsvc[nh3]'"

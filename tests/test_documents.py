@@ -76,7 +76,7 @@ def expected_unchanged(etag: str, vary: str, csp: str, link: str | None = None) 
 
 
 def test_flask_has_no_document_route(client) -> None:  # type: ignore[no-untyped-def]
-    assert {rule.rule for rule in client.application.url_map.iter_rules()} == {"/healthz"}
+    assert {rule.rule for rule in client.application.url_map.iter_rules()} == {"/healthz", "/metrics"}
     assert isinstance(client.application.wsgi_app, DocumentResponder)
 
 

@@ -34,10 +34,11 @@ def client(tmp_path: Path, config):  # type: ignore[no-untyped-def]
 
 
 def test_routes_are_a_fixed_list(client) -> None:  # type: ignore[no-untyped-def]
-    # Flask routes only /healthz; documents are answered in front of it, from a fixed table.
+    # Flask routes only /healthz and /metrics; documents are answered in front of it, from a fixed table.
     rules = {rule.rule: rule for rule in client.application.url_map.iter_rules()}
-    assert set(rules) == {"/healthz"}
-    assert not rules["/healthz"].arguments and rules["/healthz"].methods <= {"GET", "HEAD"}
+    assert set(rules) == {"/healthz", "/metrics"}
+    for rule in rules.values():
+        assert not rule.arguments and rule.methods <= {"GET", "HEAD"}
     assert set(ROUTES) == {"/feed.xml", "/feed.rss", "/feed.json", "/feed.xsl", "/"}
     # The one variable path is a single segment (no '/'), a page number looked up among published names.
     assert document_name("/archive/12.xml") == "archive/12.xml"
@@ -50,7 +51,7 @@ def test_routes_are_a_fixed_list(client) -> None:  # type: ignore[no-untyped-def
     assert client.application.static_folder is None or not Path(client.application.static_folder).exists()
 
 
-@pytest.mark.parametrize("path", ["/feed.xml", "/", "/healthz"])
+@pytest.mark.parametrize("path", ["/feed.xml", "/", "/healthz", "/metrics"])
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND", "MKCOL"])
 def test_only_get_and_head(client, path: str, method: str) -> None:  # type: ignore[no-untyped-def]
     response = client.open(path, method=method, data=b"x" * 10)

@@ -340,14 +340,20 @@ class Builder:
             status["status_file_error"] = exc.strerror or type(exc).__name__  # no path: /healthz shows it
         self.last_status = status
         if result.ok:
+            figures = {
+                "entries": result.entries,
+                "files": result.files,
+                "changed": result.changed,
+                "skipped": len(result.skipped),
+                "problems": len(result.problems),
+                "duration_ms": round(result.duration * 1000, 1),
+                "result": "published" if result.published else "unchanged",
+                "etag": result.etag,
+            }
+            # The figures as fields too, for log_format = "json" (feedsvc/logs.py).
             log.info(
-                "build: %d entries from %d files, %d changed, %d skipped, %d problems, %.0f ms, %s %s",
-                result.entries,
-                result.files,
-                result.changed,
-                len(result.skipped),
-                len(result.problems),
-                result.duration * 1000,
-                "published" if result.published else "unchanged",
-                result.etag,
+                "build: %(entries)d entries from %(files)d files, %(changed)d changed, %(skipped)d skipped, "
+                "%(problems)d problems, %(duration_ms).0f ms, %(result)s %(etag)s",
+                figures,
+                extra=figures,
             )
