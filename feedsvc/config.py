@@ -64,6 +64,9 @@ class Config:
     summary_chars: int = 200
     legacy_encodings: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
     cache_max_age: int = 300
+    cache_s_maxage: int = 0
+    stale_while_revalidate: int = 60
+    stale_if_error: int = 86400
     scan_interval: float = 60.0
     debounce: float = 0.25
     debounce_max: float = 2.0
@@ -95,6 +98,22 @@ class Config:
         )
 
     @property
+    def cache_control(self) -> str:
+        """The Cache-Control of every published document: public, max-age, and the shared caches'
+        directives (RFC 9111 s-maxage, RFC 5861 stale-while-revalidate and stale-if-error), each left
+        out when 0."""
+        directives = [
+            f"{name}={seconds}"
+            for name, seconds in (
+                ("s-maxage", self.cache_s_maxage),
+                ("stale-while-revalidate", self.stale_while_revalidate),
+                ("stale-if-error", self.stale_if_error),
+            )
+            if seconds
+        ]
+        return ", ".join(["public", f"max-age={self.cache_max_age}", *directives])
+
+    @property
     def self_url(self) -> str:
         return self.base_url.rstrip("/") + "/feed.xml"
 
@@ -122,6 +141,9 @@ _MINIMUM = {
     "max_feed_bytes": 10_000,
     "summary_chars": 20,
     "cache_max_age": 0,
+    "cache_s_maxage": 0,
+    "stale_while_revalidate": 0,
+    "stale_if_error": 0,
     "scan_interval": 0.5,
     "debounce": 0.0,
     "debounce_max": 0.0,

@@ -18,6 +18,7 @@ the service's: a build is told how young a file may be, and whether to wait for 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -52,8 +53,9 @@ class Memory:
 
     records: dict[str, Record] | None = None  # None: nothing built in this process yet
     published: Published = field(default_factory=Published)
-    # (the manifest's stat, entries, ETag) right after this builder's last publish.
-    rendered: tuple[StatKey | None, int, str | None] | None = None
+    # (the manifest's stat, entries, ETag, until when its date holds) right after this builder's
+    # last publish.
+    rendered: tuple[StatKey | None, int, str | None, float] | None = None
 
 
 def build(
@@ -96,10 +98,10 @@ def build(
         _remember_files(cache, root, changes, loaded.records, index, prune=result.changed > 0)
         _report(config.seeds_dir, loaded.fresh)
         result.skipped, result.problems, result.notes = _problems(current.values())
-        if not first and not result.changed and _still_ours(memory, config.output_dir):
+        if not first and not result.changed and _still_ours(memory, config.output_dir, now):
             assert memory.rendered is not None
             result.entries, result.etag = memory.rendered[1], memory.rendered[2]
-            return result  # nothing new, and the published state is still ours: nothing to render
+            return result  # nothing new, and the published state is still ours and true: nothing to render
         memory.rendered = None
 
         meta = feed_meta(config)
@@ -121,7 +123,7 @@ def build(
             at,
         )
     result.entries = len(newest)
-    memory.rendered = (_manifest_stat(config.output_dir), result.entries, result.etag)
+    memory.rendered = (_manifest_stat(config.output_dir), result.entries, result.etag, _dated_until(newest, at))
     return result
 
 
@@ -224,9 +226,19 @@ def _problems(records: Iterable[Record]) -> tuple[list[Problem], list[Problem], 
     return skipped, problems, notes
 
 
-def _still_ours(memory: Memory, out_dir: Path) -> bool:
-    """The manifest is the one this builder wrote last (no other writer published since)."""
-    return memory.rendered is not None and memory.rendered[0] == _manifest_stat(out_dir)
+def _still_ours(memory: Memory, out_dir: Path, now: float) -> bool:
+    """The manifest is the one this builder wrote last (no other writer published since), and
+    its documents' date still holds at `now` (see `_dated_until`)."""
+    return memory.rendered is not None and memory.rendered[0] == _manifest_stat(out_dir) and now < memory.rendered[3]
+
+
+def _dated_until(newest: Sequence[Record], at: datetime) -> float:
+    """Until when the subscription documents rendered at `at` hold: for ever, unless their newest
+    entry is stamped ahead of `at`, which dated them at `at` instead (never in the future). Then
+    they are rendered again once that stamp has passed, and dated by it, as any replica that
+    builds later dates them: replicas that built at different times agree again."""
+    ahead = max((r.updated for r in newest if r.updated is not None), default=None)
+    return ahead.timestamp() if ahead is not None and ahead > at else math.inf
 
 
 def _manifest_stat(out_dir: Path) -> StatKey | None:

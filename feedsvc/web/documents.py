@@ -19,7 +19,9 @@ answer for such a URL carries `Vary: Accept`. Readers, which list feed types or 
 no Accept, get the feed's bytes and ETag.
 
 `Last-Modified` is never later than the response's `Date` (RFC 9110 §8.8.2.1): a document dated
-ahead of this clock is sent with the request's time, checked per request.
+ahead of this clock is sent with the request's time, checked per request. Every 200 and 304 of a
+document carries the configured `Cache-Control` (`Config.cache_control`: max-age, and s-maxage,
+stale-while-revalidate and stale-if-error for the caches in front).
 
 Every answer given here is counted by document and status (`count`, from `feedsvc.web.metrics`):
 one dict lookup and one increment.
@@ -172,10 +174,10 @@ class DocumentResponder:
         self.app = app
         self.store = store
         self.config = config
-        self.max_age = config.cache_max_age
+        self.cache_control = config.cache_control
         self.max_body = max_body
         self.count = count
-        self._prepared: dict[tuple[str, str, bool], Prepared] = {}
+        self._prepared: dict[tuple[str, str, bool, datetime, str], Prepared] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         name = document_name(environ.get("PATH_INFO", ""))
@@ -224,7 +226,8 @@ class DocumentResponder:
         depends on Accept); the body is read (for an archive page, from disk) only for a 200."""
         gz = _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
         variant = doc.gzip if gz else doc.identity
-        key = (name, variant.etag, gz)
+        # The same bytes may be published again under a new date (or type): that is another answer.
+        key = (name, variant.etag, gz, doc.last_modified, doc.content_type)
         prepared = self._prepared.get(key)
         if prepared is None:
             if len(self._prepared) > 256:
@@ -254,7 +257,7 @@ class DocumentResponder:
         link = self.link(name)
         common = [
             ("ETag", variant.etag),
-            ("Cache-Control", f"public, max-age={self.max_age}"),
+            ("Cache-Control", self.cache_control),
             ("Vary", "Accept, Accept-Encoding" if negotiated else "Accept-Encoding"),
             *([("Link", link)] if link else []),
             *security_headers_for(doc.content_type),
