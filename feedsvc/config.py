@@ -50,6 +50,7 @@ def path_for_public(path: Path, key: str) -> str:
 class Config:
     seeds_dir: Path = Path("seeds")
     output_dir: Path = Path("var")
+    static_dir: str = ""  # "" = no static tree; else a path (see `static_path`)
     base_url: str = "http://127.0.0.1:8000/"
     site_url: str = ""
     title: str = "feedsvc"
@@ -88,6 +89,11 @@ class Config:
             sanitizer=self.sanitizer,
             max_entry_bytes=self.max_entry_bytes,
         )
+
+    @property
+    def static_path(self) -> Path | None:
+        """Where every publish also lays out the static tree (`feedsvc.publish.static`), or None."""
+        return Path(self.static_dir) if self.static_dir else None
 
     @property
     def self_url(self) -> str:
@@ -256,6 +262,11 @@ def load_config(
     if config.sanitizer == "nh3" and importlib.util.find_spec("nh3") is None:
         raise ConfigError(
             f"sanitizer (from {config.describe('sanitizer')}): nh3 is not installed; pip install 'feedsvc[nh3]'"
+        )
+    if config.static_dir and Path(config.static_dir).name in ("", ".", ".."):
+        raise ConfigError(
+            f"static_dir (from {config.describe('static_dir')}): must end in a folder name (it becomes a symlink), "
+            f"got {config.static_dir!r}"
         )
     if not config.title.strip():
         raise ConfigError(f"title (from {config.describe('title')}): must not be empty")
