@@ -51,6 +51,7 @@ def path_for_public(path: Path, key: str) -> str:
 class Config:
     seeds_dir: Path = Path("seeds")
     output_dir: Path = Path("var")
+    static_dir: str = ""  # "" = no static tree; else a path (see `static_path`)
     base_url: str = "http://127.0.0.1:8000/"
     site_url: str = ""
     title: str = "feedsvc"
@@ -112,6 +113,11 @@ class Config:
             if seconds
         ]
         return ", ".join(["public", f"max-age={self.cache_max_age}", *directives])
+
+    @property
+    def static_path(self) -> Path | None:
+        """Where every publish also lays out the static tree (`feedsvc.publish.static`), or None."""
+        return Path(self.static_dir) if self.static_dir else None
 
     @property
     def self_url(self) -> str:
@@ -295,6 +301,11 @@ def load_config(
     if config.sanitizer == "nh3" and importlib.util.find_spec("nh3") is None:
         raise ConfigError(
             f"sanitizer (from {config.describe('sanitizer')}): nh3 is not installed; pip install 'feedsvc[nh3]'"
+        )
+    if config.static_dir and Path(config.static_dir).name in ("", ".", ".."):
+        raise ConfigError(
+            f"static_dir (from {config.describe('static_dir')}): must end in a folder name (it becomes a symlink), "
+            f"got {config.static_dir!r}"
         )
     if not config.title.strip():
         raise ConfigError(f"title (from {config.describe('title')}): must not be empty")

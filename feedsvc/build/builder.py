@@ -42,6 +42,7 @@ from feedsvc.core.render.documents import fit_feed, oversize_reason
 from feedsvc.core.render.xsl import STYLESHEET_PATH
 from feedsvc.model import BuildResult, Entry, FeedMeta, Page, Problem, Record, StatKey
 from feedsvc.publish.layout import MANIFEST
+from feedsvc.publish.static import StaticDirError, lay_out
 from feedsvc.publish.writer import write_status
 
 log = logging.getLogger("feedsvc.build")
@@ -280,6 +281,7 @@ class Builder:
         self.last_status: dict[str, Any] | None = None
         self._cache: Cache | None = None
         self._zipper: Any = None
+        self._static_for: StatKey | None = None  # the manifest the static tree was last laid out for
         self._lock = threading.Lock()
 
     @property
@@ -320,6 +322,8 @@ class Builder:
                     result = build(self.config, self.memory, self._cache, self._zipper, progress=progress, **options)
             except OSError as exc:
                 result = self._failed(exc)
+            if result.ok and not result.waiting and self.config.static_path is not None:
+                self._lay_out_static(self.config.static_path, result)
             result.duration = time.perf_counter() - started
             result.finished_at = datetime.now(UTC)
             self.builds += 1
@@ -331,6 +335,19 @@ class Builder:
         if result.published and self.on_publish is not None:
             self.on_publish(result)
         return result
+
+    def _lay_out_static(self, static_dir: Path, result: BuildResult) -> None:
+        """Right after a publish (or while the tree lags the manifest: its first use, a failed
+        layout), lay out the static tree; a failure fails the build of record, which is retried."""
+        manifest = _manifest_stat(self.config.output_dir)
+        if manifest is not None and manifest == self._static_for:
+            return
+        try:
+            lay_out(self.config.output_dir, static_dir)
+        except StaticDirError as exc:
+            result.ok, result.error, result.public_error = False, str(exc), exc.public
+            return
+        self._static_for = manifest
 
     def _failed(self, exc: OSError) -> BuildResult:
         """A failed build's result; who ran it says so (the service logs it, `feedsvc build` prints it)."""
