@@ -6,7 +6,9 @@
     core/changes.py       what changed: a pure diff of those stats against the records
     build/load.py         reading and processing: a Record per changed file (workers.py: the pool)
     core/choose.py        which entries, in which order, which archive pages
-    build/documents.py    rendering what changed, and publishing it as one version
+    build/feeds.py        the feeds: the top-level one and the declared ones, each chosen from the
+                          same Records (core/filters.py) and transformed (core/transform.py)
+    build/documents.py    rendering what changed, and publishing every feed's documents as one version
 
 What the builder remembers between builds is plain data (`Memory`: the records, what it last
 published). A bad file is reported once per change of its bytes and skipped; it never stops the
@@ -21,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -29,16 +31,18 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc.build.cache import CacheError, MemoryCache, SqliteCache, open_cache
-from feedsvc.build.documents import Published, render_and_publish, zipper
-from feedsvc.build.load import Cache, Progress, entries_of, load
+from feedsvc.build.documents import FeedPlan, Published, render_and_publish, zipper
+from feedsvc.build.feeds import FeedMemory, feeds_of, folder_warnings
+from feedsvc.build.load import Cache, Progress, entries_by_key, load
 from feedsvc.build.seeds import SeedsDirError, read_limit, scan_seeds, stat_seeds
 from feedsvc.build.workers import Workers
 from feedsvc.config import Config, path_for_log, path_for_public
 from feedsvc.core.changes import Changes, diff
-from feedsvc.core.choose import select_entries, split_archive
+from feedsvc.core.choose import select_entries
+from feedsvc.core.filters import by_top_folder
 from feedsvc.core.process import fingerprint
 from feedsvc.core.render.xsl import STYLESHEET_PATH
-from feedsvc.model import BuildResult, FeedMeta, Problem, Record, StatKey
+from feedsvc.model import BuildResult, Entry, Feed, FeedMeta, Problem, Record, StatKey
 from feedsvc.publish.layout import MANIFEST
 from feedsvc.publish.writer import write_status
 
@@ -53,6 +57,7 @@ class Memory:
     published: Published = field(default_factory=Published)
     # (the manifest's stat, entries, ETag) right after this builder's last publish.
     rendered: tuple[StatKey | None, int, str | None] | None = None
+    feeds: FeedMemory | None = None  # the feeds, their match results and transformed entries
 
 
 def build(
@@ -85,9 +90,13 @@ def build(
 
     settings = config.entry_settings
     at = datetime.fromtimestamp(now, UTC)  # the build's time: files are processed, feeds dated, at it
+    feeds = memory.feeds = memory.feeds or FeedMemory.of(_feeds(config))
+    result.warnings = folder_warnings(config.seeds_dir, feeds.feeds)
+    feeds.warn(result.warnings)
     with Workers(settings, read_limit(settings.max_article_bytes), at, config.build_workers) as workers:
+        fingerprint_, observe = _fingerprint(config), feeds.matches.observe
         loaded = load(
-            changes.to_read, records, cache, workers, _fingerprint(config), config.max_entries, progress, changes.files
+            changes.to_read, records, cache, workers, fingerprint_, config.max_entries, progress, changes.files, observe
         )
         current = changes.kept | loaded.records
         memory.records = current
@@ -101,24 +110,45 @@ def build(
             return result  # nothing new, and the published state is still ours: nothing to render
         memory.rendered = None
 
-        # All records, not only the newest max_entries: the older ones fill the RFC 5005 archive.
-        chosen = select_entries((r for r in current.values() if r.id is not None), key=_order)
-        newest, pages = split_archive(chosen, config.max_entries, config.archive_page_size)
+        def entries(some: Sequence[Record]) -> dict[str, Entry]:
+            return entries_by_key(some, loaded.made, cache, config.seeds_dir, workers)
+
+        plans = _plans(config, feeds, current.values(), cache, entries)
         result.published, result.etag = render_and_publish(
             config.output_dir,
-            feed_meta(config),
-            newest,
-            pages,
-            lambda some: entries_of(some, loaded.made, cache, config.seeds_dir, workers),
+            plans,
             memory.published,
             workers,
             cache.path if isinstance(cache, SqliteCache) else None,
             zip_threads,
             at,
         )
-    result.entries = len(newest)
+    result.entries = len(plans[0].current)
+    result.feeds = {plan.feed.name: len(plan.current) for plan in plans[1:]}
     memory.rendered = (_manifest_stat(config.output_dir), result.entries, result.etag)
     return result
+
+
+def _plans(
+    config: Config,
+    feeds: FeedMemory,
+    records: Iterable[Record],
+    cache: Cache,
+    entries: Callable[[Sequence[Record]], dict[str, Entry]],
+) -> list[FeedPlan]:
+    """Every feed's entries and archive pages, chosen from the same Records: all of them are
+    chosen once (one per article URL, newest first); each declared feed keeps those of its
+    folder that its patterns pass, in that order. All records, not only the newest max_entries:
+    the older ones fill the RFC 5005 archive."""
+    chosen = select_entries((r for r in records if r.id is not None), key=_order)
+    feeds.matches.complete(chosen, cache, entries)
+    folders = by_top_folder(chosen) if any(feed.folder for feed in feeds.feeds) else {}
+    plans = []
+    for feed in feeds.feeds:
+        candidates = folders.get(feed.folder.partition("/")[0], []) if feed.folder else chosen
+        newest, pages = feeds.split(feed, feeds.matches.select(feed, candidates), config.archive_page_size)
+        plans.append(FeedPlan(feed, newest, pages, feeds.transformed.entries_of(feed, entries)))
+    return plans
 
 
 def _scan(seeds_dir: Path, changed: set[str] | None) -> Any:
@@ -207,6 +237,10 @@ def _manifest_stat(out_dir: Path) -> StatKey | None:
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _feeds(config: Config) -> tuple[Feed, ...]:
+    return feeds_of(feed_meta(config), config.max_entries, config.feeds, config.base_url)
 
 
 def feed_meta(config: Config) -> FeedMeta:
