@@ -62,6 +62,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         return 2
     state = "published" if result.published else "unchanged (nothing rewritten)"
     print(f"{result.entries} entries from {result.files} files -> {config.output_dir / 'feed.xml'}: {state}")
+    for name, entries in result.feeds.items():
+        print(f"feed {name}: {entries} entries -> {config.output_dir / name / 'feed.xml'}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
     if config.static_path is not None:
         print(f"static tree -> {config.static_path} ({os.readlink(config.static_path)})")
     for problem in result.skipped:  # the console names files in full; /healthz relative to seeds/

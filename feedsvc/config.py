@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from feedsvc.core.filters import PatternError, compile_pattern
+from feedsvc.core.render.documents import FEED_NAME, RESERVED
+from feedsvc.core.transform import PLACEHOLDERS, proxied
 from feedsvc.core.urls import to_uri
-from feedsvc.model import EntrySettings
+from feedsvc.model import EntrySettings, FeedSpec
 
 ENV_PREFIX = "FEEDSVC_"
 CONFIG_ENV = "FEEDSVC_CONFIG"
@@ -85,6 +88,8 @@ class Config:
     websub_hub: str = ""
     sanitizer: str = "bleach"
     build_workers: int = 0
+    # The declared feeds ([[feeds]] in the TOML file only: the environment cannot express a list).
+    feeds: tuple[FeedSpec, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -131,7 +136,7 @@ class Config:
         return self.sources.get(key, "default")
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Config) if f.name != "sources"}
+_FIELDS = {f.name: f for f in dataclasses.fields(Config) if f.name not in ("sources", "feeds")}
 _TYPES = typing.get_type_hints(Config)
 _CHOICES = {
     "watch": ("auto", "inotify", "polling", "off"),
@@ -246,6 +251,116 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: {exc}") from None
 
 
+FEED_KEYS = (
+    "name",
+    "title",
+    "subtitle",
+    "language",
+    "folder",
+    "include",
+    "exclude",
+    "max_entries",
+    "convert",
+    "image_proxy",
+)
+
+
+def _feed_string(where: str, table: Mapping[str, Any], key: str, source: str) -> str:
+    value = table.get(key, "")
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}.{key} (from {source}): expected a string, got {value!r}")
+    if any(ord(c) < 32 for c in value):
+        raise ConfigError(f"{where}.{key} (from {source}): control characters are not allowed")
+    return value
+
+
+def _feed_name(where: str, name: str, seen: set[str], source: str) -> str:
+    if not name:
+        raise ConfigError(f"{where}.name (from {source}): every [[feeds]] table needs a name")
+    if name in RESERVED:
+        raise ConfigError(f"{where}.name (from {source}): {name!r} collides with the route /{name}")
+    if not FEED_NAME.fullmatch(name):
+        raise ConfigError(f"{where}.name (from {source}): {name!r} must match [a-z0-9][a-z0-9-]* (the URL /{name}/)")
+    if name in seen:
+        raise ConfigError(f"{where}.name (from {source}): {name!r} names another feed too")
+    seen.add(name)
+    return name
+
+
+def _feed_folder(where: str, folder: str, source: str) -> str:
+    parts = [part for part in folder.replace("\\", "/").split("/") if part not in ("", ".")]
+    if folder.startswith(("/", "\\")) or ".." in parts:
+        raise ConfigError(f"{where}.folder (from {source}): expected a folder inside seeds_dir, got {folder!r}")
+    return "/".join(parts)
+
+
+def _feed_image_proxy(where: str, template: str, source: str) -> str:
+    if not template:
+        return ""
+    if not any(p in template for p in PLACEHOLDERS):
+        raise ConfigError(f"{where}.image_proxy (from {source}): needs {{url}} or {{url_noscheme}}, got {template!r}")
+    example = proxied("https://example.org/a.jpg", template)
+    checked = _check_url(f"{where}.image_proxy", example, source)
+    if checked != example:
+        raise ConfigError(f"{where}.image_proxy (from {source}): not a URI (percent-encode it), got {template!r}")
+    return template
+
+
+def _feed_pattern(where: str, key: str, pattern: str, source: str) -> str:
+    try:
+        compile_pattern(pattern)
+    except PatternError as exc:
+        raise ConfigError(f"{where}.{key} (from {source}): not an RE2 pattern: {exc}") from None
+    return pattern
+
+
+def _feed_convert(where: str, name: str, source: str) -> str:
+    if not name:
+        return ""
+    import opencc  # only when a feed converts
+
+    known = sorted(config.removesuffix(".json") for config in opencc.CONFIGS)
+    if name.removesuffix(".json") not in known:
+        raise ConfigError(f"{where}.convert (from {source}): unknown OpenCC conversion {name!r} ({', '.join(known)})")
+    return name.removesuffix(".json")
+
+
+def _feed(index: int, table: Any, top: Config, seen: set[str], source: str) -> FeedSpec:
+    """One [[feeds]] table (counted from 1 in messages, as a person counts them)."""
+    where = f"feeds[{index}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} (from {source}): expected a table ([[feeds]])")
+    for key in table:
+        if key not in FEED_KEYS:
+            raise ConfigError(f"{where}.{key} (from {source}): unknown key of a feed ({', '.join(FEED_KEYS)})")
+    text = {key: _feed_string(where, table, key, source) for key in FEED_KEYS if key != "max_entries"}
+    name = _feed_name(where, text["name"], seen, source)
+    max_entries = table.get("max_entries", top.max_entries)
+    if not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries < 1:
+        raise ConfigError(f"{where}.max_entries (from {source}): expected an integer, at least 1, got {max_entries!r}")
+    if "title" in table and not text["title"].strip():
+        raise ConfigError(f"{where}.title (from {source}): must not be empty")
+    return FeedSpec(
+        name=name,
+        title=text["title"] or top.title,
+        subtitle=text["subtitle"] or top.subtitle,
+        language=text["language"] or top.language,
+        max_entries=max_entries,
+        folder=_feed_folder(where, text["folder"], source),
+        include=_feed_pattern(where, "include", text["include"], source),
+        exclude=_feed_pattern(where, "exclude", text["exclude"], source),
+        convert=_feed_convert(where, text["convert"], source),
+        image_proxy=_feed_image_proxy(where, text["image_proxy"], source),
+    )
+
+
+def _feeds(tables: Any, top: Config, source: str) -> tuple[FeedSpec, ...]:
+    if not isinstance(tables, list):
+        raise ConfigError(f"feeds (from {source}): expected [[feeds]] tables")
+    seen: set[str] = set()
+    return tuple(_feed(i, table, top, seen, source) for i, table in enumerate(tables, 1))
+
+
 def load_config(
     file: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
@@ -269,11 +384,18 @@ def load_config(
         path = Path(env[CONFIG_ENV])
     else:
         path = DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+    declared: Any = []
     if path is not None:
         for key, value in _read_toml(path).items():
+            if key == "feeds":
+                declared = value
+                sources[key] = f"config file {path}"
+                continue
             put(key, value, f"config file {path}")
 
     for name, value in env.items():
+        if name == ENV_PREFIX + "FEEDS":
+            raise ConfigError(f"feeds (from environment variable {name}): feeds are declared as [[feeds]] in a file")
         if name.startswith(ENV_PREFIX) and name != CONFIG_ENV:
             put(name[len(ENV_PREFIX) :].lower(), value, f"environment variable {name}")
 
@@ -309,4 +431,6 @@ def load_config(
         )
     if not config.title.strip():
         raise ConfigError(f"title (from {config.describe('title')}): must not be empty")
+    if declared:
+        config = dataclasses.replace(config, feeds=_feeds(declared, config, config.describe("feeds")))
     return config

@@ -6,7 +6,9 @@
     core/changes.py       what changed: a pure diff of those stats against the records
     build/load.py         reading and processing: a Record per changed file (workers.py: the pool)
     core/choose.py        which entries, in which order, which archive pages
-    build/documents.py    rendering what changed, and publishing it as one version
+    build/feeds.py        the feeds: the top-level one and the declared ones, each chosen from the
+                          same Records (core/filters.py) and transformed (core/transform.py)
+    build/documents.py    rendering what changed, and publishing every feed's documents as one version
 
 What the builder remembers between builds is plain data (`Memory`: the records, what it last
 published). A bad file is reported once per change of its bytes and skipped; it never stops the
@@ -17,6 +19,7 @@ the service's: a build is told how young a file may be, and whether to wait for 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -30,17 +33,19 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc.build.cache import CacheError, MemoryCache, SqliteCache, open_cache
-from feedsvc.build.documents import Published, render_and_publish, zipper
-from feedsvc.build.load import Cache, Progress, entries_of, load
+from feedsvc.build.documents import FeedPlan, Published, render_and_publish, zipper
+from feedsvc.build.feeds import FeedMemory, feeds_of, folder_warnings
+from feedsvc.build.load import Cache, Progress, entries_by_key, load
 from feedsvc.build.seeds import SeedsDirError, read_limit, scan_seeds, stat_seeds
 from feedsvc.build.workers import Workers
 from feedsvc.config import Config, path_for_log, path_for_public
 from feedsvc.core.changes import Changes, diff
 from feedsvc.core.choose import select_entries, split_archive
+from feedsvc.core.filters import by_top_folder
 from feedsvc.core.process import fingerprint
 from feedsvc.core.render.documents import fit_feed, oversize_reason
 from feedsvc.core.render.xsl import STYLESHEET_PATH
-from feedsvc.model import BuildResult, Entry, FeedMeta, Page, Problem, Record, StatKey
+from feedsvc.model import BuildResult, Entry, Feed, FeedMeta, Problem, Record, StatKey
 from feedsvc.publish.layout import MANIFEST
 from feedsvc.publish.static import StaticDirError, lay_out
 from feedsvc.publish.writer import write_status
@@ -57,6 +62,7 @@ class Memory:
     # (the manifest's stat, entries, ETag, until when its date holds) right after this builder's
     # last publish.
     rendered: tuple[StatKey | None, int, str | None, float] | None = None
+    feeds: FeedMemory | None = None  # the feeds, their match results and transformed entries
 
 
 def build(
@@ -89,9 +95,13 @@ def build(
 
     settings = config.entry_settings
     at = datetime.fromtimestamp(now, UTC)  # the build's time: files are processed, feeds dated, at it
+    feeds = memory.feeds = memory.feeds or FeedMemory.of(_feeds(config))
+    result.warnings = folder_warnings(config.seeds_dir, feeds.feeds)
+    feeds.warn(result.warnings)
     with Workers(settings, read_limit(settings.max_article_bytes), at, config.build_workers) as workers:
+        fingerprint_, observe = _fingerprint(config), feeds.matches.observe
         loaded = load(
-            changes.to_read, records, cache, workers, _fingerprint(config), config.max_entries, progress, changes.files
+            changes.to_read, records, cache, workers, fingerprint_, config.max_entries, progress, changes.files, observe
         )
         current = changes.kept | loaded.records
         memory.records = current
@@ -105,51 +115,66 @@ def build(
             return result  # nothing new, and the published state is still ours and true: nothing to render
         memory.rendered = None
 
-        meta = feed_meta(config)
+        def entries(some: Sequence[Record]) -> dict[str, Entry]:
+            return entries_by_key(some, loaded.made, cache, config.seeds_dir, workers)
 
-        def entries(some: Sequence[Record]) -> list[Entry]:
-            return entries_of(some, loaded.made, cache, config.seeds_dir, workers)
-
-        newest, pages = _choose(config, meta, current.values(), entries, at, result)
+        plans = _plans(config, feeds, current.values(), cache, entries, at, result)
         result.published, result.etag = render_and_publish(
             config.output_dir,
-            meta,
-            newest,
-            pages,
-            entries,
+            plans,
             memory.published,
             workers,
             cache.path if isinstance(cache, SqliteCache) else None,
             zip_threads,
             at,
         )
-    result.entries = len(newest)
-    memory.rendered = (_manifest_stat(config.output_dir), result.entries, result.etag, _dated_until(newest, at))
+    top = plans[0]
+    result.entries = len(top.current)
+    result.feeds = {plan.feed.name: len(plan.current) for plan in plans[1:]}
+    until = min((_dated_until(plan.current, at) for plan in plans), default=math.inf)
+    memory.rendered = (_manifest_stat(config.output_dir), result.entries, result.etag, until)
     return result
 
 
-def _choose(
+def _plans(
     config: Config,
-    meta: FeedMeta,
+    feeds: FeedMemory,
     records: Iterable[Record],
-    entries: Callable[[Sequence[Record]], list[Entry]],
+    cache: Cache,
+    entries: Callable[[Sequence[Record]], dict[str, Entry]],
     at: datetime,
     result: BuildResult,
-) -> tuple[list[Entry], list[Page[Record]]]:
-    """The subscription documents' entries and the archive pages: all records, not only the newest
-    `max_entries` (the older ones fill the RFC 5005 archive). When the documents would be larger
-    than `max_feed_bytes`, the newest entries that fit stay (at least one) and the rest go to the
-    archive, reported as a problem."""
+) -> list[FeedPlan]:
+    """Every feed's entries and archive pages, chosen from the same Records: all of them are
+    chosen once (one per article URL, newest first); each declared feed keeps those of its
+    folder that its patterns pass, in that order. All records, not only the newest max_entries:
+    the older ones fill the RFC 5005 archive."""
     chosen = select_entries((r for r in records if r.id is not None), key=_order)
-    newest, pages = split_archive(chosen, config.max_entries, config.archive_page_size)
-    current = entries(newest)
-    keep = fit_feed(meta, current, at, config.max_feed_bytes)
-    if keep < len(current):
-        result.problems.append(Problem("feed.xml", oversize_reason(len(current), keep, config.max_feed_bytes)))
-        log.warning("feed.xml: %s", result.problems[-1].reason)
-        newest, pages = split_archive(chosen, keep, config.archive_page_size)
-        current = current[:keep]
-    return current, pages
+    feeds.matches.complete(chosen, cache, entries)
+    folders = by_top_folder(chosen) if any(feed.folder for feed in feeds.feeds) else {}
+    plans = []
+    for feed in feeds.feeds:
+        candidates = folders.get(feed.folder.partition("/")[0], []) if feed.folder else chosen
+        selected = feeds.matches.select(feed, candidates)
+        newest, pages = feeds.split(feed, selected, config.archive_page_size)
+        plan = FeedPlan(feed, newest, pages, feeds.transformed.entries_of(feed, entries))
+        plans.append(_fitted(plan, selected, config, at, result))
+    return plans
+
+
+def _fitted(plan: FeedPlan, selected: list[Record], config: Config, at: datetime, result: BuildResult) -> FeedPlan:
+    """The plan whose subscription documents stay at or under `max_feed_bytes`: when they would be
+    larger, the newest entries that fit stay (at least one) and the rest go to the archive,
+    reported as a problem."""
+    current = plan.entries_of(plan.current)
+    keep = fit_feed(plan.feed.meta, current, at, config.max_feed_bytes)
+    if keep == len(current):
+        return plan
+    name = plan.feed.prefix + "feed.xml"
+    result.problems.append(Problem(name, oversize_reason(len(current), keep, config.max_feed_bytes)))
+    log.warning("%s: %s", name, result.problems[-1].reason)
+    newest, pages = split_archive(selected, keep, config.archive_page_size)
+    return dataclasses.replace(plan, current=newest, pages=pages)
 
 
 def _scan(seeds_dir: Path, changed: set[str] | None) -> Any:
@@ -248,6 +273,10 @@ def _manifest_stat(out_dir: Path) -> StatKey | None:
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _feeds(config: Config) -> tuple[Feed, ...]:
+    return feeds_of(feed_meta(config), config.max_entries, config.feeds, config.base_url)
 
 
 def feed_meta(config: Config) -> FeedMeta:

@@ -153,6 +153,7 @@ def healthz() -> Response:
         body["entries"] = status.get("entries")
         body["skipped"] = status.get("skipped")
         body["problems"] = status.get("problems")
+        body["warnings"] = status.get("warnings", [])
     response = jsonify(body)
     response.status_code = 200 if snapshot else 503
     response.headers["Cache-Control"] = "no-store"

@@ -43,7 +43,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags
 
 from feedsvc.config import Config
-from feedsvc.core.render.documents import ROUTES, SUBSCRIPTION_FEEDS, document_name, page_name
+from feedsvc.core.render.documents import ROUTES, document_name, is_topic, page_name
 from feedsvc.publish.reader import Served, Snapshot
 from feedsvc.web.headers import security_headers_for
 
@@ -248,7 +248,7 @@ class DocumentResponder:
 
     def link(self, name: str) -> str | None:
         """WebSub discovery for the subscription feeds (the topics the builder pings)."""
-        if not self.config.websub_hub or name not in SUBSCRIPTION_FEEDS:
+        if not self.config.websub_hub or not is_topic(name):
             return None
         return f'<{self.config.websub_hub}>; rel="hub", <{self.config.base_url.rstrip("/")}/{name}>; rel="self"'
 
