@@ -361,6 +361,38 @@ def _feeds(tables: Any, top: Config, source: str) -> tuple[FeedSpec, ...]:
     return tuple(_feed(i, table, top, seen, source) for i, table in enumerate(tables, 1))
 
 
+def _checked(config: Config) -> Config:
+    """The merged configuration, its URLs in URI form; a ConfigError for a value no layer could judge alone."""
+    urls = {
+        key: _check_url(key, getattr(config, key), config.describe(key))
+        for key in ("base_url", "site_url", "websub_hub")
+        if key == "base_url" or getattr(config, key)
+    }
+    config = dataclasses.replace(config, **urls)
+    _check_encodings(config.legacy_encodings, config.describe("legacy_encodings"))
+    for key in ("title", "subtitle", "author", "language"):
+        text = getattr(config, key)
+        if any(ord(c) < 32 for c in text):
+            raise ConfigError(f"{key} (from {config.describe(key)}): control characters are not allowed")
+    if config.metrics_token and not _BEARER_TOKEN.fullmatch(config.metrics_token):
+        raise ConfigError(
+            f"metrics_token (from {config.describe('metrics_token')}): expected a bearer token "
+            "(letters, digits and -._~+/, then any '=')"
+        )
+    if config.sanitizer == "nh3" and importlib.util.find_spec("nh3") is None:
+        raise ConfigError(
+            f"sanitizer (from {config.describe('sanitizer')}): nh3 is not installed; pip install 'feedsvc[nh3]'"
+        )
+    if config.static_dir and Path(config.static_dir).name in ("", ".", ".."):
+        raise ConfigError(
+            f"static_dir (from {config.describe('static_dir')}): must end in a folder name (it becomes a symlink), "
+            f"got {config.static_dir!r}"
+        )
+    if not config.title.strip():
+        raise ConfigError(f"title (from {config.describe('title')}): must not be empty")
+    return config
+
+
 def load_config(
     file: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
@@ -403,34 +435,7 @@ def load_config(
         if value is not None:
             put(key, value, f"option --{key.replace('_', '-')}")
 
-    config = Config(**values, sources=sources)
-    urls = {
-        key: _check_url(key, getattr(config, key), config.describe(key))
-        for key in ("base_url", "site_url", "websub_hub")
-        if key == "base_url" or getattr(config, key)
-    }
-    config = dataclasses.replace(config, **urls)
-    _check_encodings(config.legacy_encodings, config.describe("legacy_encodings"))
-    for key in ("title", "subtitle", "author", "language"):
-        text = getattr(config, key)
-        if any(ord(c) < 32 for c in text):
-            raise ConfigError(f"{key} (from {config.describe(key)}): control characters are not allowed")
-    if config.metrics_token and not _BEARER_TOKEN.fullmatch(config.metrics_token):
-        raise ConfigError(
-            f"metrics_token (from {config.describe('metrics_token')}): expected a bearer token "
-            "(letters, digits and -._~+/, then any '=')"
-        )
-    if config.sanitizer == "nh3" and importlib.util.find_spec("nh3") is None:
-        raise ConfigError(
-            f"sanitizer (from {config.describe('sanitizer')}): nh3 is not installed; pip install 'feedsvc[nh3]'"
-        )
-    if config.static_dir and Path(config.static_dir).name in ("", ".", ".."):
-        raise ConfigError(
-            f"static_dir (from {config.describe('static_dir')}): must end in a folder name (it becomes a symlink), "
-            f"got {config.static_dir!r}"
-        )
-    if not config.title.strip():
-        raise ConfigError(f"title (from {config.describe('title')}): must not be empty")
+    config = _checked(Config(**values, sources=sources))
     if declared:
         config = dataclasses.replace(config, feeds=_feeds(declared, config, config.describe("feeds")))
     return config
