@@ -13,6 +13,11 @@ which must hold the newest entries); peak RSS of the server and of a build; requ
 /feed.xml (200 gzip and 304) for `feedsvc serve` and the Procfile deployment, against nginx
 serving the same bytes as a static file and a naive Flask handler that builds per request.
 
+With `--feeds N` (e.g. 10) it also measures N declared feeds ([[feeds]]: folders, patterns, a
+conversion, an image proxy; `FEED_KINDS`) against the top-level feed alone, over the same corpus
+laid out in ten folders: cold build, rebuild after one change (new process and in-process) and
+the server's peak memory, each as a ratio to the one-feed figure.
+
 Load comes from `wrk` and the static limit from `nginx` when installed (`apt-get install nginx
 wrk`); without them the script says so, uses a small Python load generator, and skips nginx.
 Everything listens on 127.0.0.1 on free ports; every load is bounded in count and time. The
@@ -606,6 +611,145 @@ def measure_start(size: int, seeds: Path, work: Path, fig: Figures) -> None:
     shutil.rmtree(out, ignore_errors=True)
 
 
+# ---------------------------------------------------------------------------- many feeds
+
+# The declared feeds of `--feeds N`, in this order (cycled past ten): sections of a site, as real
+# installations declare them (categories, folders, a topic across them). The corpus lies in
+# folders d0 … d9, a tenth each; "延伸閱讀", "廣告" and "點擊" are in a few percent of the articles
+# (benchmarks/corpus.py `_extra`), so the patterns keep a few percent of what they search, or
+# nearly all of it. (A feed over nearly every seed costs about what the top-level feed does.)
+FEED_KINDS = [
+    {"folder": "d0"},
+    {"folder": "d1", "convert": "t2s", "language": "zh-Hans"},
+    {"folder": "d2", "image_proxy": "https://images.weserv.nl/?url={url}"},
+    {"folder": "d3", "include": "延伸閱讀|廣告|點擊"},
+    {"folder": "d4", "exclude": "點擊"},
+    {"include": "延伸閱讀"},
+    {"include": "廣告 AD"},
+    {"folder": "d7", "exclude": "點擊|廣告"},
+    {"folder": "d5", "convert": "t2s", "image_proxy": "https://images.weserv.nl/?url={url_noscheme}"},
+    {"folder": "d6"},
+]
+
+
+def feeds_toml(count: int) -> str:
+    tables = []
+    for i in range(count):
+        kind = FEED_KINDS[i % len(FEED_KINDS)]
+        lines = [f'name = "feed-{i}"', f'title = "Feed {i}"', *(f"{k} = {json.dumps(v)}" for k, v in kind.items())]
+        tables.append("[[feeds]]\n" + "\n".join(lines) + "\n")
+    return "\n".join(tables)
+
+
+def touch_in(seeds: Path, n: int) -> Path:
+    """As `touch_one`, in the folder corpus: one of the newest articles of d0 (however few it holds)."""
+    files = sorted((seeds / "d0").glob("0*.txt"))
+    path = files[-1 - n % min(10, len(files))]
+    path.write_text(path.read_text(encoding="utf-8") + f"<p>edit {n} {time.time_ns()}</p>\n", encoding="utf-8")
+    return path
+
+
+def measure_feeds(size: int, count: int, work: Path, fig: Figures, repeats: int) -> None:
+    """`count` declared feeds against the top-level feed alone, over the same corpus in ten folders."""
+    seeds = work / f"seeds-feeds-{size}"
+    shutil.rmtree(seeds, ignore_errors=True)
+    for folder in range(10):
+        write_corpus(seeds / f"d{folder}", size // 10, seed=folder)
+    configs = {"one": work / "one-feed.toml", "many": work / f"{count}-feeds.toml"}
+    configs["one"].write_text("")
+    configs["many"].write_text(feeds_toml(count))
+    outs = {label: work / f"out-feeds-{label}-{size}" for label in configs}
+    envs = {label: {**env_for(seeds, outs[label]), "FEEDSVC_CONFIG": str(configs[label])} for label in configs}
+    colds: dict[str, list[float]] = {label: [] for label in configs}
+    cpus: dict[str, list[float]] = {label: [] for label in configs}
+    for attempt in range(repeats):  # alternating, the median kept
+        for label in configs:
+            shutil.rmtree(outs[label], ignore_errors=True)
+            wall, cpu = timed_build(envs[label])
+            colds[label].append(wall)
+            cpus[label].append(cpu)
+            log(f"N={size}: {label} feed(s) cold build {attempt + 1}/{repeats}: {wall:.2f} s, {cpu:.2f} s of CPU")
+    cold = {label: statistics.median(walls) for label, walls in colds.items()}
+    cpu = {label: statistics.median(times) for label, times in cpus.items()}
+    rebuild: dict[str, float] = {}
+    for label in configs:
+        walls = []
+        for n in range(3):
+            touch_in(seeds, n + 100 * len(rebuild))
+            walls.append(run_measured([str(BIN / "feedsvc"), "build"], envs[label])[0])
+        rebuild[label] = statistics.median(walls)
+    event = {label: in_process_event(seeds, envs[label]) for label in configs}
+    names = ["", *(f"feed-{i}/" for i in range(count))]
+    memory = {
+        "one": serve_peak(seeds, outs["one"], work, envs["one"], size, ["/feed.xml"]),
+        "many": serve_peak(seeds, outs["many"], work, envs["many"], size, [f"/{n}feed.xml" for n in names]),
+    }
+    what = f"{count} feeds"
+    fig.put(f"{what}: cold build", size, f"{cold['many']:.2f} s = {cold['many'] / cold['one']:.2f}× one feed "
+            f"({cold['one']:.2f} s); CPU {cpu['many']:.1f} s = {cpu['many'] / cpu['one']:.2f}× one feed's")
+    fig.put(f"{what}: rebuild after 1 change, new process", size,
+            f"{rebuild['many']:.2f} s = {rebuild['many'] / rebuild['one']:.2f}× one feed ({rebuild['one']:.2f} s)")
+    fig.put(f"{what}: rebuild after 1 change, in-process (file event)", size,
+            f"{event['many'] * 1000:.0f} ms = {event['many'] / event['one']:.2f}× one feed "
+            f"({event['one'] * 1000:.0f} ms)")
+    fig.put(f"{what}: peak RSS, feedsvc serve worker", size,
+            f"{memory['many']:.0f} MiB = {memory['many'] / memory['one']:.2f}× one feed ({memory['one']:.0f} MiB)")
+    shutil.rmtree(seeds, ignore_errors=True)
+    for out in outs.values():
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def timed_build(env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and its workers) of one `feedsvc build`: on a
+    shared machine the CPU time says what the work costs when the wall time is disturbed."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([str(BIN / "feedsvc"), "build"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(proc.pid, 0)  # its own and its reaped workers' usage
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"feedsvc build exited {proc.returncode}")
+    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime
+
+
+def in_process_event(seeds: Path, env: dict[str, str]) -> float:
+    """Median seconds of a rebuild after one change named by a file event, in a warm Builder."""
+    from feedsvc.build.builder import Builder
+    from feedsvc.config import load_config
+
+    config = load_config(env["FEEDSVC_CONFIG"], env={k: v for k, v in env.items()
+                                                     if k.startswith("FEEDSVC_") and k != "FEEDSVC_CONFIG"})
+    builder = Builder(config)
+    builder.build()
+    times = []
+    for n in range(5):
+        path = touch_in(seeds, n + 200)
+        started = time.perf_counter()
+        result = builder.build(changed=[str(path.relative_to(seeds))])
+        times.append(time.perf_counter() - started)
+        assert result.changed == 1 and result.ok, (path, result)
+    builder.close()
+    return statistics.median(times)
+
+
+def serve_peak(seeds: Path, out: Path, work: Path, env: dict[str, str], size: int, paths: list[str]) -> float:
+    """Peak RSS (MiB) of the largest `feedsvc serve` worker once every feed's documents were asked for."""
+    port = free_port()
+    with running([str(BIN / "feedsvc"), "serve", "--port", str(port)], env, port,
+                 work / f"serve-feeds-{size}.log") as srv:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:  # the server's own first build, not an earlier one's status
+            with contextlib.suppress(OSError, ValueError):
+                status = json.loads((out / "status.json").read_text())
+                if status.get("files", 0) >= size and status.get("pid") in srv.worker_pids():
+                    break
+            time.sleep(0.2)
+        for _ in range(10):  # both workers load the published documents
+            for path in paths:
+                srv.get(path, {"Accept-Encoding": "gzip"})
+        return max((proc_kib(pid, "VmHWM") for pid in srv.worker_pids()), default=0.0) / 1024
+
+
 # ---------------------------------------------------------------------------- report
 
 TARGETS = [
@@ -622,6 +766,10 @@ TARGETS = [
     ("peak RSS, feedsvc serve (worker / master)", "≤ 200 MB at 10k"),
     ("feedsvc serve ÷ nginx static (200 gzip)", "≥ 0.10×"),
     ("feedsvc serve ÷ naive handler", "≥ 500×"),
+    ("10 feeds: cold build", "≤ 1.3× one feed"),
+    ("10 feeds: rebuild after 1 change, new process", "≤ 2× one feed"),
+    ("10 feeds: rebuild after 1 change, in-process (file event)", "≤ 2× one feed"),
+    ("10 feeds: peak RSS, feedsvc serve worker", "≤ 1.5× one feed"),
 ]
 
 
@@ -687,6 +835,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-requests", type=int, default=3, help="requests sent to the naive handler")
     parser.add_argument("--workdir", type=Path, help="where corpora and outputs go (default: a temp dir)")
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--feeds", type=int, default=0,
+                        help="also measure this many declared feeds against one, at each of --sizes")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     cheap = [int(s) for s in args.cheap_sizes.split(",") if s.strip()]
@@ -707,6 +857,8 @@ def main(argv: list[str] | None = None) -> int:
             run_size(size, work, fig, args, builds="builds" in figures and size in sizes + cheap,
                      server="server" in figures and size in sizes, start="start" in figures and size in start,
                      cheap=size not in sizes)
+            if size in sizes and args.feeds:
+                measure_feeds(size, args.feeds, work, fig, args.repeats)
     print(table(fig, all_sizes))
     for note in fig.notes:
         print(f"note: {note}")

@@ -3,8 +3,8 @@
 The options are feedsvc's one set (`feedsvc.web.server.gunicorn_options`, which `feedsvc serve`
 runs too), with the Procfile's defaults: every worker joins the builder election (an flock in the
 output directory): exactly one of them builds, all of them serve the published bytes from memory,
-and the `worker_exit` hook stops the builder as its worker exits. feedsvc settings come from the
-same FEEDSVC_* variables as the CLI.
+the `worker_exit` hook stops the builder as its worker exits, and the metrics hooks keep /metrics
+right across the workers. feedsvc settings come from the same FEEDSVC_* variables as the CLI.
 """
 
 import os
@@ -18,6 +18,7 @@ globals().update(
         threads=int(os.environ.get("GUNICORN_THREADS", "4")),
         accesslog=os.environ.get("GUNICORN_ACCESSLOG") or None,
         loglevel=os.environ.get("FEEDSVC_LOG_LEVEL", "info"),
+        log_format=os.environ.get("FEEDSVC_LOG_FORMAT", "text"),
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
         keepalive=5,
         graceful_timeout=10,

@@ -39,6 +39,7 @@ def _config(args: argparse.Namespace) -> Config:
     overrides = {
         "seeds_dir": getattr(args, "seeds", None),
         "output_dir": getattr(args, "out", None),
+        "static_dir": getattr(args, "static", None),
         "max_entries": getattr(args, "max_entries", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
@@ -50,6 +51,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     from feedsvc.build.builder import Builder
 
     config = _config(args)
+    if problem := _unusable_static(config):
+        print(f"feedsvc build: {problem}", file=sys.stderr)
+        return 2
     # Only what this command does not print itself: a failed build is the one `feedsvc build:` line.
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     result = Builder(config).build(progress=_progress_bar(sys.stderr))
@@ -58,6 +62,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         return 2
     state = "published" if result.published else "unchanged (nothing rewritten)"
     print(f"{result.entries} entries from {result.files} files -> {config.output_dir / 'feed.xml'}: {state}")
+    for name, entries in result.feeds.items():
+        print(f"feed {name}: {entries} entries -> {config.output_dir / name / 'feed.xml'}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    if config.static_path is not None:
+        print(f"static tree -> {config.static_path} ({os.readlink(config.static_path)})")
     for problem in result.skipped:  # the console names files in full; /healthz relative to seeds/
         print(f"skipped {config.seeds_dir / problem.source}: {problem.reason}")
     for problem in result.problems:
@@ -107,6 +117,19 @@ def _unusable_output(config: Config) -> str | None:
         return f"output directory {path_for_log(out)}: {exc.strerror or exc}"
     if not os.access(out, os.W_OK | os.X_OK):
         return f"output directory {path_for_log(out)} is not writable"
+    return _unusable_static(config)
+
+
+def _unusable_static(config: Config) -> str | None:
+    """Why the static folder is not one feedsvc may replace (a plain directory there), or None."""
+    from feedsvc.publish.static import StaticDirError, current_version
+
+    if config.static_path is None:
+        return None
+    try:
+        current_version(config.static_path)
+    except StaticDirError as exc:
+        return str(exc)
     return None
 
 
@@ -152,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--seeds", metavar="DIR", help="seeds directory")
         if out:
             sub.add_argument("--out", metavar="DIR", help="output directory")
+            sub.add_argument("--static", metavar="DIR", help="also lay out every document as a file under DIR")
         if net:
             sub.add_argument("--host", metavar="H", help="address to listen on (default 127.0.0.1)")
             sub.add_argument("--port", metavar="P", type=int, help="port to listen on (default 8000)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -16,8 +17,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from feedsvc.core.filters import PatternError, compile_pattern
+from feedsvc.core.render.documents import FEED_NAME, RESERVED
+from feedsvc.core.transform import PLACEHOLDERS, proxied
 from feedsvc.core.urls import to_uri
-from feedsvc.model import EntrySettings
+from feedsvc.model import EntrySettings, FeedSpec
 
 ENV_PREFIX = "FEEDSVC_"
 CONFIG_ENV = "FEEDSVC_CONFIG"
@@ -50,6 +54,7 @@ def path_for_public(path: Path, key: str) -> str:
 class Config:
     seeds_dir: Path = Path("seeds")
     output_dir: Path = Path("var")
+    static_dir: str = ""  # "" = no static tree; else a path (see `static_path`)
     base_url: str = "http://127.0.0.1:8000/"
     site_url: str = ""
     title: str = "feedsvc"
@@ -63,6 +68,9 @@ class Config:
     summary_chars: int = 200
     legacy_encodings: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
     cache_max_age: int = 300
+    cache_s_maxage: int = 0
+    stale_while_revalidate: int = 60
+    stale_if_error: int = 86400
     scan_interval: float = 60.0
     debounce: float = 0.25
     debounce_max: float = 2.0
@@ -72,11 +80,16 @@ class Config:
     workers: int = 2
     threads: int = 8
     log_level: str = "INFO"
+    log_format: str = "text"
+    metrics: bool = True
+    metrics_token: str = field(default="", repr=False)  # a secret: kept out of reprs and error messages
     stylesheet: bool = True
     archive_page_size: int = 50
     websub_hub: str = ""
     sanitizer: str = "bleach"
     build_workers: int = 0
+    # The declared feeds ([[feeds]] in the TOML file only: the environment cannot express a list).
+    feeds: tuple[FeedSpec, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -91,6 +104,27 @@ class Config:
         )
 
     @property
+    def cache_control(self) -> str:
+        """The Cache-Control of every published document: public, max-age, and the shared caches'
+        directives (RFC 9111 s-maxage, RFC 5861 stale-while-revalidate and stale-if-error), each left
+        out when 0."""
+        directives = [
+            f"{name}={seconds}"
+            for name, seconds in (
+                ("s-maxage", self.cache_s_maxage),
+                ("stale-while-revalidate", self.stale_while_revalidate),
+                ("stale-if-error", self.stale_if_error),
+            )
+            if seconds
+        ]
+        return ", ".join(["public", f"max-age={self.cache_max_age}", *directives])
+
+    @property
+    def static_path(self) -> Path | None:
+        """Where every publish also lays out the static tree (`feedsvc.publish.static`), or None."""
+        return Path(self.static_dir) if self.static_dir else None
+
+    @property
     def self_url(self) -> str:
         return self.base_url.rstrip("/") + "/feed.xml"
 
@@ -102,13 +136,15 @@ class Config:
         return self.sources.get(key, "default")
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Config) if f.name != "sources"}
+_FIELDS = {f.name: f for f in dataclasses.fields(Config) if f.name not in ("sources", "feeds")}
 _TYPES = typing.get_type_hints(Config)
 _CHOICES = {
     "watch": ("auto", "inotify", "polling", "off"),
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+    "log_format": ("text", "json"),
     "sanitizer": ("bleach", "nh3"),
 }
+_CASE = {"log_level": str.upper, "log_format": str.lower}
 _MINIMUM = {
     "max_entries": 1,
     "max_article_bytes": 1024,
@@ -116,6 +152,9 @@ _MINIMUM = {
     "max_feed_bytes": 10_000,
     "summary_chars": 20,
     "cache_max_age": 0,
+    "cache_s_maxage": 0,
+    "stale_while_revalidate": 0,
+    "stale_if_error": 0,
     "scan_interval": 0.5,
     "debounce": 0.0,
     "debounce_max": 0.0,
@@ -125,6 +164,9 @@ _MINIMUM = {
     "archive_page_size": 1,
     "build_workers": 0,
 }
+_SECRETS = ("metrics_token",)  # never shown in an error message
+# RFC 6750 §2.1: what `Authorization: Bearer <token>` can carry.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -134,7 +176,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     from_text = isinstance(value, str) and source.startswith("environment")
 
     def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{key} (from {source}): expected {expected}, got {value!r}")
+        shown = "(hidden)" if key in _SECRETS else repr(value)
+        return ConfigError(f"{key} (from {source}): expected {expected}, got {shown}")
 
     if kind is bool:
         if from_text and value.strip().lower() in _TRUE + _FALSE:
@@ -174,7 +217,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     if key in _MINIMUM and value < _MINIMUM[key]:
         raise ConfigError(f"{key} (from {source}): must be at least {_MINIMUM[key]}, got {value!r}")
     if key in _CHOICES:
-        value = value.upper() if key == "log_level" else value
+        value = _CASE.get(key, str)(value)
         if value not in _CHOICES[key]:
             raise ConfigError(f"{key} (from {source}): must be one of {', '.join(_CHOICES[key])}, got {value!r}")
     return value
@@ -208,6 +251,148 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: {exc}") from None
 
 
+FEED_KEYS = (
+    "name",
+    "title",
+    "subtitle",
+    "language",
+    "folder",
+    "include",
+    "exclude",
+    "max_entries",
+    "convert",
+    "image_proxy",
+)
+
+
+def _feed_string(where: str, table: Mapping[str, Any], key: str, source: str) -> str:
+    value = table.get(key, "")
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}.{key} (from {source}): expected a string, got {value!r}")
+    if any(ord(c) < 32 for c in value):
+        raise ConfigError(f"{where}.{key} (from {source}): control characters are not allowed")
+    return value
+
+
+def _feed_name(where: str, name: str, seen: set[str], source: str) -> str:
+    if not name:
+        raise ConfigError(f"{where}.name (from {source}): every [[feeds]] table needs a name")
+    if name in RESERVED:
+        raise ConfigError(f"{where}.name (from {source}): {name!r} collides with the route /{name}")
+    if not FEED_NAME.fullmatch(name):
+        raise ConfigError(f"{where}.name (from {source}): {name!r} must match [a-z0-9][a-z0-9-]* (the URL /{name}/)")
+    if name in seen:
+        raise ConfigError(f"{where}.name (from {source}): {name!r} names another feed too")
+    seen.add(name)
+    return name
+
+
+def _feed_folder(where: str, folder: str, source: str) -> str:
+    parts = [part for part in folder.replace("\\", "/").split("/") if part not in ("", ".")]
+    if folder.startswith(("/", "\\")) or ".." in parts:
+        raise ConfigError(f"{where}.folder (from {source}): expected a folder inside seeds_dir, got {folder!r}")
+    return "/".join(parts)
+
+
+def _feed_image_proxy(where: str, template: str, source: str) -> str:
+    if not template:
+        return ""
+    if not any(p in template for p in PLACEHOLDERS):
+        raise ConfigError(f"{where}.image_proxy (from {source}): needs {{url}} or {{url_noscheme}}, got {template!r}")
+    example = proxied("https://example.org/a.jpg", template)
+    checked = _check_url(f"{where}.image_proxy", example, source)
+    if checked != example:
+        raise ConfigError(f"{where}.image_proxy (from {source}): not a URI (percent-encode it), got {template!r}")
+    return template
+
+
+def _feed_pattern(where: str, key: str, pattern: str, source: str) -> str:
+    try:
+        compile_pattern(pattern)
+    except PatternError as exc:
+        raise ConfigError(f"{where}.{key} (from {source}): not an RE2 pattern: {exc}") from None
+    return pattern
+
+
+def _feed_convert(where: str, name: str, source: str) -> str:
+    if not name:
+        return ""
+    import opencc  # only when a feed converts
+
+    known = sorted(config.removesuffix(".json") for config in opencc.CONFIGS)
+    if name.removesuffix(".json") not in known:
+        raise ConfigError(f"{where}.convert (from {source}): unknown OpenCC conversion {name!r} ({', '.join(known)})")
+    return name.removesuffix(".json")
+
+
+def _feed(index: int, table: Any, top: Config, seen: set[str], source: str) -> FeedSpec:
+    """One [[feeds]] table (counted from 1 in messages, as a person counts them)."""
+    where = f"feeds[{index}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} (from {source}): expected a table ([[feeds]])")
+    for key in table:
+        if key not in FEED_KEYS:
+            raise ConfigError(f"{where}.{key} (from {source}): unknown key of a feed ({', '.join(FEED_KEYS)})")
+    text = {key: _feed_string(where, table, key, source) for key in FEED_KEYS if key != "max_entries"}
+    name = _feed_name(where, text["name"], seen, source)
+    max_entries = table.get("max_entries", top.max_entries)
+    if not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries < 1:
+        raise ConfigError(f"{where}.max_entries (from {source}): expected an integer, at least 1, got {max_entries!r}")
+    if "title" in table and not text["title"].strip():
+        raise ConfigError(f"{where}.title (from {source}): must not be empty")
+    return FeedSpec(
+        name=name,
+        title=text["title"] or top.title,
+        subtitle=text["subtitle"] or top.subtitle,
+        language=text["language"] or top.language,
+        max_entries=max_entries,
+        folder=_feed_folder(where, text["folder"], source),
+        include=_feed_pattern(where, "include", text["include"], source),
+        exclude=_feed_pattern(where, "exclude", text["exclude"], source),
+        convert=_feed_convert(where, text["convert"], source),
+        image_proxy=_feed_image_proxy(where, text["image_proxy"], source),
+    )
+
+
+def _feeds(tables: Any, top: Config, source: str) -> tuple[FeedSpec, ...]:
+    if not isinstance(tables, list):
+        raise ConfigError(f"feeds (from {source}): expected [[feeds]] tables")
+    seen: set[str] = set()
+    return tuple(_feed(i, table, top, seen, source) for i, table in enumerate(tables, 1))
+
+
+def _checked(config: Config) -> Config:
+    """The merged configuration, its URLs in URI form; a ConfigError for a value no layer could judge alone."""
+    urls = {
+        key: _check_url(key, getattr(config, key), config.describe(key))
+        for key in ("base_url", "site_url", "websub_hub")
+        if key == "base_url" or getattr(config, key)
+    }
+    config = dataclasses.replace(config, **urls)
+    _check_encodings(config.legacy_encodings, config.describe("legacy_encodings"))
+    for key in ("title", "subtitle", "author", "language"):
+        text = getattr(config, key)
+        if any(ord(c) < 32 for c in text):
+            raise ConfigError(f"{key} (from {config.describe(key)}): control characters are not allowed")
+    if config.metrics_token and not _BEARER_TOKEN.fullmatch(config.metrics_token):
+        raise ConfigError(
+            f"metrics_token (from {config.describe('metrics_token')}): expected a bearer token "
+            "(letters, digits and -._~+/, then any '=')"
+        )
+    if config.sanitizer == "nh3" and importlib.util.find_spec("nh3") is None:
+        raise ConfigError(
+            f"sanitizer (from {config.describe('sanitizer')}): nh3 is not installed; pip install 'feedsvc[nh3]'"
+        )
+    if config.static_dir and Path(config.static_dir).name in ("", ".", ".."):
+        raise ConfigError(
+            f"static_dir (from {config.describe('static_dir')}): must end in a folder name (it becomes a symlink), "
+            f"got {config.static_dir!r}"
+        )
+    if not config.title.strip():
+        raise ConfigError(f"title (from {config.describe('title')}): must not be empty")
+    return config
+
+
 def load_config(
     file: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
@@ -231,11 +416,18 @@ def load_config(
         path = Path(env[CONFIG_ENV])
     else:
         path = DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+    declared: Any = []
     if path is not None:
         for key, value in _read_toml(path).items():
+            if key == "feeds":
+                declared = value
+                sources[key] = f"config file {path}"
+                continue
             put(key, value, f"config file {path}")
 
     for name, value in env.items():
+        if name == ENV_PREFIX + "FEEDS":
+            raise ConfigError(f"feeds (from environment variable {name}): feeds are declared as [[feeds]] in a file")
         if name.startswith(ENV_PREFIX) and name != CONFIG_ENV:
             put(name[len(ENV_PREFIX) :].lower(), value, f"environment variable {name}")
 
@@ -243,22 +435,7 @@ def load_config(
         if value is not None:
             put(key, value, f"option --{key.replace('_', '-')}")
 
-    config = Config(**values, sources=sources)
-    urls = {
-        key: _check_url(key, getattr(config, key), config.describe(key))
-        for key in ("base_url", "site_url", "websub_hub")
-        if key == "base_url" or getattr(config, key)
-    }
-    config = dataclasses.replace(config, **urls)
-    _check_encodings(config.legacy_encodings, config.describe("legacy_encodings"))
-    for key in ("title", "subtitle", "author", "language"):
-        text = getattr(config, key)
-        if any(ord(c) < 32 for c in text):
-            raise ConfigError(f"{key} (from {config.describe(key)}): control characters are not allowed")
-    if config.sanitizer == "nh3" and importlib.util.find_spec("nh3") is None:
-        raise ConfigError(
-            f"sanitizer (from {config.describe('sanitizer')}): nh3 is not installed; pip install 'feedsvc[nh3]'"
-        )
-    if not config.title.strip():
-        raise ConfigError(f"title (from {config.describe('title')}): must not be empty")
+    config = _checked(Config(**values, sources=sources))
+    if declared:
+        config = dataclasses.replace(config, feeds=_feeds(declared, config, config.describe("feeds")))
     return config

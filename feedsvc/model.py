@@ -7,6 +7,8 @@ Plain data, declared once. No I/O, no clock, no behaviour beyond derived fields.
     Entry      the article sanitized, with its id and summary     core/entry.py
     Outcome    what one file version became: an Entry or why not  core/process.py
     Record     what the builder and the cache remember of it      build/, build/cache.py
+    FeedSpec   one declared feed ([[feeds]] in the configuration)  config.py
+    Feed       one feed a build publishes, from the same Records  build/feeds.py, core/filters.py
     Document   one published URL's bytes                          core/render/, publish/
 """
 
@@ -205,6 +207,53 @@ class FeedMeta:
         return self.self_url.rsplit("/", 1)[0] + "/" + name
 
 
+@dataclass(frozen=True)
+class FeedSpec:
+    """One `[[feeds]]` table of the configuration, checked, with what it leaves out taken from the
+    top level (title, subtitle, language, max_entries). "" means not given."""
+
+    name: str
+    title: str
+    subtitle: str
+    language: str
+    max_entries: int
+    folder: str = ""  # a folder under seeds_dir (POSIX, no leading or trailing "/"); "" = every seed
+    include: str = ""  # an RE2 pattern searched in the title and the plain text
+    exclude: str = ""
+    convert: str = ""  # an OpenCC configuration name (t2s, s2t, ...)
+    image_proxy: str = ""  # a URL template with {url} or {url_noscheme}
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One feed a build publishes: the top-level feed (`name` "") or a declared one. Plain data
+    (picklable, its repr a key): which entries (folder, include, exclude), how many, and what is
+    done to them on the way out (convert, image_proxy). Its documents are named with `prefix`."""
+
+    name: str
+    meta: FeedMeta
+    max_entries: int
+    folder: str = ""
+    include: str = ""
+    exclude: str = ""
+    convert: str = ""
+    image_proxy: str = ""
+
+    @property
+    def prefix(self) -> str:
+        """What its documents' names start with: "" for the top-level feed, "world/" for "world"."""
+        return self.name + "/" if self.name else ""
+
+    @property
+    def filters(self) -> tuple[str, str]:
+        return (self.include, self.exclude)
+
+    @property
+    def transform(self) -> tuple[str, str]:
+        """What is done to each entry on its way into this feed ("", "": nothing)."""
+        return (self.convert, self.image_proxy)
+
+
 T = TypeVar("T")
 
 
@@ -280,6 +329,10 @@ class BuildResult:
     duration: float = 0.0
     number: int = 0
     finished_at: datetime | None = None
+    # What needs a look but is no fault (a declared feed's folder that does not exist yet).
+    warnings: list[str] = field(default_factory=list)
+    # Entries in each declared feed's subscription documents, by name (none without [[feeds]]).
+    feeds: dict[str, int] = field(default_factory=dict)
 
     def as_status(self) -> dict[str, Any]:
         return {
@@ -296,4 +349,6 @@ class BuildResult:
             "duration_ms": round(self.duration * 1000, 1),
             "finished_at": self.finished_at.isoformat(timespec="milliseconds") if self.finished_at else None,
             "number": self.number,
+            "warnings": self.warnings,
+            **({"feeds": [{"name": name, "entries": n} for name, n in self.feeds.items()]} if self.feeds else {}),
         }

@@ -15,8 +15,7 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--sizes", "40", "--cheap-sizes", "", "--start-sizes", "40",
-         "--seconds", "1",
-         "--fresh-files", "2", "--naive-requests", "1", "--repeats", "2",
+         "--seconds", "1", "--fresh-files", "2", "--naive-requests", "1", "--repeats", "2", "--feeds", "3",
          "--workdir", str(tmp_path / "work"), "--output", str(report)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=170,
     )
@@ -32,6 +31,10 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
         assert f"| {figure}" in done.stdout, figure
     assert "× bleach alone (median of " in done.stdout  # the cold build alternates with its limit
     assert "NOT the newest entries" not in done.stdout  # the first feed after a cold start is right
+    for figure in ("3 feeds: cold build", "3 feeds: rebuild after 1 change, new process",
+                   "3 feeds: rebuild after 1 change, in-process (file event)",
+                   "3 feeds: peak RSS, feedsvc serve worker"):
+        assert f"| {figure} | " in done.stdout and "× one feed" in done.stdout, figure
     text = report.read_text()
     assert "**Machine:**" in text and "**Command:**" in text and "| N = 40 |" in text
     assert not list((tmp_path / "work").glob("seeds-*"))  # the corpus is cleaned up

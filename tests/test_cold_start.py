@@ -16,6 +16,7 @@ from live import wait_for
 import feedsvc.build.builder as builder_module
 from feedsvc.build.builder import Builder
 from feedsvc.build.newest import MIN_FILES
+from feedsvc.config import load_config
 from feedsvc.core.parse import parse_header, parse_seed
 from feedsvc.publish.layout import read_manifest
 from feedsvc.publish.reader import read_warming
@@ -137,3 +138,41 @@ def test_a_restart_with_a_published_folder_is_no_cold_start(
     finally:
         service.stop()
     assert asked[0] is False
+
+
+def test_declared_feeds_follow_the_first_publish_with_the_bytes_of_a_full_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeds = tmp_path / "seeds"
+    write_corpus(seeds, MIN_FILES)
+
+    def config_for(out: Path):
+        toml = tmp_path / f"{out.name}.toml"
+        toml.write_text(f'seeds_dir = "{seeds}"\noutput_dir = "{out}"\nbase_url = "https://feeds.example.org/"\n'
+                        'max_entries = 10\nwatch = "off"\nscan_interval = 3600\n'
+                        '[[feeds]]\nname = "dups"\ninclude = "Dup"\n')
+        return load_config(toml, env={})
+
+    Builder(config_for(tmp_path / "ref")).build()
+    backfill, release = threading.Event(), threading.Event()
+    real_load = builder_module.load
+
+    def held_load(*args, **kwargs):
+        backfill.set()
+        assert release.wait(30)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(builder_module, "load", held_load)
+    out = tmp_path / "out"
+    service = BuilderService(config_for(out))
+    service.start()
+    try:
+        assert backfill.wait(30)
+        assert "feed.xml" in documents(out) and not any(name.startswith("dups/") for name in documents(out))
+        release.set()
+        wait_for(lambda: (out / "status.json").exists(), 30, what="the full build")
+        assert documents(out) == documents(tmp_path / "ref")
+        assert any(name.startswith("dups/") for name in documents(out))
+    finally:
+        release.set()
+        service.stop()

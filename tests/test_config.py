@@ -83,3 +83,21 @@ def test_reader_keys_stylesheet_archive_and_websub(tmp_path: Path) -> None:
                                 ("FEEDSVC_WEBSUB_HUB", "hub.example", "expected an absolute http")):
         with pytest.raises(ConfigError, match=message):
             load_config(empty, env={key: value})
+
+
+def test_cache_control_keys(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    config = load_config(empty, env={})
+    assert (config.cache_s_maxage, config.stale_while_revalidate, config.stale_if_error) == (0, 60, 86400)
+    assert config.cache_control == "public, max-age=300, stale-while-revalidate=60, stale-if-error=86400"
+    env = {"FEEDSVC_CACHE_S_MAXAGE": "600", "FEEDSVC_STALE_WHILE_REVALIDATE": "0", "FEEDSVC_CACHE_MAX_AGE": "30"}
+    config = load_config(empty, env=env)
+    assert config.cache_control == "public, max-age=30, s-maxage=600, stale-if-error=86400"
+    toml = tmp_path / "c.toml"
+    toml.write_text("stale_if_error = 0\nstale_while_revalidate = 0\n")
+    assert load_config(toml, env={}).cache_control == "public, max-age=300"
+    for key in ("CACHE_S_MAXAGE", "STALE_WHILE_REVALIDATE", "STALE_IF_ERROR"):
+        message = rf"{key.lower()} \(from environment variable FEEDSVC_{key}\): must be at least 0"
+        with pytest.raises(ConfigError, match=message):
+            load_config(empty, env={f"FEEDSVC_{key}": "-1"})

@@ -3,6 +3,7 @@ header for header, for every server (the Flask test client goes through it as gu
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -67,7 +68,7 @@ def expected_ok(content_type: str, etag: str, last_modified: str, length: int, v
 def expected_unchanged(etag: str, vary: str, csp: str, link: str | None = None) -> list[tuple[str, str]]:
     return [
         ("ETag", etag),
-        ("Cache-Control", "public, max-age=300"),
+        ("Cache-Control", "public, max-age=300, stale-while-revalidate=60, stale-if-error=86400"),
         ("Vary", vary),
         *([("Link", link)] if link else []),
         *SECURITY,
@@ -76,7 +77,7 @@ def expected_unchanged(etag: str, vary: str, csp: str, link: str | None = None) 
 
 
 def test_flask_has_no_document_route(client) -> None:  # type: ignore[no-untyped-def]
-    assert {rule.rule for rule in client.application.url_map.iter_rules()} == {"/healthz"}
+    assert {rule.rule for rule in client.application.url_map.iter_rules()} == {"/healthz", "/metrics"}
     assert isinstance(client.application.wsgi_app, DocumentResponder)
 
 
@@ -236,6 +237,25 @@ def test_archive_pages(published, client) -> None:  # type: ignore[no-untyped-de
     for path in ("/archive/1.xml", "/archive/202009002.xml", "/archive/0.xml", "/archive/01.xml", "/archive/1",
                  "/archive/", "/archive/x/1.xml"):
         assert client.get(path).status_code == 404, path
+
+
+@pytest.mark.parametrize(("keys", "expected"), [
+    ({"cache_max_age": 5, "cache_s_maxage": 120, "stale_while_revalidate": 30, "stale_if_error": 600},
+     "public, max-age=5, s-maxage=120, stale-while-revalidate=30, stale-if-error=600"),
+    ({"stale_while_revalidate": 0, "stale_if_error": 0}, "public, max-age=300"),
+])
+def test_cache_control_on_every_document(published, keys, expected) -> None:  # type: ignore[no-untyped-def]
+    client = create_app(dataclasses.replace(published, **keys), run_builder=False).test_client()
+    archive = [n for n in PublishedStore(published.output_dir).snapshot.documents if n.startswith("archive/")]
+    routes = [route for route, name in ROUTES.items() if name != "feeds.opml"]  # no [[feeds]]: no OPML
+    paths = [*routes, *("/" + n for n in archive if not n.endswith(".html"))]
+    assert len(paths) == len(routes) + 1
+    for path in paths:
+        for headers in ({}, {"Accept-Encoding": "gzip"}, {"Accept": BROWSER_ACCEPT}):
+            ok = client.get(path, headers=headers)
+            assert ok.status_code == 200 and ok.headers["Cache-Control"] == expected, (path, headers)
+            again = client.get(path, headers=headers | {"If-None-Match": ok.headers["ETag"]})
+            assert again.status_code == 304 and again.headers["Cache-Control"] == expected, (path, headers)
 
 
 def test_archive_page_collected_meanwhile_is_read_again_once(published) -> None:  # type: ignore[no-untyped-def]

@@ -89,3 +89,33 @@ def test_documents_stored_ahead_are_published_unless_collected_meanwhile(tmp_pat
     with pytest.raises(Stale) as raised:
         publish(tmp_path, [Document("feed.xml", b"<feed>3</feed>", "application/atom+xml", when), newer])
     assert raised.value.names == ["archive/1.xml"] and read_manifest(tmp_path) == before
+
+
+def test_the_same_bytes_under_a_new_date_are_sent_with_it(config) -> None:
+    """A body published again unchanged under a new date (/feed.xsl is dated by the feed): a web
+    process that holds it sends the new Last-Modified, as one started afresh does (replicas agree)."""
+    from werkzeug.http import http_date
+
+    from feedsvc.web import create_app
+
+    cfg = config()
+    april, may = datetime(2023, 4, 1, tzinfo=UTC), datetime(2023, 5, 1, tzinfo=UTC)
+    xsl = "text/xsl; charset=utf-8"
+    publish(cfg.output_dir, [Document("feed.xml", b"<feed>1</feed>", "application/atom+xml", april),
+                             Document("feed.xsl", b"<xsl/>", xsl, april)])
+    app = create_app(cfg, run_builder=False)
+    client, store = app.test_client(), app.extensions["feedsvc"].store
+    held = store.snapshot.documents["feed.xsl"]
+    assert client.get("/feed.xsl").headers["Last-Modified"] == http_date(april)
+    assert client.get("/feed.xsl", headers={"Accept-Encoding": "gzip"}).headers["Last-Modified"] == http_date(april)
+
+    publish(cfg.output_dir, [Document("feed.xml", b"<feed>2</feed>", "application/atom+xml", may),
+                             Document("feed.xsl", b"<xsl/>", xsl, may)])
+    assert store.refresh()
+    again = store.snapshot.documents["feed.xsl"]
+    assert again.last_modified == may and again.identity is held.identity  # the bytes held, not read again
+    for headers in ({}, {"Accept-Encoding": "gzip"}):
+        response = client.get("/feed.xsl", headers=headers)
+        body = gzip.decompress(response.data) if headers else response.data
+        assert (response.headers["Last-Modified"], body) == (http_date(may), b"<xsl/>")
+        assert client.get("/feed.xsl", headers=headers | {"If-Modified-Since": http_date(april)}).status_code == 200

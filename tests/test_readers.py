@@ -128,7 +128,8 @@ def test_every_document_gets_the_feed_caching_rules(server: Server, path: str) -
     status, headers, body = server.get(path)
     assert status == 200
     assert headers["etag"] == '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    assert headers["cache-control"] == "public, max-age=300" and "Accept-Encoding" in headers["vary"]
+    assert headers["cache-control"] == "public, max-age=300, stale-while-revalidate=60, stale-if-error=86400"
+    assert "Accept-Encoding" in headers["vary"]
     assert headers["x-content-type-options"] == "nosniff"
     assert server.get(path, headers={"If-None-Match": headers["etag"]})[:3:2] == (304, b"")
     assert server.get(path, headers={"If-Modified-Since": headers["last-modified"]})[0] == 304

@@ -63,7 +63,7 @@ def test_feed_headers_and_body(server) -> None:
     assert headers["content-type"] == "application/atom+xml; charset=utf-8"
     assert headers["etag"] == '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     assert headers["last-modified"] == "Mon, 17 Apr 2023 01:47:06 GMT"  # the newest entry, not the build time
-    assert headers["cache-control"] == "public, max-age=300"
+    assert headers["cache-control"] == "public, max-age=300, stale-while-revalidate=60, stale-if-error=86400"
     assert headers["vary"] == "Accept, Accept-Encoding"  # a browser gets the feed page instead
     assert headers["x-content-type-options"] == "nosniff"
     assert "content-encoding" not in headers

@@ -218,15 +218,15 @@ def test_healthz_with_an_absolute_seeds_dir_shows_no_absolute_path(here: Path, s
         assert state["last_build"]["skipped"] == state["skipped"]
         assert str(here) not in srv.get("/healthz")[2].decode()
         assert str(here) not in (out / "status.json").read_text()
-        # The logs keep the full path.
-        assert f"skipped {seeds / 'empty.txt'}: empty file" in srv.log()
+        # The logs keep the full path (the line is written as the build reports; wait for it).
+        wait_for(lambda: f"skipped {seeds / 'empty.txt'}: empty file" in srv.log(), 10, what="the skip logged")
 
         shutil.rmtree(seeds)
         state = wait_for(lambda: (h := health(srv))["status"] == "degraded" and h, 20, what="the failure")
         assert state["last_build"]["error"] == "seeds directory (seeds_dir) does not exist"
         assert str(here) not in srv.get("/healthz")[2].decode()
         assert str(here) not in (out / "status.json").read_text()
-        assert f"seeds directory {seeds} does not exist" in srv.log()
+        wait_for(lambda: f"seeds directory {seeds} does not exist" in srv.log(), 10, what="the failure logged")
 
 
 def test_build_result_names_files_relative_to_the_seeds_folder(tmp_path: Path, make_seed, config) -> None:

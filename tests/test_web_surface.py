@@ -34,15 +34,22 @@ def client(tmp_path: Path, config):  # type: ignore[no-untyped-def]
 
 
 def test_routes_are_a_fixed_list(client) -> None:  # type: ignore[no-untyped-def]
-    # Flask routes only /healthz; documents are answered in front of it, from a fixed table.
+    # Flask routes only /healthz and /metrics; documents are answered in front of it, from a fixed table.
     rules = {rule.rule: rule for rule in client.application.url_map.iter_rules()}
-    assert set(rules) == {"/healthz"}
-    assert not rules["/healthz"].arguments and rules["/healthz"].methods <= {"GET", "HEAD"}
-    assert set(ROUTES) == {"/feed.xml", "/feed.rss", "/feed.json", "/feed.xsl", "/"}
-    # The one variable path is a single segment (no '/'), a page number looked up among published names.
+    assert set(rules) == {"/healthz", "/metrics"}
+    for rule in rules.values():
+        assert not rule.arguments and rule.methods <= {"GET", "HEAD"}
+    assert set(ROUTES) == {"/feed.xml", "/feed.rss", "/feed.json", "/feed.xsl", "/", "/feeds.opml"}
+    # The variable paths: a page number, and a declared feed's name before the same routes, each
+    # looked up among published names.
     assert document_name("/archive/12.xml") == "archive/12.xml"
+    assert document_name("/world/archive/12.xml") == "world/archive/12.xml"
+    assert document_name("/world/feed.rss") == "world/feed.rss"
+    assert document_name("/world/") == "world/index.html"
     for path in ("/archive/../manifest.json", "/archive/1.xml/x", "/archive/a.xml", "/archive/1.xml.gz",
-                 "/manifest.json", "/objects/x"):
+                 "/manifest.json", "/objects/x", "/objects/feed.xml", "/world/feed.xsl", "/world/feeds.opml",
+                 "/world", "/world/index.html", "/world/x/feed.xml", "/World/feed.xml", "/world/../feed.xml",
+                 "/world/feed.xml.html", "/healthz/feed.xml", "/archive/feed.xml"):
         assert document_name(path) is None, path
     assert client.get("/archive/..%2fmanifest.json").status_code == 404
     assert client.get("/archive/../manifest.json").status_code == 404
@@ -50,7 +57,7 @@ def test_routes_are_a_fixed_list(client) -> None:  # type: ignore[no-untyped-def
     assert client.application.static_folder is None or not Path(client.application.static_folder).exists()
 
 
-@pytest.mark.parametrize("path", ["/feed.xml", "/", "/healthz"])
+@pytest.mark.parametrize("path", ["/feed.xml", "/", "/healthz", "/metrics"])
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND", "MKCOL"])
 def test_only_get_and_head(client, path: str, method: str) -> None:  # type: ignore[no-untyped-def]
     response = client.open(path, method=method, data=b"x" * 10)

@@ -7,7 +7,9 @@
     build/load.py         reading and processing: a Record per changed file (workers.py: the pool);
                           on a cold start, build/newest.py publishes the newest entries first
     core/choose.py        which entries, in which order, which archive pages
-    build/documents.py    rendering what changed, and publishing it as one version
+    build/feeds.py        the feeds: the top-level one and the declared ones, each chosen from the
+                          same Records (core/filters.py) and transformed (core/transform.py)
+    build/documents.py    rendering what changed, and publishing every feed's documents as one version
 
 What the builder remembers between builds is plain data (`Memory`: the records, what it last
 published). A bad file is reported once per change of its bytes and skipped; it never stops the
@@ -18,7 +20,9 @@ the service's: a build is told how young a file may be, and whether to wait for 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import os
 import threading
 import time
@@ -30,19 +34,22 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc.build.cache import CacheError, MemoryCache, SqliteCache, open_cache
-from feedsvc.build.documents import Published, render_and_publish, zipper
-from feedsvc.build.load import Cache, Loaded, Progress, entries_of, load
+from feedsvc.build.documents import FeedPlan, Published, render_and_publish, zipper
+from feedsvc.build.feeds import FeedMemory, feeds_of, folder_warnings
+from feedsvc.build.load import Cache, Loaded, Progress, entries_by_key, load
 from feedsvc.build.newest import First, publish_newest
 from feedsvc.build.seeds import SeedsDirError, read_limit, scan_seeds, stat_seeds
 from feedsvc.build.workers import Workers
 from feedsvc.config import Config, path_for_log, path_for_public
 from feedsvc.core.changes import Changes, diff
 from feedsvc.core.choose import select_entries, split_archive
+from feedsvc.core.filters import by_top_folder
 from feedsvc.core.process import fingerprint
 from feedsvc.core.render.documents import fit_feed, oversize_reason
 from feedsvc.core.render.xsl import STYLESHEET_PATH
-from feedsvc.model import BuildResult, Entry, FeedMeta, Page, Problem, Record, StatKey
+from feedsvc.model import BuildResult, Entry, Feed, FeedMeta, Problem, Record, StatKey
 from feedsvc.publish.layout import MANIFEST
+from feedsvc.publish.static import StaticDirError, lay_out
 from feedsvc.publish.writer import write_status
 
 log = logging.getLogger("feedsvc.build")
@@ -54,8 +61,10 @@ class Memory:
 
     records: dict[str, Record] | None = None  # None: nothing built in this process yet
     published: Published = field(default_factory=Published)
-    # (the manifest's stat, entries, ETag) right after this builder's last publish.
-    rendered: tuple[StatKey | None, int, str | None] | None = None
+    # (the manifest's stat, entries, ETag, until when its date holds) right after this builder's
+    # last publish.
+    rendered: tuple[StatKey | None, int, str | None, float] | None = None
+    feeds: FeedMemory | None = None  # the feeds, their match results and transformed entries
 
 
 def build(
@@ -92,80 +101,106 @@ def build(
 
     settings = config.entry_settings
     at = datetime.fromtimestamp(now, UTC)  # the build's time: files are processed, feeds dated, at it
-    meta = feed_meta(config)
-    cache_path = cache.path if isinstance(cache, SqliteCache) else None
+    feeds = memory.feeds = memory.feeds or FeedMemory.of(_feeds(config))
+    result.warnings = folder_warnings(config.seeds_dir, feeds.feeds)
+    feeds.warn(result.warnings)
     with Workers(settings, read_limit(settings.max_article_bytes), at, config.build_workers) as workers:
-        early = First(Loaded())
-        if newest_first:
-            early = publish_newest(
-                config, meta, changes, cache, workers, _fingerprint(config), memory.published, zip_threads, cache_path,
-                progress,
-            )
-        loaded = _load(config, changes, records, cache, workers, early, progress)
+        early, loaded = _load(config, memory, changes, cache, workers, zip_threads, newest_first, progress)
         current = changes.kept | loaded.records
         memory.records = current
         result.changed = _count_changed(changes, loaded.records, records, index)
         _remember_files(cache, root, changes, loaded.records, index, prune=result.changed > 0)
         _report(config.seeds_dir, loaded.fresh)
         result.skipped, result.problems, result.notes = _problems(current.values())
-        if not first and not result.changed and _still_ours(memory, config.output_dir):
+        if not first and not result.changed and _still_ours(memory, config.output_dir, now):
             assert memory.rendered is not None
             result.entries, result.etag = memory.rendered[1], memory.rendered[2]
-            return result  # nothing new, and the published state is still ours: nothing to render
+            return result  # nothing new, and the published state is still ours and true: nothing to render
         memory.rendered = None
 
-        def entries(some: Sequence[Record]) -> list[Entry]:
-            return entries_of(some, loaded.made, cache, config.seeds_dir, workers)
+        def entries(some: Sequence[Record]) -> dict[str, Entry]:
+            return entries_by_key(some, loaded.made, cache, config.seeds_dir, workers)
 
-        newest, pages = _choose(config, meta, current.values(), entries, at, result)
+        plans = _plans(config, feeds, current.values(), cache, entries, at, result)
+        cache_path = cache.path if isinstance(cache, SqliteCache) else None
         published, result.etag = render_and_publish(
-            config.output_dir, meta, newest, pages, entries, memory.published, workers, cache_path, zip_threads, at
+            config.output_dir, plans, memory.published, workers, cache_path, zip_threads, at
         )
         result.published = published or early.published
-    result.entries = len(newest)
-    memory.rendered = (_manifest_stat(config.output_dir), result.entries, result.etag)
+    top = plans[0]
+    result.entries = len(top.current)
+    result.feeds = {plan.feed.name: len(plan.current) for plan in plans[1:]}
+    until = min((_dated_until(plan.current, at) for plan in plans), default=math.inf)
+    memory.rendered = (_manifest_stat(config.output_dir), result.entries, result.etag, until)
     return result
 
 
 def _load(
     config: Config,
+    memory: Memory,
     changes: Changes,
-    records: dict[str, Record],
     cache: Cache,
     workers: Workers,
-    early: First,
+    zip_threads: Any,
+    newest_first: bool,
     progress: Progress | None,
-) -> Loaded:
-    """Read and process the files to read, but those a first publish processed (`early`)."""
+) -> tuple[First, Loaded]:
+    """Read and process the files to read: on a cold start (`newest_first`), those whose headers
+    promise the newest entries first, published at once (`build/newest.py`), then the rest."""
+    records, feeds = memory.records or {}, memory.feeds
+    assert feeds is not None
+    fingerprint_, observe = _fingerprint(config), feeds.matches.observe
+    early = First(Loaded())
+    if newest_first:
+        early = publish_newest(
+            config, feeds, changes, cache, workers, fingerprint_, observe, memory.published, zip_threads, progress
+        )
     rest = [(seed, sha) for seed, sha in changes.to_read if seed.rel not in early.loaded.records]
-    fingerprint = _fingerprint(config)
-    loaded = load(rest, records, cache, workers, fingerprint, config.max_entries, progress, changes.files, early.cold)
+    total = changes.files
+    loaded = load(rest, records, cache, workers, fingerprint_, config.max_entries, progress, total, observe, early.cold)
     loaded.merge(early.loaded)
-    return loaded
+    return early, loaded
 
 
-def _choose(
+def _plans(
     config: Config,
-    meta: FeedMeta,
+    feeds: FeedMemory,
     records: Iterable[Record],
-    entries: Callable[[Sequence[Record]], list[Entry]],
+    cache: Cache,
+    entries: Callable[[Sequence[Record]], dict[str, Entry]],
     at: datetime,
     result: BuildResult,
-) -> tuple[list[Entry], list[Page[Record]]]:
-    """The subscription documents' entries and the archive pages: all records, not only the newest
-    `max_entries` (the older ones fill the RFC 5005 archive). When the documents would be larger
-    than `max_feed_bytes`, the newest entries that fit stay (at least one) and the rest go to the
-    archive, reported as a problem."""
+) -> list[FeedPlan]:
+    """Every feed's entries and archive pages, chosen from the same Records: all of them are
+    chosen once (one per article URL, newest first); each declared feed keeps those of its
+    folder that its patterns pass, in that order. All records, not only the newest max_entries:
+    the older ones fill the RFC 5005 archive."""
     chosen = select_entries((r for r in records if r.id is not None), key=_order)
-    newest, pages = split_archive(chosen, config.max_entries, config.archive_page_size)
-    current = entries(newest)
-    keep = fit_feed(meta, current, at, config.max_feed_bytes)
-    if keep < len(current):
-        result.problems.append(Problem("feed.xml", oversize_reason(len(current), keep, config.max_feed_bytes)))
-        log.warning("feed.xml: %s", result.problems[-1].reason)
-        newest, pages = split_archive(chosen, keep, config.archive_page_size)
-        current = current[:keep]
-    return current, pages
+    feeds.matches.complete(chosen, cache, entries)
+    folders = by_top_folder(chosen) if any(feed.folder for feed in feeds.feeds) else {}
+    plans = []
+    for feed in feeds.feeds:
+        candidates = folders.get(feed.folder.partition("/")[0], []) if feed.folder else chosen
+        selected = feeds.matches.select(feed, candidates)
+        newest, pages = feeds.split(feed, selected, config.archive_page_size)
+        plan = FeedPlan(feed, newest, pages, feeds.transformed.entries_of(feed, entries))
+        plans.append(_fitted(plan, selected, config, at, result))
+    return plans
+
+
+def _fitted(plan: FeedPlan, selected: list[Record], config: Config, at: datetime, result: BuildResult) -> FeedPlan:
+    """The plan whose subscription documents stay at or under `max_feed_bytes`: when they would be
+    larger, the newest entries that fit stay (at least one) and the rest go to the archive,
+    reported as a problem."""
+    current = plan.entries_of(plan.current)
+    keep = fit_feed(plan.feed.meta, current, at, config.max_feed_bytes)
+    if keep == len(current):
+        return plan
+    name = plan.feed.prefix + "feed.xml"
+    result.problems.append(Problem(name, oversize_reason(len(current), keep, config.max_feed_bytes)))
+    log.warning("%s: %s", name, result.problems[-1].reason)
+    newest, pages = split_archive(selected, keep, config.archive_page_size)
+    return dataclasses.replace(plan, current=newest, pages=pages)
 
 
 def _scan(seeds_dir: Path, changed: set[str] | None) -> Any:
@@ -243,9 +278,19 @@ def _problems(records: Iterable[Record]) -> tuple[list[Problem], list[Problem], 
     return skipped, problems, notes
 
 
-def _still_ours(memory: Memory, out_dir: Path) -> bool:
-    """The manifest is the one this builder wrote last (no other writer published since)."""
-    return memory.rendered is not None and memory.rendered[0] == _manifest_stat(out_dir)
+def _still_ours(memory: Memory, out_dir: Path, now: float) -> bool:
+    """The manifest is the one this builder wrote last (no other writer published since), and
+    its documents' date still holds at `now` (see `_dated_until`)."""
+    return memory.rendered is not None and memory.rendered[0] == _manifest_stat(out_dir) and now < memory.rendered[3]
+
+
+def _dated_until(newest: Sequence[Record], at: datetime) -> float:
+    """Until when the subscription documents rendered at `at` hold: for ever, unless their newest
+    entry is stamped ahead of `at`, which dated them at `at` instead (never in the future). Then
+    they are rendered again once that stamp has passed, and dated by it, as any replica that
+    builds later dates them: replicas that built at different times agree again."""
+    ahead = max((r.updated for r in newest if r.updated is not None), default=None)
+    return ahead.timestamp() if ahead is not None and ahead > at else math.inf
 
 
 def _manifest_stat(out_dir: Path) -> StatKey | None:
@@ -254,6 +299,10 @@ def _manifest_stat(out_dir: Path) -> StatKey | None:
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _feeds(config: Config) -> tuple[Feed, ...]:
+    return feeds_of(feed_meta(config), config.max_entries, config.feeds, config.base_url)
 
 
 def feed_meta(config: Config) -> FeedMeta:
@@ -287,6 +336,7 @@ class Builder:
         self.last_status: dict[str, Any] | None = None
         self._cache: Cache | None = None
         self._zipper: Any = None
+        self._static_for: StatKey | None = None  # the manifest the static tree was last laid out for
         self._lock = threading.Lock()
 
     @property
@@ -336,6 +386,8 @@ class Builder:
                     result = build(self.config, self.memory, self._cache, self._zipper, progress=progress, **options)
             except OSError as exc:
                 result = self._failed(exc)
+            if result.ok and not result.waiting and self.config.static_path is not None:
+                self._lay_out_static(self.config.static_path, result)
             result.duration = time.perf_counter() - started
             result.finished_at = datetime.now(UTC)
             self.builds += 1
@@ -347,6 +399,19 @@ class Builder:
         if result.published and self.on_publish is not None:
             self.on_publish(result)
         return result
+
+    def _lay_out_static(self, static_dir: Path, result: BuildResult) -> None:
+        """Right after a publish (or while the tree lags the manifest: its first use, a failed
+        layout), lay out the static tree; a failure fails the build of record, which is retried."""
+        manifest = _manifest_stat(self.config.output_dir)
+        if manifest is not None and manifest == self._static_for:
+            return
+        try:
+            lay_out(self.config.output_dir, static_dir)
+        except StaticDirError as exc:
+            result.ok, result.error, result.public_error = False, str(exc), exc.public
+            return
+        self._static_for = manifest
 
     def _failed(self, exc: OSError) -> BuildResult:
         """A failed build's result; who ran it says so (the service logs it, `feedsvc build` prints it)."""
@@ -368,14 +433,20 @@ class Builder:
             status["status_file_error"] = exc.strerror or type(exc).__name__  # no path: /healthz shows it
         self.last_status = status
         if result.ok:
+            figures = {
+                "entries": result.entries,
+                "files": result.files,
+                "changed": result.changed,
+                "skipped": len(result.skipped),
+                "problems": len(result.problems),
+                "duration_ms": round(result.duration * 1000, 1),
+                "result": "published" if result.published else "unchanged",
+                "etag": result.etag,
+            }
+            # The figures as fields too, for log_format = "json" (feedsvc/logs.py).
             log.info(
-                "build: %d entries from %d files, %d changed, %d skipped, %d problems, %.0f ms, %s %s",
-                result.entries,
-                result.files,
-                result.changed,
-                len(result.skipped),
-                len(result.problems),
-                result.duration * 1000,
-                "published" if result.published else "unchanged",
-                result.etag,
+                "build: %(entries)d entries from %(files)d files, %(changed)d changed, %(skipped)d skipped, "
+                "%(problems)d problems, %(duration_ms).0f ms, %(result)s %(etag)s",
+                figures,
+                extra=figures,
             )

@@ -1,12 +1,15 @@
 """The persistent cache of build work: SQLite in the output directory (`cache.sqlite3`).
 
-Two tables. `outcomes` holds what each file version became (the sanitized entry or the reason
+Tables. `outcomes` holds what each file version became (the sanitized entry or the reason
 it was skipped, its problems and notes, and until when it holds if it depends on the time),
 keyed by `outcome_key` (the fingerprint of policy VERSION, sanitizer backend and the settings
 that matter, the file's path and the SHA-256 of its bytes): a restart, or a new `feedsvc build`
 process, re-sanitizes nothing that did not change, and a policy change misses every key. `files`
 remembers each seed's (size, mtime, inode) and hash, so a new process need not even read a file
-whose stat did not change.
+whose stat did not change. A third, `matches`, remembers whether each entry version passes a
+declared feed's folder and include/exclude patterns (keyed by `filters_key`), so choosing a
+filtered feed never needs the content again (created beside the others in a cache of an earlier
+release: it adds what the others do not hold).
 
 The builder keeps only light records in memory and loads full entries from here for the few it
 publishes, so a long-lived server's memory grows with `max_entries`, not with the corpus.
@@ -47,6 +50,7 @@ class MemoryCache:
     def __init__(self) -> None:
         self._outcomes: dict[str, tuple[Record, Outcome]] = {}
         self._files: dict[str, dict[str, tuple[StatKey, str]]] = {}
+        self._matches: dict[str, dict[str, bool]] = {}
 
     def files(self, root: str) -> dict[str, tuple[StatKey, str]]:
         return dict(self._files.get(root, {}))
@@ -71,12 +75,21 @@ class MemoryCache:
         for rel in removed:
             files.pop(rel, None)
 
+    def matches(self, filters: str) -> Iterator[tuple[str, bool]]:
+        return iter(list(self._matches.get(filters, {}).items()))
+
+    def save_matches(self, filters: str, results: Mapping[str, bool]) -> None:
+        self._matches.setdefault(filters, {}).update(results)
+
     def needs_pruning(self, live: int) -> bool:
         return len(self._outcomes) > live
 
     def prune(self, live: set[str]) -> None:
         for key in self._outcomes.keys() - live:
             del self._outcomes[key]
+        for results in self._matches.values():
+            for key in results.keys() - live:
+                del results[key]
 
     def close(self) -> None:
         pass
@@ -110,6 +123,7 @@ class SqliteCache:
                     DROP TABLE IF EXISTS outcomes;
                     DROP TABLE IF EXISTS entries;
                     DROP TABLE IF EXISTS files;
+                    DROP TABLE IF EXISTS matches;
                     CREATE TABLE outcomes (
                         key TEXT PRIMARY KEY, rel TEXT, sha TEXT, mtime_ns INTEGER, id TEXT, dedup TEXT,
                         updated TEXT, published TEXT, problem TEXT, notes TEXT, problems TEXT,
@@ -124,6 +138,10 @@ class SqliteCache:
                     COMMIT;
                     """
                 )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS matches (filters TEXT, key TEXT, hit INTEGER, PRIMARY KEY (filters, key))"
+                " WITHOUT ROWID"
+            )
         except BaseException:
             db.close()
             raise
@@ -256,6 +274,20 @@ class SqliteCache:
                 ((root, rel, *stat, sha) for rel, (stat, sha) in upserts.items()),
             )
 
+    def matches(self, filters: str) -> Iterator[tuple[str, bool]]:
+        """Every stored match result of a feed (its `filters_key`): (outcome key, hit), one at a time."""
+        with self._locked() as db:
+            for key, hit in db.execute("SELECT key, hit FROM matches WHERE filters = ?", (filters,)):
+                yield key, bool(hit)
+
+    def save_matches(self, filters: str, results: Mapping[str, bool]) -> None:
+        if results:
+            with self._transaction() as db:
+                db.executemany(
+                    "INSERT OR REPLACE INTO matches VALUES (?, ?, ?)",
+                    ((filters, key, int(hit)) for key, hit in results.items()),
+                )
+
     def needs_pruning(self, live: int) -> bool:
         """Whether outcomes no file refers to (old versions, old policies) have piled up."""
         if self._rows is None:
@@ -271,6 +303,7 @@ class SqliteCache:
             db.executemany("INSERT OR IGNORE INTO live VALUES (?)", ((k,) for k in live))
             db.execute("DELETE FROM outcomes WHERE key NOT IN (SELECT key FROM live)")
             db.execute("DELETE FROM entries WHERE key NOT IN (SELECT key FROM live)")
+            db.execute("DELETE FROM matches WHERE key NOT IN (SELECT key FROM live)")
             db.execute("DELETE FROM live")
             self._rows = db.execute("SELECT count(*) FROM outcomes").fetchone()[0]
 

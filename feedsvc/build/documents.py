@@ -1,5 +1,9 @@
 """Rendering and publishing one build's documents, doing only the work that changed.
 
+Every feed of the build (the top-level one, and each declared one: a `FeedPlan`) is rendered
+from its chosen Records the same way, and all their documents are published together, as one
+version (a declared feed's documents are named with its prefix, `world/feed.xml`).
+
 - The subscription documents are rendered every build that changed anything; a body equal to
   the one published is not compressed again, a new one is gzipped in another thread while the
   next renders (zlib lets go of the GIL).
@@ -11,6 +15,9 @@
   changed (they read the entries from the cache file and write the objects), else here. A page
   is two documents, its Atom document and its browser page (`page_name`), published with the
   same key and reused or rendered together.
+- A declared feed's subscription documents are keyed the same way (`subscription_key`): a change
+  renders the feeds whose entries it changes, and the top-level feed (rendered every build, as
+  before), not every feed.
 - If another writer's publish replaced or collected pages meant to be reused, `publish` raises
   Stale before writing anything, and every page is rendered here and published again.
 """
@@ -27,56 +34,125 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from feedsvc import __version__
+from feedsvc.build.feeds import EntriesOf, transform_key
 from feedsvc.build.workers import Workers, archive_document, default_workers
+from feedsvc.core.render import feed_updated
 from feedsvc.core.render.archive import archive_name
-from feedsvc.core.render.documents import page_name, render_documents
-from feedsvc.core.render.html import PAGE_TEMPLATE_KEY
-from feedsvc.model import Document, Entry, FeedMeta, Page, Record, Reuse, Stored
+from feedsvc.core.render.documents import page_name, render_documents, subscription_names
+from feedsvc.core.render.html import PAGE_TEMPLATE_KEY, TEMPLATES_KEY
+from feedsvc.model import Document, Feed, Page, Record, Reuse, Stored
 from feedsvc.publish.layout import compress, etag_for, read_manifest
 from feedsvc.publish.writer import Stale, publish
 
 log = logging.getLogger("feedsvc.build")
 
 Planned = Callable[[], Document | Reuse | Stored]
-EntriesOf = Callable[[Sequence[Record]], list[Entry]]
 
 
 @dataclass
 class Published:
-    """What this builder last published: the archive pages' composition keys (None: not known
-    yet, read from the manifest) and every body's SHA-256, by document name."""
+    """What this builder last published: the composition keys of the documents published by them
+    (archive pages, a declared feed's subscription documents; None: not known yet, read from the
+    manifest) and every body's SHA-256, by document name."""
 
     page_keys: dict[str, str] | None = None
     shas: dict[str, str] = field(default_factory=dict)
+    # Each feed's last archive pages and their keys: the same pages (a feed none of whose records
+    # changed) are not keyed again.
+    keyed: dict[str, tuple[Sequence[Page[Record]], list[str]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FeedPlan:
+    """One feed's part of a build: its newest Records, its archive pages, and how to load its
+    entries (as it publishes them: converted, proxied)."""
+
+    feed: Feed
+    current: Sequence[Record]
+    pages: Sequence[Page[Record]]
+    entries_of: EntriesOf
 
 
 def render_and_publish(
     out_dir: Path,
-    meta: FeedMeta,
-    current: Sequence[Entry],
-    pages: Sequence[Page[Record]],
-    entries_of: EntriesOf,
+    plans: Sequence[FeedPlan],
     memory: Published,
     workers: Workers,
     cache_path: Path | None,
     zipper: ThreadPoolExecutor,
     now: datetime,
 ) -> tuple[bool, str]:
-    """Publish the documents of `current` and `pages` at the build's time `now` (the feeds are
-    never dated later). Returns (published, the feed's ETag)."""
-    newest = pages[-1].number if pages else None
-    subscription = render_documents(meta, current, newest, now)
-    planned = [_compressed(document, memory, zipper) for document in subscription]
-    archive = _archive(out_dir, meta, pages, entries_of, memory, workers, cache_path)
+    """Publish the documents of every feed in `plans` (the top-level feed first) at the build's
+    time `now` (the feeds are never dated later). Returns (published, the top-level feed's ETag)."""
+    listing = [plan.feed.meta for plan in plans] if len(plans) > 1 else []
+    top = plans[0]
+    newest = top.pages[-1].number if top.pages else None
+    subscription = render_documents(top.feed.meta, top.entries_of(top.current), newest, now, "", listing)
+    planned: list[Planned] = [_compressed(document, memory, zipper) for document in subscription]
+    copies = [plan.feed.prefix + "feed.xml" for plan in plans]
     try:
-        published = publish(out_dir, [d() for d in planned + archive])
+        known = _by_composition(out_dir, plans, memory, workers, cache_path, zipper, now)
+        published = publish(out_dir, [d() for d in planned + known], copies)
     except Stale as exc:
         log.info("%s: rendering them again", exc)
         memory.page_keys = {}
-        archive = _archive(out_dir, meta, pages, entries_of, memory, None, None)
-        published = publish(out_dir, [d() for d in planned + archive])
-    memory.page_keys = {d.name: d.source_key for d in (p() for p in archive)}
+        known = _by_composition(out_dir, plans, memory, None, None, zipper, now)
+        published = publish(out_dir, [d() for d in planned + known], copies)
+    memory.page_keys = {d.name: d.source_key for d in (p() for p in known)}
     return published, etag_for(subscription[0].body)
+
+
+def _by_composition(
+    out_dir: Path,
+    plans: Sequence[FeedPlan],
+    memory: Published,
+    workers: Workers | None,
+    cache_path: Path | None,
+    zipper: ThreadPoolExecutor,
+    now: datetime,
+) -> list[Planned]:
+    """The documents known by their composition key: every feed's archive pages, and each declared
+    feed's subscription documents (the top-level feed's are rendered every time, as before)."""
+    if memory.page_keys is None:
+        published = (read_manifest(out_dir) or {}).get("documents", {})
+        memory.page_keys = {name: doc.get("source_key", "") for name, doc in published.items()}
+    keys = [_page_keys(plan, memory) for plan in plans]
+    todo = [_changed(plan, plan_keys, memory) for plan, plan_keys in zip(plans, keys, strict=True)]
+    made: dict[tuple[str, int], Sequence[Document | Stored]] = {}
+    if workers is not None and cache_path is not None:
+        jobs = [(plan.feed, [(_by_keys(page), key) for page, key in t]) for plan, t in zip(plans, todo, strict=True)]
+        made.update(workers.render_pages(cache_path, out_dir, jobs))
+    planned: list[Planned] = []
+    for plan, plan_keys, plan_todo in zip(plans, keys, todo, strict=True):
+        planned += _archive(plan, plan_keys, plan_todo, made)
+    for plan in plans[1:]:
+        planned += _subscription(plan, memory, zipper, now)
+    return planned
+
+
+def _subscription(plan: FeedPlan, memory: Published, zipper: ThreadPoolExecutor, now: datetime) -> list[Planned]:
+    """A declared feed's subscription documents: a Reuse when their composition is published (a
+    change in one folder renders the feeds that hold it, not every feed), else rendered."""
+    feed, newest = plan.feed, plan.pages[-1].number if plan.pages else None
+    key = subscription_key(feed, plan.current, newest, now)
+    names = subscription_names(feed.prefix)
+    assert memory.page_keys is not None
+    if all(memory.page_keys.get(name) == key for name in names):
+        return [functools.partial(Reuse, name, key) for name in names]
+    documents = render_documents(feed.meta, plan.entries_of(plan.current), newest, now, feed.prefix)
+    # Read from their object files when a 200 needs the body, as archive pages are: web processes
+    # hold the top-level feed's documents only, so their memory does not grow with the feeds.
+    return [_compressed(dataclasses.replace(d, source_key=key, in_memory=False), memory, zipper) for d in documents]
+
+
+def subscription_key(feed: Feed, current: Sequence[Record], newest_page: int | None, now: datetime) -> str:
+    """What a declared feed's subscription documents are made from: its metadata and name, its
+    entries' cache keys, its newest archive page (the prev-archive link), its date (the newest
+    entry's, never later than `now`), the templates, and what it does to its entries."""
+    parts = (feed.meta, feed.prefix, newest_page, [r.key for r in current], feed_updated(current, now))
+    parts += (TEMPLATES_KEY, __version__, transform_key(feed))
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 def _compressed(document: Document, memory: Published, zipper: ThreadPoolExecutor) -> Callable[[], Document]:
@@ -91,51 +167,65 @@ def _compressed(document: Document, memory: Published, zipper: ThreadPoolExecuto
     return functools.cache(done)
 
 
+def _page_keys(plan: FeedPlan, memory: Published) -> list[str]:
+    last = memory.keyed.get(plan.feed.name)
+    if last is None or last[0] is not plan.pages:
+        last = memory.keyed[plan.feed.name] = (plan.pages, [page_key(plan.feed, page) for page in plan.pages])
+    return last[1]
+
+
+def _changed(plan: FeedPlan, keys: Sequence[str], memory: Published) -> list[tuple[Page[Record], str]]:
+    """A feed's archive pages whose composition is not the one published, with their keys."""
+    assert memory.page_keys is not None
+    published = memory.page_keys
+    return [
+        (page, key)
+        for page, key in zip(plan.pages, keys, strict=True)
+        if any(published.get(name) != key for name in _names(plan.feed, page))
+    ]
+
+
 def _archive(
-    out_dir: Path,
-    meta: FeedMeta,
-    pages: Sequence[Page[Record]],
-    entries_of: EntriesOf,
-    memory: Published,
-    workers: Workers | None,
-    cache_path: Path | None,
+    plan: FeedPlan,
+    keys: Sequence[str],
+    todo: Sequence[tuple[Page[Record], str]],
+    made: dict[tuple[str, int], Sequence[Document | Stored]],
 ) -> list[Planned]:
-    """Every archive page: a Reuse where its composition is already published, else rendered."""
-    if memory.page_keys is None:
-        published = (read_manifest(out_dir) or {}).get("documents", {})
-        memory.page_keys = {name: doc.get("source_key", "") for name, doc in published.items()}
-    keys = [page_key(meta, page) for page in pages]
-    todo = [(p, k) for p, k in zip(pages, keys, strict=True) if any(memory.page_keys.get(n) != k for n in _names(p))]
-    made: dict[int, Sequence[Document | Stored]] = {}
-    if workers is not None and cache_path is not None:
-        tasks = [(dataclasses.replace(page, entries=tuple(r.key for r in page.entries)), key) for page, key in todo]
-        made.update(workers.render_pages(cache_path, out_dir, meta, tasks))
+    """Every archive page of a feed: a Reuse where its composition is already published, else
+    rendered (by the workers, `made`, or here)."""
+    feed = plan.feed
     for page, key in todo:
-        if page.number not in made:
-            full = dataclasses.replace(page, entries=tuple(entries_of(page.entries)))
-            made[page.number] = archive_document(meta, full, key)
+        if (feed.name, page.number) not in made:
+            full = dataclasses.replace(page, entries=tuple(plan.entries_of(page.entries)))
+            made[(feed.name, page.number)] = archive_document(feed, full, key)
     planned: list[Planned] = []
-    for page, key in zip(pages, keys, strict=True):
-        if page.number in made:
-            planned += [_given(document) for document in made[page.number]]
+    for page, key in zip(plan.pages, keys, strict=True):
+        if (feed.name, page.number) in made:
+            planned += [_given(document) for document in made[(feed.name, page.number)]]
         else:
-            planned += [functools.partial(Reuse, name, key) for name in _names(page)]
+            planned += [functools.partial(Reuse, name, key) for name in _names(feed, page)]
     return planned
 
 
-def _names(page: Page[Record]) -> tuple[str, str]:
+def _by_keys(page: Page[Record]) -> Page[str]:
+    """A page as a worker gets it: its entries named by their cache keys."""
+    return dataclasses.replace(page, entries=tuple(r.key for r in page.entries))
+
+
+def _names(feed: Feed, page: Page[Record]) -> tuple[str, str]:
     """The documents of an archive page: its Atom document and its browser page."""
-    name = archive_name(page.number)
+    name = feed.prefix + archive_name(page.number)
     return name, page_name(name)
 
 
-def page_key(meta: FeedMeta, page: Page[Record]) -> str:
+def page_key(feed: Feed, page: Page[Record]) -> str:
     """What an archive page's bytes are made from, and nothing else: the feed's metadata, its
     number, its neighbours' numbers (its prev-archive and next-archive links), its entries'
-    cache keys, and the browser page's template."""
-    return hashlib.sha256(
-        repr((meta, page.number, page.older, page.newer, [r.key for r in page.entries], PAGE_TEMPLATE_KEY)).encode()
-    ).hexdigest()
+    cache keys, the browser page's template, and what the feed does to its entries (if anything)."""
+    parts: tuple = (feed.meta, page.number, page.older, page.newer, [r.key for r in page.entries], PAGE_TEMPLATE_KEY)
+    if any(feed.transform):
+        parts += (transform_key(feed),)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 def _given(document: Document | Stored) -> Planned:

@@ -5,7 +5,8 @@ hashed; when its bytes are the ones remembered or cached, that Record is reused;
 are processed (in the workers when there are many). A cold build (nothing remembered, nothing
 cached) hands the files to the workers unread: hashing them first would find nothing to reuse.
 Entries made here are kept for rendering, up to `keep` of the newest, so the documents of this
-build need not read them back from the cache.
+build need not read them back from the cache; `observe` sees each of them as it is made (the
+declared feeds' patterns are matched then, while the entry is in hand).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _WRITE_BATCH = 1024  # outcomes written to the cache per transaction
 
 Cache = SqliteCache | MemoryCache
 Progress = Callable[[int, int], None]
+Observer = Callable[[Record, Entry], None]
 
 
 @dataclass
@@ -52,6 +54,7 @@ def load(
     keep: int,
     progress: Progress | None = None,
     total: int = 0,
+    observe: Observer | None = None,
     cold: bool | None = None,
 ) -> Loaded:
     """`cold`: nothing was cached when the build began (None: look now)."""
@@ -92,7 +95,7 @@ def load(
         else:
             items.append((seed, data))
     items += [(seed, None) for seed in unread]
-    _process(items, remembered, cache, workers, fingerprint, keep, loaded, progress, total)
+    _process(items, remembered, cache, workers, fingerprint, keep, loaded, progress, total, observe)
     return loaded
 
 
@@ -112,6 +115,7 @@ def _process(
     loaded: Loaded,
     progress: Progress | None,
     total: int,
+    observe: Observer | None,
 ) -> None:
     """Process the files, record their outcomes in the cache in batches, keep the newest entries.
 
@@ -136,6 +140,8 @@ def _process(
                 loaded.records[seed.rel] = record
                 loaded.fresh.append(record)
                 batch.append((record, outcome))
+                if outcome.entry is not None and observe is not None:
+                    observe(record, outcome.entry)
                 if outcome.entry is not None and keep:
                     heapq.heappush(newest, (record.order, record.key, outcome.entry))
                     if len(newest) > keep:
@@ -161,11 +167,12 @@ def _unreadable(loaded: Loaded, remembered: Mapping[str, Record], rel: str, reas
         loaded.fresh.append(record)  # reported once, not on every retry
 
 
-def entries_of(
+def entries_by_key(
     records: Sequence[Record], made: Mapping[str, Entry], cache: Cache, seeds_dir: Path, workers: Workers
-) -> list[Entry]:
-    """The full entries of `records`, in their order: made in this build, else from the cache,
-    else (pruned by another process sharing the cache) made again from the file."""
+) -> dict[str, Entry]:
+    """The full entries of `records`, by cache key: made in this build, else from the cache, else
+    (pruned by another process sharing the cache) made again from the file; a record whose entry
+    is gone altogether has none."""
     found = {r.key: made[r.key] for r in records if r.key in made}
     found.update(cache.entries([r.key for r in records if r.key not in found]))
     for record in records:
@@ -178,4 +185,4 @@ def entries_of(
         cache.put([(record, outcome)])
         if outcome.entry is not None:
             found[record.key] = outcome.entry
-    return [found[r.key] for r in records if r.key in found]
+    return found

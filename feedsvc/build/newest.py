@@ -6,8 +6,9 @@ lines, the body's date line) promise its `updated` date, the feed's first sort k
 (`parse_header`). The files that promise the newest `max_entries` are processed for real, and
 checked: one that turns out skipped, dated otherwise, or the same article as a newer one (dedup
 by URL), makes room for the next promise, until the newest `max_entries` processed entries are at
-least as new as every promise left. Those are published as the subscription documents, without
-archive pages yet. A folder with few files to read (MIN_FILES) is built whole at once instead.
+least as new as every promise left. Those are published as the top-level feed's subscription
+documents, without archive pages yet (the declared feeds, which filter and transform, follow). A
+folder with few files to read (MIN_FILES) is built whole at once instead.
 
 `build()` then processes the rest and publishes everything, exactly as a full build would: a
 header that promised wrong is right by then. The files processed here are not processed again.
@@ -19,11 +20,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from feedsvc.build.documents import Published, render_and_publish
-from feedsvc.build.load import Cache, Loaded, Progress, entries_of, load
+from feedsvc.build.cache import SqliteCache
+from feedsvc.build.documents import FeedPlan, Published, render_and_publish
+from feedsvc.build.feeds import FeedMemory
+from feedsvc.build.load import Cache, Loaded, Observer, Progress, entries_by_key, load
 from feedsvc.build.seeds import read_head
 from feedsvc.build.workers import Workers
 from feedsvc.config import Config
@@ -31,7 +33,7 @@ from feedsvc.core.changes import Changes
 from feedsvc.core.choose import select_entries
 from feedsvc.core.parse import parse_header
 from feedsvc.core.render.documents import fit_feed
-from feedsvc.model import Entry, FeedMeta, Record, SeedFile
+from feedsvc.model import Entry, Record, SeedFile
 
 log = logging.getLogger("feedsvc.build")
 
@@ -60,40 +62,44 @@ class First:
 
 def publish_newest(
     config: Config,
-    meta: FeedMeta,
+    feeds: FeedMemory,
     changes: Changes,
     cache: Cache,
     workers: Workers,
     fingerprint: str,
+    observe: Observer,
     published: Published,
     zip_threads: Any,
-    cache_path: Path | None,
     progress: Progress | None,
 ) -> First:
-    """Process the files whose headers promise the newest entries, and publish those entries
-    (unless there are fewer than MIN_FILES files to read)."""
+    """Process the files whose headers promise the newest entries of the top-level feed, and
+    publish its documents with them (unless there are fewer than MIN_FILES files to read). The
+    declared feeds, which filter and transform, follow with the full build."""
     first = First(Loaded(), cold=cache.is_empty())
     if len(changes.to_read) < MIN_FILES:
         return first
+    top = feeds.feeds[0]
     promises = _promises(changes.to_read, workers)
     done = 0
     while True:
-        newest = _newest(changes.kept | first.loaded.records, config.max_entries)
-        end = _enough(promises, done, newest, config.max_entries)
+        newest = _newest(changes.kept | first.loaded.records, top.max_entries)
+        end = _enough(promises, done, newest, top.max_entries)
         if end == done:
             break
         batch = [(seed, sha) for _, seed, sha in promises[done:end]]
-        first.loaded.merge(load(batch, {}, cache, workers, fingerprint, config.max_entries))
+        first.loaded.merge(load(batch, {}, cache, workers, fingerprint, top.max_entries, observe=observe))
         done = end
     log.info("first publish: the newest %d entries, from %d of %d files", len(newest), done, changes.files)
 
-    def entries(some: Sequence[Record]) -> list[Entry]:
-        return entries_of(some, first.loaded.made, cache, config.seeds_dir, workers)
+    def entries(some: Sequence[Record]) -> dict[str, Entry]:
+        return entries_by_key(some, first.loaded.made, cache, config.seeds_dir, workers)
 
-    current = entries(newest)
-    current = current[: fit_feed(meta, current, workers.now, config.max_feed_bytes)]
+    entries_of = feeds.transformed.entries_of(top, entries)
+    keep = fit_feed(top.meta, entries_of(newest), workers.now, config.max_feed_bytes)
+    plan = FeedPlan(top, newest[:keep], [], entries_of)
+    cache_path = cache.path if isinstance(cache, SqliteCache) else None
     first.published, _etag = render_and_publish(
-        config.output_dir, meta, current, [], entries, published, workers, cache_path, zip_threads, workers.now
+        config.output_dir, [plan], published, workers, cache_path, zip_threads, workers.now
     )
     if progress is not None:
         progress(len(changes.kept) + done, changes.files)

@@ -3,7 +3,7 @@
 `Workers` is the pool with its own small lifecycle: a build asks for it when it has enough
 files to pay for starting processes, keeps it for its archive pages, and stops it when it ends.
 Without a pool the same functions run in the builder's process. They take only picklable
-arguments (SeedFile, bytes, settings, paths, FeedMeta): a worker reads the files and the cache
+arguments (SeedFile, bytes, settings, paths, Feed): a worker reads the files and the cache
 itself and writes the pages' objects, so a cold build's bytes and a long history's pages never
 go through a pipe.
 """
@@ -25,10 +25,11 @@ from datetime import datetime
 from pathlib import Path
 
 from feedsvc.build.cache import CacheError, SqliteCache
+from feedsvc.build.feeds import transformer
 from feedsvc.build.seeds import read_seed
 from feedsvc.core.process import process_file
 from feedsvc.core.render.documents import render_archive_page
-from feedsvc.model import Document, EntrySettings, FeedMeta, Outcome, Page, SeedFile, Stored
+from feedsvc.model import Document, EntrySettings, Feed, Outcome, Page, SeedFile, Stored
 from feedsvc.publish.layout import compress
 from feedsvc.publish.writer import store
 
@@ -78,21 +79,21 @@ def process_files(items: Sequence[Item], settings: EntrySettings, limit: int, no
     return results
 
 
-def archive_document(meta: FeedMeta, page: Page, source_key: str) -> tuple[Document, ...]:
-    """One archive page's documents (its Atom document and its browser page), rendered and compressed."""
+def archive_document(feed: Feed, page: Page, source_key: str) -> tuple[Document, ...]:
+    """One archive page of `feed` (its entries as the feed publishes them): its Atom document and
+    its browser page, rendered and compressed."""
     return tuple(
         dataclasses.replace(document, gzip=compress(document.body, ARCHIVE_GZIP_LEVEL))
-        for document in render_archive_page(meta, page, source_key)
+        for document in render_archive_page(feed.meta, page, source_key, feed.prefix)
     )
 
 
 _readers: dict[Path, SqliteCache] = {}
 
 
-def render_pages(
-    cache: Path, out_dir: Path, meta: FeedMeta, pages: Sequence[PageTask]
-) -> list[tuple[Stored, ...] | None]:
-    """Archive pages from the entries in the cache file, their documents' objects written to `out_dir`.
+def render_pages(cache: Path, out_dir: Path, feed: Feed, pages: Sequence[PageTask]) -> list[tuple[Stored, ...] | None]:
+    """Archive pages of `feed` from the entries in the cache file (transformed as the feed does),
+    their documents' objects written to `out_dir`.
 
     None for a page whose entries are not all there (another process pruned them), which the
     builder then renders itself.
@@ -102,13 +103,15 @@ def render_pages(
         if reader is None:
             reader = _readers[cache] = SqliteCache(cache, readonly=True)
         documents: list[tuple[Stored, ...] | None] = []
+        apply = transformer(feed)
         for listed, source_key in pages:  # listed: the page, its entries named by their cache keys
             found = reader.entries(listed.entries)
             if len(found) != len(listed.entries):
                 documents.append(None)
                 continue
-            page = dataclasses.replace(listed, entries=tuple(found[key] for key in listed.entries))
-            documents.append(tuple(store(out_dir, d) for d in archive_document(meta, page, source_key)))
+            entries = tuple(found[key] if apply is None else apply(found[key]) for key in listed.entries)
+            page = dataclasses.replace(listed, entries=entries)
+            documents.append(tuple(store(out_dir, d) for d in archive_document(feed, page, source_key)))
         return documents
     except (CacheError, sqlite3.Error):
         return [None] * len(pages)
@@ -210,20 +213,22 @@ class Workers:
             yield chunk, process_files(chunk, self.settings, self.limit, self.now)
 
     def render_pages(
-        self, cache: Path, out_dir: Path, meta: FeedMeta, tasks: Sequence[PageTask]
-    ) -> dict[int, tuple[Stored, ...]]:
-        """page number → its documents, stored, for the pages the pool rendered (none without a pool,
-        or for few pages)."""
-        made: dict[int, tuple[Stored, ...]] = {}
-        if self._pool is None or len(tasks) < POOL_MIN_PAGES:
+        self, cache: Path, out_dir: Path, jobs: Sequence[tuple[Feed, Sequence[PageTask]]]
+    ) -> dict[tuple[str, int], tuple[Stored, ...]]:
+        """(feed name, page number) → its documents, stored, for the pages the pool rendered (none
+        without a pool, or for few pages). Every feed's pages are in flight together."""
+        made: dict[tuple[str, int], tuple[Stored, ...]] = {}
+        if self._pool is None or sum(len(tasks) for _, tasks in jobs) < POOL_MIN_PAGES:
             return made
-        batches = [tasks[i : i + PAGES_PER_TASK] for i in range(0, len(tasks), PAGES_PER_TASK)]
+        batches = [
+            (feed, tasks[i : i + PAGES_PER_TASK]) for feed, tasks in jobs for i in range(0, len(tasks), PAGES_PER_TASK)
+        ]
         try:
-            futures = [self._pool.submit(render_pages, cache, out_dir, meta, batch) for batch in batches]
-            for batch, future in zip(batches, futures, strict=True):
+            futures = [self._pool.submit(render_pages, cache, out_dir, feed, batch) for feed, batch in batches]
+            for (feed, batch), future in zip(batches, futures, strict=True):
                 for (page, _), document in zip(batch, future.result(), strict=True):
                     if document is not None:
-                        made[page.number] = document
+                        made[(feed.name, page.number)] = document
         except (BrokenProcessPool, OSError) as exc:
             log.warning("archive pages in the process pool failed (%s): rendering them in this process", exc)
             self.stop()

@@ -3,6 +3,7 @@
     objects/<sha256>        immutable bodies, content-addressed (and <sha256>.gz beside them)
     manifest.json           which object each URL serves, with ETags and Last-Modified: THE switch
     feed.xml                a plain copy of the current feed, for scripts and static servers
+    <name>/feed.xml         the same for each declared feed ([[feeds]])
     status.json             the last build's result (for /healthz); never part of a document's bytes
     warming.json            a cold start's progress while its build runs (for /healthz)
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -129,21 +130,18 @@ class PublishedStore:
         try:
             for name, meta in manifest["documents"].items():
                 current = held.get(name)
-                if current is not None and (current.identity.etag, current.gzip.etag) == (
-                    meta["etag"],
-                    meta["gzip_etag"],
-                ):
-                    documents[name] = current
-                    continue
-                identity = self._variant(meta["object"], meta["etag"], meta.get("size"), meta)
-                gz = self._variant(meta["gzip_object"], meta["gzip_etag"], meta.get("gzip_size"), meta)
-                documents[name] = Served(
-                    name=name,
-                    content_type=meta["content_type"],
-                    last_modified=datetime.fromisoformat(meta["last_modified"]),
-                    identity=identity,
-                    gzip=gz,
-                )
+                last_modified = datetime.fromisoformat(meta["last_modified"])
+                if current is None or (current.identity.etag, current.gzip.etag) != (meta["etag"], meta["gzip_etag"]):
+                    identity = self._variant(meta["object"], meta["etag"], meta.get("size"), meta)
+                    gz = self._variant(meta["gzip_object"], meta["gzip_etag"], meta.get("gzip_size"), meta)
+                    current = Served(name, meta["content_type"], last_modified, identity, gz)
+                elif (current.content_type, current.last_modified) != (meta["content_type"], last_modified):
+                    # The same bytes, held already, under a new date (e.g. /feed.xsl, whose date is
+                    # the feed's): sent with the manifest's, as by a process started now.
+                    current = dataclasses.replace(
+                        current, content_type=meta["content_type"], last_modified=last_modified
+                    )
+                documents[name] = current
         except (OSError, KeyError, TypeError, ValueError):
             return None  # a publish raced us and collected these objects: read the newer manifest
         return Snapshot(manifest.get("generation", 0), manifest.get("published_at", ""), documents)

@@ -57,9 +57,9 @@ def publish_lock(out_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _remove_leftovers(out_dir: Path) -> None:
+def _remove_leftovers(out_dir: Path, folders: Sequence[Path] = ()) -> None:
     """Temp files from a writer that died mid-publish: under the publish lock, none is anyone's."""
-    for directory in (out_dir, out_dir / OBJECTS):
+    for directory in (out_dir, out_dir / OBJECTS, *folders):
         with contextlib.suppress(OSError):
             for item in os.scandir(directory):
                 if item.name.startswith(TMP_PREFIX):
@@ -112,12 +112,14 @@ def publish(
     """Publish `documents` as one version. Returns False (and touches nothing) when nothing changed.
 
     A `Reuse` costs nothing: its manifest entry is carried over, its objects are already there.
+    `plain_copies` are written as files too (`feed.xml`, a declared feed's `world/feed.xml`).
     Raises Stale (before writing anything) when one is not in the current manifest, or when a
     `Stored` document's objects are gone.
     """
     objects = out_dir / OBJECTS
+    folders = sorted({(out_dir / name).parent for name in plain_copies} - {out_dir})
     with publish_lock(out_dir):
-        _remove_leftovers(out_dir)
+        _remove_leftovers(out_dir, folders)
         objects.mkdir(exist_ok=True)
         old = read_manifest(out_dir)
         entries: dict[str, dict[str, Any]] = {}
@@ -148,6 +150,7 @@ def publish(
 
         for name in plain_copies:
             if name in bodies:
+                (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(out_dir / name, bodies[name])
         previous = old.get("documents", {}) if old else {}
         manifest = {

@@ -40,7 +40,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from feedsvc.build.builder import Builder
 from feedsvc.config import Config, path_for_log
-from feedsvc.core.render.documents import SUBSCRIPTION_FEEDS
+from feedsvc.core.render.documents import topics
 from feedsvc.model import BuildResult, StatKey
 from feedsvc.publish.layout import MANIFEST
 from feedsvc.publish.writer import write_warming
@@ -164,9 +164,8 @@ class BuilderService:
 
     def start(self) -> None:
         if self.config.websub_hub:
-            self.pinger = Pinger(
-                self.config.websub_hub, self.config.base_url, self.config.output_dir, SUBSCRIPTION_FEEDS
-            )
+            names = topics([feed.name for feed in self.config.feeds])
+            self.pinger = Pinger(self.config.websub_hub, self.config.base_url, self.config.output_dir, names)
         self.scheduler.add_job(
             self._run, "interval", seconds=self.config.scan_interval, id=JOB_ID, next_run_time=datetime.now(UTC)
         )

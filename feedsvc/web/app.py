@@ -12,16 +12,20 @@ import os
 import threading
 import weakref
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, jsonify
 
 from feedsvc.config import Config, load_config
 from feedsvc.logs import configure_logging
+from feedsvc.model import BuildResult
 from feedsvc.publish.reader import PublishedStore, read_status, read_warming
 from feedsvc.service.leader import Election, current_leader
 from feedsvc.web.documents import MAX_BODY, DocumentResponder
 from feedsvc.web.headers import security_headers_for
+
+if TYPE_CHECKING:
+    from feedsvc.web.metrics import Metrics
 
 log = logging.getLogger("feedsvc.web")
 
@@ -31,9 +35,10 @@ EXTENSION = "feedsvc"
 class FeedState:
     """What one web process holds: the published bytes, and the builder if it won the election."""
 
-    def __init__(self, config: Config, run_builder: bool) -> None:
+    def __init__(self, config: Config, run_builder: bool, metrics: Metrics | None = None) -> None:
         self.config = config
         self.store = PublishedStore(config.output_dir)
+        self.metrics = metrics  # None with `metrics = false`
         self.service: Any = None
         self.election: Election | None = None
         self._lock = threading.Lock()
@@ -41,13 +46,19 @@ class FeedState:
         if run_builder:
             from feedsvc.service.runner import BuilderService
 
-            self.service = BuilderService(config, on_result=lambda _result: self.store.refresh())
+            self.service = BuilderService(config, on_result=self._built)
             self.election = Election(config.output_dir, on_elected=self._elected)
             self.election.start()
 
     @property
     def is_builder(self) -> bool:
         return self.election is not None and self.election.is_leader
+
+    def _built(self, result: BuildResult) -> None:
+        self.store.refresh()
+        if self.metrics is not None:
+            snapshot = self.store.snapshot
+            self.metrics.observe_build(result, snapshot.published_at if snapshot else None)
 
     def _elected(self) -> None:
         with self._lock:
@@ -69,9 +80,11 @@ class FeedState:
 _STATES: weakref.WeakSet[FeedState] = weakref.WeakSet()
 
 
-def init_app(app: Flask, config: Config, *, run_builder: bool = True) -> FeedState:
+def init_app(
+    app: Flask, config: Config, *, run_builder: bool = True, metrics: Metrics | None = None
+) -> FeedState:
     """Register the process's state on `app` (flaskr's `db.init_app` pattern)."""
-    state = FeedState(config, run_builder)
+    state = FeedState(config, run_builder, metrics)
     app.extensions[EXTENSION] = state
     _STATES.add(state)
     return state
@@ -140,6 +153,7 @@ def healthz() -> Response:
         body["entries"] = status.get("entries")
         body["skipped"] = status.get("skipped")
         body["problems"] = status.get("problems")
+        body["warnings"] = status.get("warnings", [])
     warming = read_warming(state.config.output_dir)
     if warming is not None and warming.get("pid") == body["builder_pid"]:  # not a dead builder's
         body["warming"] = {"done": warming.get("done"), "total": warming.get("total")}
@@ -163,10 +177,25 @@ def create_app(config: Config | None = None, *, run_builder: bool = True) -> Fla
     # directory. The only route is /healthz; documents are answered in front of Flask.
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY  # no route takes a body
-    state = init_app(app, config, run_builder=run_builder)
+    metrics = None
+    if config.metrics:
+        # Imported here, in the process that serves: prometheus_client chooses its multiprocess
+        # mode when first imported, and a gunicorn master sets PROMETHEUS_MULTIPROC_DIR only as it
+        # starts (feedsvc/web/server.py), after it has imported this module.
+        from feedsvc.web.metrics import install, process_metrics
+
+        metrics = process_metrics()
+        install(app, metrics, config.metrics_token)
+    state = init_app(app, config, run_builder=run_builder, metrics=metrics)
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"], provide_automatic_options=False)
     app.after_request(security_headers)
-    responder = DocumentResponder(app.wsgi_app, state.store, config, max_body=app.config["MAX_CONTENT_LENGTH"])
+    responder = DocumentResponder(
+        app.wsgi_app,
+        state.store,
+        config,
+        max_body=app.config["MAX_CONTENT_LENGTH"],
+        count=metrics.count if metrics is not None else None,
+    )
     app.extensions["feedsvc.documents"] = responder
     app.wsgi_app = responder  # type: ignore[method-assign]
     return app

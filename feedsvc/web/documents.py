@@ -19,7 +19,12 @@ answer for such a URL carries `Vary: Accept`. Readers, which list feed types or 
 no Accept, get the feed's bytes and ETag.
 
 `Last-Modified` is never later than the response's `Date` (RFC 9110 §8.8.2.1): a document dated
-ahead of this clock is sent with the request's time, checked per request.
+ahead of this clock is sent with the request's time, checked per request. Every 200 and 304 of a
+document carries the configured `Cache-Control` (`Config.cache_control`: max-age, and s-maxage,
+stale-while-revalidate and stale-if-error for the caches in front).
+
+Every answer given here is counted by document and status (`count`, from `feedsvc.web.metrics`):
+one dict lookup and one increment.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags
 
 from feedsvc.config import Config
-from feedsvc.core.render.documents import SUBSCRIPTION_FEEDS, document_name, page_name
+from feedsvc.core.render.documents import ROUTES, document_name, is_topic, page_name
 from feedsvc.publish.reader import Served, Snapshot
 from feedsvc.web.headers import security_headers_for
 
@@ -49,6 +54,9 @@ METHODS = ("GET", "HEAD")
 _XML_FEED_TYPES = ("application/atom+xml", "application/rss+xml")
 
 Headers = list[tuple[str, str]]
+# Counts one answer: (document label, status code), e.g. ("feed.xml", "304"); feedsvc.web.metrics.
+Count = Callable[[str, str], None]
+_LABELS = {name: name for name in ROUTES.values()}
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
@@ -155,25 +163,35 @@ REPUBLISHING = _unavailable("the archive is being republished")
 class DocumentResponder:
     """The WSGI callable in front of the Flask app (see the module docstring)."""
 
-    def __init__(self, app: WSGIApp, store: Store, config: Config, max_body: int = MAX_BODY) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        store: Store,
+        config: Config,
+        max_body: int = MAX_BODY,
+        count: Count | None = None,
+    ) -> None:
         self.app = app
         self.store = store
         self.config = config
-        self.max_age = config.cache_max_age
+        self.cache_control = config.cache_control
         self.max_body = max_body
-        self._prepared: dict[tuple[str, str, bool], Prepared] = {}
+        self.count = count
+        self._prepared: dict[tuple[str, str, bool, datetime, str], Prepared] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        name = document_name(environ.get("PATH_INFO", ""))
         if environ.get("CONTENT_LENGTH") or environ.get("HTTP_TRANSFER_ENCODING"):
             refused = self._check_body(environ)
             if refused is not None:
-                return self._send(refused, environ, start_response)
-        name = document_name(environ.get("PATH_INFO", ""))
+                return self._send(refused, name, environ, start_response)
         if name is None:
             return self.app(environ, start_response)
         if environ.get("REQUEST_METHOD") not in METHODS:
-            return self._send(NOT_ALLOWED, environ, start_response)
+            return self._send(NOT_ALLOWED, name, environ, start_response)
         status, headers, body = self.respond(environ, name)
+        if self.count is not None:
+            self.count(_label(name), status[:3])
         start_response(status, headers)
         return [body] if body and environ["REQUEST_METHOD"] == "GET" else []
 
@@ -208,7 +226,8 @@ class DocumentResponder:
         depends on Accept); the body is read (for an archive page, from disk) only for a 200."""
         gz = _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
         variant = doc.gzip if gz else doc.identity
-        key = (name, variant.etag, gz)
+        # The same bytes may be published again under a new date (or type): that is another answer.
+        key = (name, variant.etag, gz, doc.last_modified, doc.content_type)
         prepared = self._prepared.get(key)
         if prepared is None:
             if len(self._prepared) > 256:
@@ -229,7 +248,7 @@ class DocumentResponder:
 
     def link(self, name: str) -> str | None:
         """WebSub discovery for the subscription feeds (the topics the builder pings)."""
-        if not self.config.websub_hub or name not in SUBSCRIPTION_FEEDS:
+        if not self.config.websub_hub or not is_topic(name):
             return None
         return f'<{self.config.websub_hub}>; rel="hub", <{self.config.base_url.rstrip("/")}/{name}>; rel="self"'
 
@@ -238,7 +257,7 @@ class DocumentResponder:
         link = self.link(name)
         common = [
             ("ETag", variant.etag),
-            ("Cache-Control", f"public, max-age={self.max_age}"),
+            ("Cache-Control", self.cache_control),
             ("Vary", "Accept, Accept-Encoding" if negotiated else "Accept-Encoding"),
             *([("Link", link)] if link else []),
             *security_headers_for(doc.content_type),
@@ -269,10 +288,19 @@ class DocumentResponder:
         environ["wsgi.input_terminated"] = False
         return None
 
-    @staticmethod
-    def _send(fixed: Fixed, environ: Mapping[str, Any], start_response: StartResponse) -> list[bytes]:
+    def _send(
+        self, fixed: Fixed, name: str | None, environ: Mapping[str, Any], start_response: StartResponse
+    ) -> list[bytes]:
+        if self.count is not None:
+            self.count(_label(name), fixed.status[:3])
         start_response(fixed.status, list(fixed.headers))
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [fixed.body]
+
+
+def _label(name: str | None) -> str:
+    """The `document` label: a document's name, one label for every archive page, `other` for a
+    path that names no document (never the raw path: the label set stays small)."""
+    return "other" if name is None else _LABELS.get(name, "archive")
 
 
 def _fixed(fixed: Fixed) -> tuple[str, Headers, bytes]:

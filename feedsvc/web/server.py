@@ -8,6 +8,12 @@ configured host and port and closes idle connections sooner, so that it stops wi
 two of SIGTERM (a stopping gthread worker keeps kept-alive connections open up to their
 keep-alive timeout, at most 2 s, for a request that may already be on its way).
 
+The hooks keep `/metrics` right across the workers (prometheus_client's multiprocess mode, see
+`feedsvc.web.metrics`): the master makes a fresh `PROMETHEUS_MULTIPROC_DIR` as it starts, before
+it forks a worker (or wipes the one it was given), tells prometheus_client when a worker died, and
+removes the folder it made when it exits. With `log_format = "json"` gunicorn's own loggers
+write JSON lines too (`logconfig_dict`, from `feedsvc.logs`).
+
 `feedsvc serve` embeds gunicorn through its public `BaseApplication`. Before starting it, `serve`
 binds the address once itself, as gunicorn will (SO_REUSEADDR), and lets it go: a port in use is
 then one line and exit 2 at once, not gunicorn's five one-second retries with two ERROR lines each.
@@ -16,12 +22,21 @@ then one line and exit 2 at once, not gunicorn's five one-second retries with tw
 from __future__ import annotations
 
 import errno
+import glob
+import os
+import shutil
 import socket
+import tempfile
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from feedsvc.config import Config
+from feedsvc.logs import gunicorn_logconfig
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# The folder this master made for the metrics files (None: it was given one, or made none yet).
+_made_dir: str | None = None
 
 # `feedsvc serve`: idle kept-alive connections close after this long (the Procfile keeps 5 s for
 # its router), which bounds how long they delay a stop.
@@ -64,12 +79,44 @@ def worker_exit(_server: Any, _worker: Any) -> None:
     stop_all()
 
 
+def on_starting(_server: Any) -> None:
+    """gunicorn's `on_starting` hook, in the master before any worker: a metrics folder of this run's
+    own. A folder named by the environment is used instead, emptied of a previous run's files."""
+    global _made_dir
+    given = os.environ.get(MULTIPROCESS_ENV)
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for stale in glob.glob(os.path.join(given, "*.db")):
+            os.remove(stale)
+    else:
+        _made_dir = os.environ[MULTIPROCESS_ENV] = tempfile.mkdtemp(prefix="feedsvc-metrics-")
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    """gunicorn's `child_exit` hook, in the master: a worker is gone; its live gauges go with it
+    (the builder's figures are then the next builder's), its counts stay in the sums."""
+    from prometheus_client.multiprocess import mark_process_dead  # after on_starting set the folder
+
+    mark_process_dead(worker.pid)
+
+
+def on_exit(_server: Any) -> None:
+    """gunicorn's `on_exit` hook: remove the metrics folder this master made."""
+    global _made_dir
+    if _made_dir is not None:
+        shutil.rmtree(_made_dir, ignore_errors=True)
+        if os.environ.get(MULTIPROCESS_ENV) == _made_dir:
+            del os.environ[MULTIPROCESS_ENV]
+        _made_dir = None
+
+
 def gunicorn_options(
     *,
     bind: list[str],
     workers: int,
     threads: int,
     loglevel: str = "info",
+    log_format: str = "text",
     keepalive: int = 5,
     graceful_timeout: int = 10,
     accesslog: str | None = None,
@@ -96,6 +143,11 @@ def gunicorn_options(
         "forwarded_allow_ips": forwarded_allow_ips,
         "proc_name": proc_name,
         "control_socket_disable": True,
+        # JSON lines from gunicorn's loggers as from feedsvc's; text: gunicorn's own format.
+        "logconfig_dict": gunicorn_logconfig(loglevel, accesslog) if log_format.lower() == "json" else {},
+        "on_starting": on_starting,
+        "child_exit": child_exit,
+        "on_exit": on_exit,
         "worker_exit": worker_exit,
     }
 
@@ -107,6 +159,7 @@ def serve_options(config: Config) -> dict[str, Any]:
         workers=config.workers,
         threads=config.threads,
         loglevel=config.log_level,
+        log_format=config.log_format,
         keepalive=SERVE_KEEPALIVE,
         graceful_timeout=5,
     )

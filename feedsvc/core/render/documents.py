@@ -9,6 +9,12 @@ Each Atom or RSS document (feed.xml, feed.rss, each archive page) has a browser 
 rendering of the same entries published beside it as `<name>.html` (`page_name`). It has no
 route of its own: it is the other representation of the document's URL, which the responder
 sends to a request that prefers text/html (a browser), so one URL stays one resource.
+
+A declared feed (`[[feeds]]`, named e.g. "world") has the same documents as the top-level feed
+(the kinds with `per_feed`), named and routed with its prefix: `world/feed.xml` at
+`/world/feed.xml`, `world/archive/<n>.xml`, `world/index.html` at `/world/`, and the browser
+pages `world/feed.xml.html`. `/feed.xsl` and `/feeds.opml` (published when feeds are declared)
+belong to the site. A feed's name can never be the first segment of a site route (`RESERVED`).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from feedsvc.core.render.archive import archive_name, page_paging, subscription_
 from feedsvc.core.render.atom import render_atom
 from feedsvc.core.render.html import render_feed_page, render_index
 from feedsvc.core.render.jsonfeed import render_jsonfeed
+from feedsvc.core.render.opml import render_opml
 from feedsvc.core.render.rss import render_rss
 from feedsvc.core.render.xsl import FEED_XSL
 from feedsvc.model import Document, Entry, FeedMeta, Page
@@ -34,6 +41,7 @@ RSS_TYPE = "application/rss+xml; charset=utf-8"
 JSON_FEED_TYPE = "application/feed+json"
 HTML_TYPE = "text/html; charset=utf-8"
 XSL_TYPE = "text/xsl; charset=utf-8"
+OPML_TYPE = "text/x-opml; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class Kind:
     route: str
     content_type: str
     topic: bool  # a subscription feed: a WebSub topic, with a Link header
+    per_feed: bool = True  # every declared feed has one, under its prefix (else: the site's only)
 
 
 DOCUMENTS = (
@@ -49,13 +58,23 @@ DOCUMENTS = (
     Kind("feed.rss", "/feed.rss", RSS_TYPE, topic=True),
     Kind("feed.json", "/feed.json", JSON_FEED_TYPE, topic=True),
     Kind("index.html", "/", HTML_TYPE, topic=False),
-    Kind("feed.xsl", "/feed.xsl", XSL_TYPE, topic=False),
+    Kind("feed.xsl", "/feed.xsl", XSL_TYPE, topic=False, per_feed=False),
+    Kind("feeds.opml", "/feeds.opml", OPML_TYPE, topic=False, per_feed=False),
 )
 # Archive pages: /archive/<n>.xml, named archive/<n>.xml, Atom; n is YYYYMMPPP[NNN] (feedsvc.core.choose).
 ARCHIVE_ROUTE = re.compile(r"/(archive/[1-9][0-9]{0,11}\.xml)")
 ROUTES = {kind.route: kind.name for kind in DOCUMENTS}
 # The documents a reader subscribes to (and WebSub topics): the same entries in three formats.
 SUBSCRIPTION_FEEDS = tuple(kind.name for kind in DOCUMENTS if kind.topic)
+# A declared feed's name: its URL prefix (/world/) and its documents' (world/feed.xml).
+FEED_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+_PER_FEED = {kind.route: kind.name for kind in DOCUMENTS if kind.per_feed}
+_FEED_ROUTE = re.compile(rf"/({FEED_NAME.pattern})(/.*)", re.DOTALL)
+# First path segments that are not a feed's: the site's routes (/healthz, /metrics, /static are
+# answered or reserved beside the documents), and the output folder's own (objects/).
+RESERVED = frozenset(
+    {"archive", "healthz", "metrics", "static", "objects", *(kind.route.strip("/") for kind in DOCUMENTS)} - {""}
+)
 
 
 def page_name(name: str) -> str:
@@ -64,18 +83,48 @@ def page_name(name: str) -> str:
 
 
 def document_name(path: str) -> str | None:
-    """The published document a request path names, or None: no path maps onto anything else."""
+    """The published document a request path names, or None: no path maps onto anything else.
+    `/<feed>/…` names that feed's document (published only when the feed is declared)."""
     name = ROUTES.get(path)
     if name is None and (m := ARCHIVE_ROUTE.fullmatch(path)):
         name = m.group(1)
+    if name is None and (m := _FEED_ROUTE.fullmatch(path)) and m.group(1) not in RESERVED:
+        inner = _PER_FEED.get(m.group(2)) or ((a := ARCHIVE_ROUTE.fullmatch(m.group(2))) and a.group(1))
+        name = f"{m.group(1)}/{inner}" if inner else None
     return name
 
 
+def is_topic(name: str) -> bool:
+    """A subscription feed (top-level or declared): a WebSub topic, whose URL is base_url + name."""
+    feed, _, kind = name.rpartition("/")
+    return kind in SUBSCRIPTION_FEEDS and (not feed or FEED_NAME.fullmatch(feed) is not None)
+
+
+def topics(feed_names: Sequence[str]) -> list[str]:
+    """The subscription documents of the top-level feed and of each declared feed."""
+    return [*SUBSCRIPTION_FEEDS, *(f"{feed}/{kind}" for feed in feed_names for kind in SUBSCRIPTION_FEEDS)]
+
+
+def subscription_names(prefix: str) -> list[str]:
+    """The names of the subscription documents `render_documents` makes for a declared feed."""
+    feeds = [kind.name for kind in DOCUMENTS if kind.per_feed]
+    return [prefix + name for name in feeds] + [prefix + page_name(name) for name in ("feed.xml", "feed.rss")]
+
+
 def render_documents(
-    meta: FeedMeta, current: Sequence[Entry], newest_page: int | None, now: datetime | None
+    meta: FeedMeta,
+    current: Sequence[Entry],
+    newest_page: int | None,
+    now: datetime | None,
+    prefix: str = "",
+    feeds: Sequence[FeedMeta] = (),
 ) -> list[Document]:
     """The subscription documents for `current` (the newest `max_entries`); /feed.xml links to the
     newest archive page, `newest_page`, with prev-archive, and each has its browser page.
+
+    `prefix` ("world/") names a declared feed's documents; its index page links with absolute
+    URLs. `feeds`: every feed's metadata, the top-level one first, when feeds are declared: the
+    top-level index lists them, and /feeds.opml is published (the top-level feed's documents only).
 
     Their date (Atom `updated`, RSS `lastBuildDate`, `last_modified`) is the newest entry's, but
     never later than `now`, the build's time (None: the newest entry's): an entry stamped ahead of
@@ -84,16 +133,21 @@ def render_documents(
     updated = feed_updated(current, now)
     paging = subscription_paging(meta, newest_page)
     rss_paging = dataclasses.replace(paging, self_url=meta.url("feed.rss"))
+    index = render_index(meta, current, feeds[1:] if not prefix else (), absolute=bool(prefix))
+    atom_page = render_feed_page(meta, current, paging, "Atom")
+    rss_page = render_feed_page(meta, current, rss_paging, "RSS")
     documents = [
-        Document("feed.xml", render_atom(meta, current, paging, updated), ATOM_TYPE, updated),
-        Document("feed.rss", render_rss(meta, current, rss_paging.self_url, updated), RSS_TYPE, updated),
-        Document("feed.json", render_jsonfeed(meta, current, meta.url("feed.json")), JSON_FEED_TYPE, updated),
-        Document("index.html", render_index(meta, current), HTML_TYPE, updated),
-        Document(page_name("feed.xml"), render_feed_page(meta, current, paging, "Atom"), HTML_TYPE, updated),
-        Document(page_name("feed.rss"), render_feed_page(meta, current, rss_paging, "RSS"), HTML_TYPE, updated),
+        Document(prefix + "feed.xml", render_atom(meta, current, paging, updated), ATOM_TYPE, updated),
+        Document(prefix + "feed.rss", render_rss(meta, current, rss_paging.self_url, updated), RSS_TYPE, updated),
+        Document(prefix + "feed.json", render_jsonfeed(meta, current, meta.url("feed.json")), JSON_FEED_TYPE, updated),
+        Document(prefix + "index.html", index, HTML_TYPE, updated),
+        Document(prefix + page_name("feed.xml"), atom_page, HTML_TYPE, updated),
+        Document(prefix + page_name("feed.rss"), rss_page, HTML_TYPE, updated),
     ]
-    if meta.stylesheet:
+    if meta.stylesheet and not prefix:
         documents.append(Document("feed.xsl", FEED_XSL, XSL_TYPE, updated))
+    if feeds and not prefix:
+        documents.append(Document("feeds.opml", render_opml(meta.title, feeds), OPML_TYPE, updated))
     return documents
 
 
@@ -130,10 +184,12 @@ def oversize_reason(entries: int, kept: int, max_bytes: int) -> str:
     )
 
 
-def render_archive_page(meta: FeedMeta, page: Page[Entry], source_key: str = "") -> tuple[Document, Document]:
+def render_archive_page(
+    meta: FeedMeta, page: Page[Entry], source_key: str = "", prefix: str = ""
+) -> tuple[Document, Document]:
     """One archive page: its Atom document and its browser page, from the same links. Both are read
     from disk when served (`in_memory=False`), not held by web processes."""
-    name, paging, updated = archive_name(page.number), page_paging(meta, page), feed_updated(page.entries)
+    name, paging, updated = prefix + archive_name(page.number), page_paging(meta, page), feed_updated(page.entries)
     return (
         Document(name, render_atom(meta, page.entries, paging), ATOM_TYPE, updated, source_key, in_memory=False),
         Document(

@@ -4,7 +4,9 @@ Rendered at build time like the feeds (the web side only serves bytes). Neither 
 any script, and their only style is the inline `STYLE`, allowed by its hash in the
 Content-Security-Policy (feedsvc/web/headers.py); the XSL page uses the same style.
 
-- The index: the title, the newest entries, feed autodiscovery.
+- The index: the title, the newest entries, feed autodiscovery. With declared feeds, the
+  top-level index also lists every feed (the top-level one first) with its links, and has
+  autodiscovery links for each; a declared feed's own index (`/world/`) links with absolute URLs.
 - The feed page (`render_feed_page`), published beside `/feed.xml`, `/feed.rss` and each archive
   page and sent to a request that prefers text/html (a browser): the document's title, each
   entry's title (linked), date and summary, and how to subscribe, or, on an archive page, that
@@ -56,12 +58,23 @@ _HEAD = """<!DOCTYPE html>
 </html>
 """
 
-_INDEX = """{% extends "head" %}{% block main %}<div class="subscribe">
+_INDEX = """{% extends "head" %}{% block links %}{{ super() }}{% for f in feeds[1:] %}\
+<link rel="alternate" type="application/atom+xml" title="{{ f.title }} (Atom)" href="{{ f.atom }}">
+<link rel="alternate" type="application/rss+xml" title="{{ f.title }} (RSS)" href="{{ f.rss }}">
+<link rel="alternate" type="application/feed+json" title="{{ f.title }} (JSON Feed)" href="{{ f.json }}">
+{% endfor %}{% endblock %}{% block main %}<div class="subscribe">
 <p>Subscribe: paste this address into your feed reader (also as <a href="{{ rss }}">RSS</a> and
 <a href="{{ json }}">JSON Feed</a>):</p>
 <code class="url">{{ meta.self_url }}</code>
 </div>
-<ol>
+{% if feeds %}<h2>Feeds</h2>
+<ul>
+{% for f in feeds %}<li><a href="{{ f.index }}">{{ f.title }}</a>{% if f.subtitle %}: {{ f.subtitle }}{% endif %}
+(<a href="{{ f.atom }}">Atom</a>, <a href="{{ f.rss }}">RSS</a>, <a href="{{ f.json }}">JSON Feed</a>)</li>
+{% endfor %}</ul>
+<p>All of them as an <a href="{{ opml }}">OPML subscription list</a>.</p>
+<h2>Newest articles</h2>
+{% endif %}<ol>
 {% for e in entries %}<li>{% if e.link %}<a href="{{ e.link }}">{{ e.title }}</a>{% else %}{{ e.title }}{% endif %}
 <time datetime="{{ e|iso }}">{{ e|when }}</time></li>
 {% else %}<li>No articles yet.</li>
@@ -98,6 +111,8 @@ title="{{ meta.title }} (Atom)" href="{{ paging.current }}">
 # reused only while this is the same (feedsvc.build.documents.page_key), so a new template or
 # style (and so a new STYLE_HASH in the CSP) never leaves old pages behind.
 PAGE_TEMPLATE_KEY = hashlib.sha256(repr((_HEAD, _PAGE, STYLE, DATE_FORMAT)).encode()).hexdigest()[:16]
+# The same for the documents of a declared feed's subscription (its index and feed pages).
+TEMPLATES_KEY = hashlib.sha256(repr((_HEAD, _INDEX, _PAGE, STYLE, DATE_FORMAT)).encode()).hexdigest()[:16]
 
 _env = Environment(
     loader=DictLoader({"head": _HEAD, "index": _INDEX, "page": _PAGE}), autoescape=True, keep_trailing_newline=True
@@ -115,9 +130,22 @@ def _urls(meta: FeedMeta) -> dict[str, str]:
     return {"atom": meta.self_url, "rss": meta.url("feed.rss"), "json": meta.url("feed.json"), "index": meta.url("")}
 
 
-def render_index(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
-    """The index page, UTF-8."""
-    return _env.get_template("index").render(meta=meta, entries=entries, style=STYLE, **_INDEX_URLS).encode("utf-8")
+def _listed(meta: FeedMeta) -> dict[str, str]:
+    return {"title": meta.title, "subtitle": meta.subtitle, **_urls(meta)}
+
+
+def render_index(
+    meta: FeedMeta, entries: Sequence[Entry], feeds: Sequence[FeedMeta] = (), absolute: bool = False
+) -> bytes:
+    """The index page, UTF-8. `feeds`: the declared feeds, listed after this one, with
+    autodiscovery links (the top-level index); `absolute`: link this feed's documents by their
+    full URLs (a declared feed's index, at /world/), not by their paths from the site's root."""
+    urls = _urls(meta) if absolute else _INDEX_URLS
+    listed = [_listed(m) for m in (meta, *feeds)] if feeds else []
+    page = _env.get_template("index").render(
+        meta=meta, entries=entries, style=STYLE, feeds=listed, opml=meta.url("feeds.opml"), **urls
+    )
+    return page.encode("utf-8")
 
 
 def render_feed_page(meta: FeedMeta, entries: Sequence[Entry], paging: Paging, format_name: str) -> bytes:
