@@ -25,6 +25,9 @@ from feedsvc.core.process import outcome_key
 from feedsvc.model import Entry, Outcome, Record, SeedFile
 
 _WRITE_BATCH = 1024  # outcomes written to the cache per transaction
+# Records looked up in the cache at a time: the rows and the records they become are not all held
+# at once (a new process on 100k files would hold each twice).
+_LOOKUP_BATCH = 4096
 
 Cache = SqliteCache | MemoryCache
 Progress = Callable[[int, int], None]
@@ -84,16 +87,18 @@ def load(
             continue
         candidates.append((seed, sha, data if hold_bytes else None))
 
-    keys = {seed.rel: outcome_key(fingerprint, seed.rel, sha) for seed, sha, _ in candidates}
-    cached = cache.records(keys.values()) if candidates else {}
     items: list[Item] = []
-    for seed, _sha, data in candidates:
-        record = cached.get(keys[seed.rel])
-        if record is not None and _holds(record, seed, now):
-            loaded.records[seed.rel] = replace(record, stat_key=seed.stat_key)
-            loaded.fresh.append(loaded.records[seed.rel])
-        else:
-            items.append((seed, data))
+    for start in range(0, len(candidates), _LOOKUP_BATCH):  # a new process looks up every file: a part at a time
+        part = candidates[start : start + _LOOKUP_BATCH]
+        keys = {seed.rel: outcome_key(fingerprint, seed.rel, sha) for seed, sha, _ in part}
+        cached = cache.records(keys.values())
+        for seed, _sha, data in part:
+            record = cached.get(keys[seed.rel])
+            if record is not None and _holds(record, seed, now):
+                loaded.records[seed.rel] = replace(record, stat_key=seed.stat_key)
+                loaded.fresh.append(loaded.records[seed.rel])
+            else:
+                items.append((seed, data))
     items += [(seed, None) for seed in unread]
     _process(items, remembered, cache, workers, fingerprint, keep, loaded, progress, total, observe)
     return loaded
