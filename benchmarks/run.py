@@ -93,9 +93,22 @@ def env_for(seeds: Path, out: Path, **extra: str) -> dict[str, str]:
 
 
 def run_measured(command: list[str], env: dict[str, str], timeout: float = 1800) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MiB of the largest process, stdout) of one command, via wait4."""
+    """(wall seconds, peak RSS MiB of the command's process, stdout) of one command.
+
+    The peak is the process's VmHWM, read while it runs: wait4's ru_maxrss would count this
+    benchmark's own size at the fork (vfork shares its memory until the exec), and this process
+    grows with the in-process figures."""
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0.0]
+
+    def watch() -> None:
+        while proc.returncode is None:
+            peak[0] = max(peak[0], proc_kib(proc.pid, "VmHWM"))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     out_lines: list[str] = []
     reader = threading.Thread(target=lambda: out_lines.append(proc.stdout.read() if proc.stdout else ""))
     err_lines: list[str] = []
@@ -105,16 +118,17 @@ def run_measured(command: list[str], env: dict[str, str], timeout: float = 1800)
     timer = threading.Timer(timeout, lambda: proc.kill())
     timer.start()
     try:
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        _pid, status, _usage = os.wait4(proc.pid, 0)
     finally:
         timer.cancel()
     wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
+    watcher.join()
     reader.join()
     err_reader.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{command} exited {proc.returncode}: {''.join(err_lines)[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, "".join(out_lines)
+    return wall, peak[0] / 1024, "".join(out_lines)
 
 
 @dataclass
@@ -363,6 +377,18 @@ def article_bodies(seeds: Path) -> list[str]:
     return [parse_seed(p.read_bytes(), p.name).body_html for p in sorted(seeds.glob("*.txt"))]
 
 
+def alone(seeds: Path, sanitizer: str) -> float | None:
+    """Seconds for the sanitizer alone over the corpus's article bodies (None: not installed), in a
+    process of its own: this one never holds the corpus, as its children's peak RSS (read by wait4)
+    would include this process's size at their fork."""
+    code = (f"from pathlib import Path; from benchmarks.run import article_bodies, {sanitizer}_alone; "
+            f"print({sanitizer}_alone(article_bodies(Path({str(seeds)!r}))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=7200,
+                          check=True)
+    value = done.stdout.strip()
+    return None if value == "None" else float(value)
+
+
 def touch_one(seeds: Path, n: int) -> Path:
     """Change one of the newest articles (so the feed changes too): a new paragraph, as an editor would."""
     path = sorted(seeds.glob("0*.txt"))[-1 - n % 10]
@@ -378,14 +404,14 @@ def measure_builds(size: int, seeds: Path, work: Path, fig: Figures, cheap: bool
     """Cold builds, rebuilds after one change (new process and in-process), build memory."""
     out = work / f"out-{size}"
     shutil.rmtree(out, ignore_errors=True)
-    bodies = article_bodies(seeds)
     if not cheap:
         # The limit and the build alternate, `repeats` times, and the median ratio is kept: on a
         # shared machine a neighbour's burst can otherwise land on one side of the comparison.
         pairs = []
         for attempt in range(repeats):
             shutil.rmtree(out, ignore_errors=True)
-            limit = bleach_alone(bodies)
+            limit = alone(seeds, "bleach")
+            assert limit is not None
             wall, rss, _ = feedsvc_build(seeds, out)
             pairs.append((wall / limit, limit, wall, rss))
             log(f"N={size}: cold build {attempt + 1}/{repeats}: {wall:.2f} s, bleach alone {limit:.2f} s")
@@ -401,8 +427,7 @@ def measure_builds(size: int, seeds: Path, work: Path, fig: Figures, cheap: bool
             wall1, _, _ = feedsvc_build(seeds, one, FEEDSVC_BUILD_WORKERS="1")
             fig.put("cold build, one process (no pool)", size, f"{wall1:.2f} s = {wall1 / limit:.2f}× bleach alone")
             shutil.rmtree(one, ignore_errors=True)
-    limit_nh3 = nh3_alone(bodies)
-    del bodies
+    limit_nh3 = alone(seeds, "nh3")
     if limit_nh3 is not None:
         nh3_out = out if cheap else work / f"out-{size}-nh3"
         shutil.rmtree(nh3_out, ignore_errors=True)
@@ -505,11 +530,13 @@ def measure_server(size: int, seeds: Path, out: Path, work: Path, fig: Figures, 
     port = free_port()
     env = env_for(seeds, out)
     with running([str(BIN / "feedsvc"), "serve", "--port", str(port)], env, port, work / f"serve-{size}.log") as srv:
-        # Wait for the startup build of record to be served (the status file says how many files it saw).
+        # Wait for the server's own startup build of record (not the status an earlier build left: the
+        # first fresh file would then wait for the end of that build).
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError, ValueError):
-                if json.loads((out / "status.json").read_text()).get("files", 0) >= size:
+                status = json.loads((out / "status.json").read_text())
+                if status.get("files", 0) >= size and status.get("pid") in srv.worker_pids():
                     break
             time.sleep(0.2)
         for how in ("closed after writing", "renamed into place"):
