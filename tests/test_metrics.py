@@ -385,3 +385,18 @@ def test_no_prometheus_client_in_a_gunicorn_master_before_it_starts() -> None:
             "print('prometheus_client' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_each_declared_feed_has_its_entries_gauge() -> None:
+    """feedsvc_entries{feed}: the top-level feed as feed.xml, a declared feed as <name>/feed.xml."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from feedsvc.model import BuildResult
+    from feedsvc.web.metrics import Metrics
+
+    metrics = Metrics(None)
+    metrics.observe_build(BuildResult(ok=True, published=True, entries=7, feeds={"world": 3, "sport": 0}), None)
+    text = metrics.exposition().decode()
+    entries = {s.labels["feed"]: s.value for family in text_string_to_metric_families(text)
+               for s in family.samples if s.name == "feedsvc_entries"}
+    assert entries == {"feed.xml": 7, "world/feed.xml": 3, "sport/feed.xml": 0}

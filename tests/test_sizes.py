@@ -4,14 +4,21 @@ archive, at least one entry stays), and one huge seed cannot make a huge feed.""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
 from conftest import seed_text
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from schemas import validate_atom, validate_jsonfeed
 
 from feedsvc.build.builder import Builder
+from feedsvc.model import Entry, FeedMeta
 from feedsvc.publish.layout import read_manifest
+
+META = FeedMeta(id="https://f.example/feed.xml", title="T", self_url="https://f.example/feed.xml",
+                alternate_url="https://f.example/", subtitle="S", hub="https://hub.example/", stylesheet="/feed.xsl")
 
 
 def write(seeds: Path, n: int, body_bytes: int) -> None:
@@ -71,3 +78,20 @@ def test_a_20_mb_seed_makes_no_huge_feed_and_is_reported(tmp_path: Path, config)
     assert "001.txt" in {p.source for p in result.problems}  # truncated: a problem, not an INFO note
     status = json.loads((out / "status.json").read_text())
     assert "001.txt" in {p["source"] for p in status["problems"]}
+
+
+TEXT = st.text(alphabet=st.sampled_from(list("ab長<>&\"'\\\n é")), max_size=300)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(TEXT, TEXT, TEXT), min_size=1, max_size=8), st.integers(2_000, 40_000))
+def test_the_quick_bound_never_lets_an_oversized_feed_through(parts: list, max_bytes: int) -> None:
+    """fit_feed skips rendering when its upper bound says the documents fit: they must then fit."""
+    from feedsvc.core.render.documents import _surely_under, render_documents
+
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    entries = [Entry(f"https://e.com/{i}", title or "t", f"https://e.com/{i}?q=<&>", None, when, content, summary,
+                     f"{i}.txt", "https://img.example/a.png") for i, (title, content, summary) in enumerate(parts)]
+    if _surely_under(entries, max_bytes):
+        docs = render_documents(META, entries, 202401999999, when)
+        assert all(len(d.body) <= max_bytes for d in docs if d.name in ("feed.xml", "feed.rss", "feed.json"))

@@ -36,7 +36,7 @@ from feedsvc.model import BuildResult
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text format every Prometheus reads
 BUILD_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-FEED = "feed.xml"  # the `feed` label of feedsvc_entries: one feed for now
+FEED = "feed.xml"  # the `feed` label of feedsvc_entries: the top-level feed; a declared one is "<name>/feed.xml"
 # A request that carries one of these came through a proxy: its REMOTE_ADDR is the proxy's, so
 # loopback says nothing about the client. They can only take the loopback pass away, never grant it.
 FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
@@ -92,6 +92,8 @@ class Metrics:
         builds.duration.observe(result.duration)
         if result.ok:
             builds.entries.labels(FEED).set(result.entries)
+            for name, entries in result.feeds.items():  # each declared feed, by its feed.xml's name
+                builds.entries.labels(f"{name}/feed.xml").set(entries)
             builds.seed_files.set(result.files)
             builds.skipped_files.set(len(result.skipped))
         if published_at:

@@ -168,13 +168,38 @@ def fit_feed(meta: FeedMeta, current: Sequence[Entry], now: datetime | None, max
             )
         )
 
-    if len(current) <= 1 or fits(len(current)):
+    if len(current) <= 1 or _surely_under(current, max_bytes) or fits(len(current)):
         return len(current)
     low, high = 1, len(current) - 1  # the most that fit lies in [low, high]; one always stays
     while low < high:
         middle = (low + high + 1) // 2
         low, high = (middle, high) if fits(middle) else (low, middle - 1)
     return low
+
+
+# What a document holds besides its entries, and each entry besides its strings: a generous
+# upper bound of the markup, the dates, the author and the links' attributes.
+_DOCUMENT_OVERHEAD = 4000
+_ENTRY_OVERHEAD = 1500
+
+
+def _escaped_size(text: str) -> int:
+    """An upper bound of `text`'s UTF-8 size once escaped for XML or JSON (`&quot;` is the longest)."""
+    special = sum(text.count(ch) for ch in "<>&\"'\\\n")
+    return len(text.encode()) + 5 * special
+
+
+def _surely_under(current: Sequence[Entry], max_bytes: int) -> bool:
+    """Whether each subscription document is certainly at most `max_bytes`, without rendering it:
+    an upper bound of the bytes of each (one holds each entry's content once, its summary and
+    title once, its links and image a few times)."""
+    bound = _DOCUMENT_OVERHEAD
+    for entry in current:
+        bound += _ENTRY_OVERHEAD + sum(map(_escaped_size, (entry.content_html, entry.summary, entry.title, entry.id)))
+        bound += 3 * len(entry.link or "") + 4 * len(entry.image or "")
+        if bound > max_bytes:
+            return False
+    return True
 
 
 def oversize_reason(entries: int, kept: int, max_bytes: int) -> str:
