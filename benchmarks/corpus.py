@@ -22,6 +22,9 @@ from urllib.parse import quote
 
 SAMPLE = Path(__file__).resolve().parent.parent / "seeds" / "000_76cb3dcc68cf4183.txt"
 START = datetime(2023, 1, 1, tzinfo=UTC)
+# Articles are an hour apart, closer in a corpus too large to end before this (no stamp in the future).
+END = datetime(2026, 1, 1, tzinfo=UTC)
+HOUR = 3600
 
 _FALLBACK = "德國之聲中文網報導，雙方強調，兩國的軍事合作有助於強化戰略與互信關係。"
 
@@ -82,10 +85,11 @@ def _extra(rng: random.Random, n: int) -> str:
     return "<!-- ad slot --><div class='ad'><p>廣告 AD</p></div>"
 
 
-def article(n: int, seed: int = 0) -> str:
-    """The text of article number `n`: the same `n` and `seed` always give the same text."""
+def article(n: int, seed: int = 0, spacing: int = HOUR) -> str:
+    """The text of article number `n`, `spacing` seconds after the one before (about): the same
+    `n`, `seed` and `spacing` always give the same text."""
     rng = random.Random(seed * 1_000_003 + n)
-    updated = START + timedelta(seconds=n * 3600 + rng.randint(0, 3000))
+    updated = START + timedelta(seconds=n * spacing + rng.randint(0, spacing * 5 // 6))
     published = updated - timedelta(minutes=rng.randint(30, 600), milliseconds=rng.randint(0, 999))
     title = _sentence(rng, 1, 1).strip("，。；：「」、")[:30] or "標題"
     url = f"https://www.dw.com/zh/{quote(title)}/a-{65_000_000 + n}"
@@ -118,10 +122,11 @@ def file_name(n: int, seed: int = 0) -> str:
 def write_corpus(directory: Path, count: int, seed: int = 0) -> list[Path]:
     """Write `count` seed files into `directory` (created); returns their paths."""
     directory.mkdir(parents=True, exist_ok=True)
+    spacing = min(HOUR, int((END - START).total_seconds()) // max(count, 1))
     paths = []
     for n in range(count):
         path = directory / file_name(n, seed)
-        path.write_text(article(n, seed), encoding="utf-8")
+        path.write_text(article(n, seed, spacing), encoding="utf-8")
         paths.append(path)
     return paths
 

@@ -1,12 +1,15 @@
 """The benchmark: every figure of issue 5, against limits measured in the same run.
 
-    python -m benchmarks.run                       # 1k and 10k, cheap figures at 100k (~15 min)
-    python -m benchmarks.run --sizes 1000 --cheap-sizes ""  --output /tmp/B.md   # a quick look
+    python -m benchmarks.run                       # 1k and 10k, builds at 100k, starts at 50k and 100k
+    python -m benchmarks.run --sizes 1000 --cheap-sizes "" --start-sizes "" --output /tmp/B.md   # a quick look
+    python -m benchmarks.run --figures start --sizes "" --cheap-sizes "" --start-sizes 100000   # one piece
 
 For each corpus size it generates N realistic seed files (benchmarks/corpus.py) and measures:
 cold build vs bleach alone on one core; rebuild after one changed file, in-process and as a new
-`feedsvc build` process; freshness (a file lands in seeds/ while `feedsvc serve` runs → until
-/feed.xml shows it); peak RSS of the server and of a build; requests/s and p99 latency of
+`feedsvc build` process; freshness (a file is closed after writing, or renamed into place, in
+seeds/ while `feedsvc serve` runs → until /feed.xml shows it); time to first feed (`feedsvc serve`
+started on an empty output folder, and restarted on the folder it left → the first /feed.xml 200,
+which must hold the newest entries); peak RSS of the server and of a build; requests/s and p99 latency of
 /feed.xml (200 gzip and 304) for `feedsvc serve` and the Procfile deployment, against nginx
 serving the same bytes as a static file and a naive Flask handler that builds per request.
 
@@ -48,7 +51,6 @@ from benchmarks.corpus import write_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-FRESH_STAMP = 4102444800000  # 2100-01-01: fresh files always top the feed
 
 
 def log(message: str) -> None:
@@ -91,9 +93,22 @@ def env_for(seeds: Path, out: Path, **extra: str) -> dict[str, str]:
 
 
 def run_measured(command: list[str], env: dict[str, str], timeout: float = 1800) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MiB of the largest process, stdout) of one command, via wait4."""
+    """(wall seconds, peak RSS MiB of the command's process, stdout) of one command.
+
+    The peak is the process's VmHWM, read while it runs: wait4's ru_maxrss would count this
+    benchmark's own size at the fork (vfork shares its memory until the exec), and this process
+    grows with the in-process figures."""
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0.0]
+
+    def watch() -> None:
+        while proc.returncode is None:
+            peak[0] = max(peak[0], proc_kib(proc.pid, "VmHWM"))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     out_lines: list[str] = []
     reader = threading.Thread(target=lambda: out_lines.append(proc.stdout.read() if proc.stdout else ""))
     err_lines: list[str] = []
@@ -103,16 +118,17 @@ def run_measured(command: list[str], env: dict[str, str], timeout: float = 1800)
     timer = threading.Timer(timeout, lambda: proc.kill())
     timer.start()
     try:
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        _pid, status, _usage = os.wait4(proc.pid, 0)
     finally:
         timer.cancel()
     wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
+    watcher.join()
     reader.join()
     err_reader.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{command} exited {proc.returncode}: {''.join(err_lines)[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, "".join(out_lines)
+    return wall, peak[0] / 1024, "".join(out_lines)
 
 
 @dataclass
@@ -150,7 +166,7 @@ def proc_kib(pid: int, key: str) -> float:
 
 @contextlib.contextmanager
 def running(command: list[str], env: dict[str, str], port: int, log_path: Path, ready: str = "/feed.xml",
-            wait: float = 600) -> Iterator[Server]:
+            wait: float = 600, interval: float = 0.1) -> Iterator[Server]:
     """Start a server in its own process group; stop it (that group only) on exit."""
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT,
@@ -166,7 +182,7 @@ def running(command: list[str], env: dict[str, str], port: int, log_path: Path, 
                     break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{command} not ready after {wait}s")
-            time.sleep(0.1)
+            time.sleep(interval)
         yield server
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -361,6 +377,18 @@ def article_bodies(seeds: Path) -> list[str]:
     return [parse_seed(p.read_bytes(), p.name).body_html for p in sorted(seeds.glob("*.txt"))]
 
 
+def alone(seeds: Path, sanitizer: str) -> float | None:
+    """Seconds for the sanitizer alone over the corpus's article bodies (None: not installed), in a
+    process of its own: this one never holds the corpus, as its children's peak RSS (read by wait4)
+    would include this process's size at their fork."""
+    code = (f"from pathlib import Path; from benchmarks.run import article_bodies, {sanitizer}_alone; "
+            f"print({sanitizer}_alone(article_bodies(Path({str(seeds)!r}))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=7200,
+                          check=True)
+    value = done.stdout.strip()
+    return None if value == "None" else float(value)
+
+
 def touch_one(seeds: Path, n: int) -> Path:
     """Change one of the newest articles (so the feed changes too): a new paragraph, as an editor would."""
     path = sorted(seeds.glob("0*.txt"))[-1 - n % 10]
@@ -376,14 +404,14 @@ def measure_builds(size: int, seeds: Path, work: Path, fig: Figures, cheap: bool
     """Cold builds, rebuilds after one change (new process and in-process), build memory."""
     out = work / f"out-{size}"
     shutil.rmtree(out, ignore_errors=True)
-    bodies = article_bodies(seeds)
     if not cheap:
         # The limit and the build alternate, `repeats` times, and the median ratio is kept: on a
         # shared machine a neighbour's burst can otherwise land on one side of the comparison.
         pairs = []
         for attempt in range(repeats):
             shutil.rmtree(out, ignore_errors=True)
-            limit = bleach_alone(bodies)
+            limit = alone(seeds, "bleach")
+            assert limit is not None
             wall, rss, _ = feedsvc_build(seeds, out)
             pairs.append((wall / limit, limit, wall, rss))
             log(f"N={size}: cold build {attempt + 1}/{repeats}: {wall:.2f} s, bleach alone {limit:.2f} s")
@@ -399,8 +427,7 @@ def measure_builds(size: int, seeds: Path, work: Path, fig: Figures, cheap: bool
             wall1, _, _ = feedsvc_build(seeds, one, FEEDSVC_BUILD_WORKERS="1")
             fig.put("cold build, one process (no pool)", size, f"{wall1:.2f} s = {wall1 / limit:.2f}× bleach alone")
             shutil.rmtree(one, ignore_errors=True)
-    limit_nh3 = nh3_alone(bodies)
-    del bodies
+    limit_nh3 = alone(seeds, "nh3")
     if limit_nh3 is not None:
         nh3_out = out if cheap else work / f"out-{size}-nh3"
         shutil.rmtree(nh3_out, ignore_errors=True)
@@ -462,9 +489,37 @@ def in_process(size: int, seeds: Path, out: Path, fig: Figures, extra: dict[str,
             f"{statistics.median(hinted) * 1000:.0f} ms (max {max(hinted) * 1000:.0f})")
 
 
+def freshness(srv: Server, seeds: Path, files: int, renamed: bool) -> list[float]:
+    """Seconds from a new file being complete (closed after writing, or renamed into place, as tools
+    do) until /feed.xml shows it, sorted; a file never shown counts as infinite."""
+    lags = []
+    for i in range(files):
+        token, text = fresh_article(i + (files if renamed else 0))
+        etag = srv.get("/feed.xml")[1].get("ETag", "")
+        name = f"zz-fresh-{'r' if renamed else 'c'}{i:03d}.txt"
+        if renamed:
+            (seeds / f".{name}.tmp").write_text(text, encoding="utf-8")  # an ignored name, then the real one
+            os.replace(seeds / f".{name}.tmp", seeds / name)
+        else:
+            (seeds / name).write_text(text, encoding="utf-8")  # open, write, close
+        landed = time.perf_counter()
+        deadline = landed + 15
+        while time.perf_counter() < deadline:
+            status, _, body = srv.get("/feed.xml", {"If-None-Match": etag})
+            if status == 200 and token.encode() in body:
+                lags.append(time.perf_counter() - landed)
+                break
+            time.sleep(0.005)
+        else:
+            lags.append(float("inf"))
+        time.sleep(0.3)
+    return sorted(lags)
+
+
 def fresh_article(i: int) -> tuple[str, str]:
+    """A new article stamped now: newer than every corpus article, so it tops the feed."""
     token = f"fresh-{i}-{time.time_ns()}"
-    text = (f"<!--{FRESH_STAMP + i * 1000}-->\n[Fresh {token}](https://example.org/{token})\n------\n\n"
+    text = (f"<!--{time.time_ns() // 1_000_000}-->\n[Fresh {token}](https://example.org/{token})\n------\n\n"
             f"<p>{token}</p>\n")
     return token, text
 
@@ -475,32 +530,19 @@ def measure_server(size: int, seeds: Path, out: Path, work: Path, fig: Figures, 
     port = free_port()
     env = env_for(seeds, out)
     with running([str(BIN / "feedsvc"), "serve", "--port", str(port)], env, port, work / f"serve-{size}.log") as srv:
-        # Wait for the startup build of record to be served (the status file says how many files it saw).
+        # Wait for the server's own startup build of record (not the status an earlier build left: the
+        # first fresh file would then wait for the end of that build).
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError, ValueError):
-                if json.loads((out / "status.json").read_text()).get("files", 0) >= size:
+                status = json.loads((out / "status.json").read_text())
+                if status.get("files", 0) >= size and status.get("pid") in srv.worker_pids():
                     break
             time.sleep(0.2)
-        lags = []
-        for i in range(files):
-            token, text = fresh_article(i)
-            etag = srv.get("/feed.xml")[1].get("ETag", "")
-            landed = time.perf_counter()
-            (seeds / f"zz-fresh-{i:03d}.txt").write_text(text, encoding="utf-8")
-            deadline = landed + 15
-            while time.perf_counter() < deadline:
-                status, _, body = srv.get("/feed.xml", {"If-None-Match": etag})
-                if status == 200 and token.encode() in body:
-                    lags.append(time.perf_counter() - landed)
-                    break
-                time.sleep(0.01)
-            else:
-                lags.append(float("inf"))
-            time.sleep(0.3)
-        lags.sort()
-        fig.put("freshness: file lands → in /feed.xml", size,
-                f"p50 {statistics.median(lags) * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms ({len(lags)} files)")
+        for how in ("closed after writing", "renamed into place"):
+            lags = freshness(srv, seeds, files, renamed=how == "renamed into place")
+            fig.put(f"freshness: {how} → in /feed.xml", size,
+                    f"p50 {statistics.median(lags) * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms ({len(lags)} files)")
         results = serving(port, seconds, "feedsvc serve")
         workers = srv.worker_pids()
         hwm = max((proc_kib(pid, "VmHWM") for pid in workers), default=0.0)
@@ -547,6 +589,53 @@ def measure_server(size: int, seeds: Path, out: Path, work: Path, fig: Figures, 
                 f"{results['feedsvc serve 304'].rps / static['nginx static 304'].rps:.2f}×")
     if naive.rps > 0:
         fig.put("feedsvc serve ÷ naive handler", size, f"{serve_rps / naive.rps:,.0f}×")
+
+
+def feed_ids(body: bytes) -> list[bytes]:
+    return re.findall(rb"<entry>\s*<id>([^<]*)</id>", body)
+
+
+def health(srv: Server) -> dict:
+    return json.loads(srv.get("/healthz")[2])
+
+
+def measure_start(size: int, seeds: Path, work: Path, fig: Figures) -> None:
+    """`feedsvc serve` from process start to its first /feed.xml 200: on an empty output folder (a
+    cold start, which publishes the newest entries first), then again on the folder it left (a
+    restart). The first feed must hold the newest entries of the full build that follows; the peak
+    RSS of the builder worker and of the other (web only) worker is read once that build is done."""
+    out = work / f"out-start-{size}"
+    shutil.rmtree(out, ignore_errors=True)
+    for short, kind in (("cold start", "cold start (empty output folder)"),
+                        ("restart", "restart (published output folder)")):
+        port = free_port()
+        log_path = work / f"start-{short.split()[0]}-{size}.log"
+        started = time.perf_counter()
+        with running([str(BIN / "feedsvc"), "serve", "--port", str(port)], env_for(seeds, out), port, log_path,
+                     wait=900, interval=0.02) as srv:
+            first = time.perf_counter() - started
+            first_ids = feed_ids(srv.get("/feed.xml")[2])
+            deadline = time.monotonic() + 3600  # a cold start's backfill at 100k takes minutes
+            while time.monotonic() < deadline:
+                with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
+                    state = health(srv)
+                    build = state.get("last_build") or {}
+                    if "warming" not in state and build.get("files", 0) >= size and build.get("pid") == state.get(
+                        "builder_pid"
+                    ):
+                        break
+                time.sleep(0.5)
+            else:
+                raise RuntimeError(f"no build of record after a {kind}")
+            right = first_ids == feed_ids(srv.get("/feed.xml")[2])
+            fig.put(f"time to first feed: {kind}", size,
+                    f"{first:.2f} s" + ("" if right else " (NOT the newest entries: see the log)"))
+            builder = state["builder_pid"]
+            others = [pid for pid in srv.worker_pids() if pid != builder]
+            rss = [proc_kib(builder, "VmHWM") / 1024] + [proc_kib(pid, "VmHWM") / 1024 for pid in others]
+            fig.put(f"peak RSS, feedsvc serve after a {short} (builder / web worker)", size,
+                    " / ".join(f"{value:.0f}" for value in rss) + " MiB")
+    shutil.rmtree(out, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- many feeds
@@ -691,11 +780,16 @@ def serve_peak(seeds: Path, out: Path, work: Path, env: dict[str, str], size: in
 # ---------------------------------------------------------------------------- report
 
 TARGETS = [
-    ("cold build, feedsvc build (bleach)", "≤ 0.75× bleach alone"),
+    ("cold build, feedsvc build (bleach)", "≤ 0.75× bleach alone at 5k and 10k"),
+    ("cold build, feedsvc build (nh3)", "≤ 2× nh3 alone at 10k"),
     ("rebuild after 1 change, new process", "≤ 2 s at 10k"),
     ("rebuild after 1 change, in-process (full rescan)", "≤ 100 ms"),
     ("rebuild after 1 change, in-process (file event)", "≤ 100 ms"),
-    ("freshness: file lands → in /feed.xml", "p50 ≤ 1 s at 10k"),
+    ("freshness: closed after writing → in /feed.xml", "p50 ≤ 150 ms, max ≤ 300 ms at 10k"),
+    ("freshness: renamed into place → in /feed.xml", "p50 ≤ 150 ms, max ≤ 300 ms at 10k"),
+    ("time to first feed: cold start (empty output folder)", "≤ 3 s at 50k, ≤ 5 s at 100k"),
+    ("time to first feed: restart (published output folder)", "≤ 1 s at 100k"),
+    ("peak RSS, feedsvc serve after a cold start (builder / web worker)", "≤ 200 MB at 100k"),
     ("peak RSS, feedsvc serve (worker / master)", "≤ 200 MB at 10k"),
     ("feedsvc serve ÷ nginx static (200 gzip)", "≥ 0.10×"),
     ("feedsvc serve ÷ naive handler", "≥ 500×"),
@@ -750,13 +844,21 @@ def write_report(path: Path, fig: Figures, sizes: list[int], command: str, start
     )
 
 
+FIGURES = ("builds", "server", "start")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="feedsvc benchmark (see BENCHMARKS.md)")
     parser.add_argument("--sizes", default="1000,10000", help="corpus sizes for every figure")
     parser.add_argument("--cheap-sizes", default="100000", help="sizes for the cheap figures only (builds)")
+    parser.add_argument("--start-sizes", default="50000,100000",
+                        help="sizes for the time to first feed (cold start, restart) and the server's memory")
+    parser.add_argument("--figures", default=",".join(FIGURES),
+                        help=f"which figures: any of {', '.join(FIGURES)} (builds: cold builds and rebuilds; "
+                        "server: freshness, memory, serving; start: time to first feed)")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each load test")
     parser.add_argument("--repeats", type=int, default=3, help="cold builds against bleach alone (median ratio)")
-    parser.add_argument("--fresh-files", type=int, default=20, help="files dropped for the freshness figure")
+    parser.add_argument("--fresh-files", type=int, default=20, help="files dropped for each freshness figure")
     parser.add_argument("--naive-requests", type=int, default=3, help="requests sent to the naive handler")
     parser.add_argument("--workdir", type=Path, help="where corpora and outputs go (default: a temp dir)")
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
@@ -765,36 +867,57 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     cheap = [int(s) for s in args.cheap_sizes.split(",") if s.strip()]
+    start = [int(s) for s in args.start_sizes.split(",") if s.strip()]
+    figures = {f.strip() for f in args.figures.split(",") if f.strip()}
+    if figures - set(FIGURES):
+        parser.error(f"--figures: unknown {', '.join(sorted(figures - set(FIGURES)))}")
     started = datetime.now(UTC)
     command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
     fig = Figures()
-    if not shutil.which("wrk"):
+    if not shutil.which("wrk") and "server" in figures:
         fig.notes.append("wrk is not installed: load came from the script's Python client (apt-get install wrk)")
+    all_sizes = sorted(set(sizes) | set(cheap) | set(start))
     with contextlib.ExitStack() as stack:
         work = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="feedsvc-bench-")))
         work.mkdir(parents=True, exist_ok=True)
-        for size in sizes + cheap:
-            seeds = work / f"seeds-{size}"
-            shutil.rmtree(seeds, ignore_errors=True)
-            log(f"N={size}: writing the corpus")
-            paths = write_corpus(seeds, size)
-            mean = sum(p.stat().st_size for p in paths) / len(paths)
-            fig.put("corpus: mean file size", size, f"{mean / 1000:.1f} kB")
-            del paths
-            out = measure_builds(size, seeds, work, fig, cheap=size not in sizes, repeats=args.repeats)
-            if size in sizes:
-                measure_server(size, seeds, out, work, fig, args.fresh_files, args.seconds, args.naive_requests)
-            shutil.rmtree(seeds, ignore_errors=True)
-            shutil.rmtree(out, ignore_errors=True)
+        for size in all_sizes:
+            run_size(size, work, fig, args, builds="builds" in figures and size in sizes + cheap,
+                     server="server" in figures and size in sizes, start="start" in figures and size in start,
+                     cheap=size not in sizes)
             if size in sizes and args.feeds:
                 measure_feeds(size, args.feeds, work, fig, args.repeats)
-    all_sizes = sizes + cheap
     print(table(fig, all_sizes))
     for note in fig.notes:
         print(f"note: {note}")
     write_report(args.output, fig, all_sizes, command, started)
     log(f"wrote {args.output}")
     return 0
+
+
+def run_size(size: int, work: Path, fig: Figures, args: argparse.Namespace, builds: bool, server: bool,
+             start: bool, cheap: bool) -> None:
+    """The chosen figures for one corpus size (`cheap`: builds with nh3 only), on a corpus written for
+    them and removed after."""
+    if not (builds or server or start):
+        return
+    seeds = work / f"seeds-{size}"
+    shutil.rmtree(seeds, ignore_errors=True)
+    log(f"N={size}: writing the corpus")
+    paths = write_corpus(seeds, size)
+    mean = sum(p.stat().st_size for p in paths) / len(paths)
+    fig.put("corpus: mean file size", size, f"{mean / 1000:.1f} kB")
+    del paths
+    out = work / f"out-{size}"
+    if builds:
+        out = measure_builds(size, seeds, work, fig, cheap=cheap, repeats=args.repeats)
+    if server:
+        if not (out / "manifest.json").exists():
+            feedsvc_build(seeds, out)
+        measure_server(size, seeds, out, work, fig, args.fresh_files, args.seconds, args.naive_requests)
+    if start:
+        measure_start(size, seeds, work, fig)
+    shutil.rmtree(seeds, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -381,3 +381,47 @@ def test_manifest_is_read_back_whole(tmp_path: Path, make_seed, config) -> None:
     for meta in manifest["documents"].values():
         body = (tmp_path / "out" / "objects" / meta["object"]).read_bytes()
         assert '"' + hashlib.sha256(body).hexdigest()[:32] + '"' == meta["etag"]  # a strong ETag of the bytes
+
+
+_POOL_CHILD = """
+import sys, time
+from datetime import UTC, datetime
+from feedsvc.build.workers import Workers
+from feedsvc.model import EntrySettings
+workers = Workers(EntrySettings(), 1 << 20, datetime.now(UTC), 2)
+workers.start_for(1 << 20)
+assert workers.running
+workers._pool.submit(int).result()
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_pool_workers_exit_when_their_builder_is_killed(tmp_path: Path) -> None:
+    """A builder killed mid-build (SIGKILL, or gunicorn's graceful timeout) leaves no pool worker
+    behind: they hold both ends of the pool's queues, so nothing else would tell them."""
+    import signal
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-c", _POOL_CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        workers = [int(p) for p in Path(f"/proc/{child.pid}/task/{child.pid}/children").read_text().split()]
+        workers = [pid for pid in workers if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert workers and all(_alive(pid) for pid in workers)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    try:
+        wait_for(lambda: not any(_alive(pid) for pid in workers), 15, what="the pool's workers to exit")
+    finally:
+        for pid in filter(_alive, workers):  # the test's own leftovers, should it fail
+            os.kill(pid, signal.SIGKILL)

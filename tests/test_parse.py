@@ -1,11 +1,22 @@
 from __future__ import annotations
 
 import codecs
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from feedsvc.core.parse import SeedError, decode_seed, parse_markdown_title, parse_seed
+from feedsvc.core.parse import (
+    SeedError,
+    _clean_url,
+    _inline_text,
+    decode_seed,
+    parse_header,
+    parse_markdown_title,
+    parse_seed,
+)
 
 BODY = "<div><i><br>2023-04-16T13:06:27.989Z</i></div><p>正文 text</p>"
 MTIME = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -214,3 +225,68 @@ def test_huge_body_is_truncated_and_reported() -> None:
     article = parse_seed(seed(body=body), "a.txt", max_article_bytes=4096)
     assert len(article.body_html.encode()) <= 4096
     assert any("truncated to max_article_bytes=4096" in problem for problem in article.problems)  # was a note
+
+
+def _reference_title(line: str) -> tuple[str, str | None]:
+    """parse_markdown_title before its shortcut for a first "]" with no nesting or escape before it."""
+    line = re.sub(r"^#{1,6}\s+", "", line.strip())
+    if line.startswith("["):
+        depth, i = 0, 0
+        while i < len(line):
+            ch = line[i]
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == "[":
+                depth += 1
+            elif ch == "]":
+                depth -= 1
+                if depth == 0:
+                    break
+            i += 1
+        if depth == 0 and line[i + 1 : i + 2] == "(" and line.endswith(")"):
+            text, target = line[1:i], line[i + 2 : -1].strip()
+            if target.startswith("<") and ">" in target:
+                target = target[1 : target.index(">")]
+            else:
+                target = re.sub(r"\s+(\"[^\"]*\"|'[^']*')$", "", target)
+            return _inline_text(text), _clean_url(target)
+        split = line.rfind("](")
+        if split > 0 and line.endswith(")"):
+            return _inline_text(line[1:split]), _clean_url(line[split + 2 : -1])
+    return _inline_text(line), None
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet="[]()\\ab <>\"'&#", max_size=24))
+@example("a\\](b)](https://e.com/x)")
+@example("a[b](c)](https://e.com/x)")
+@example("](https://e.com/x)")
+def test_the_title_shortcut_reads_what_the_bracket_scan_reads(tail: str) -> None:
+    for line in ("[" + tail, tail):
+        assert parse_markdown_title(line) == _reference_title(line)
+
+
+STAMPS = ["", "<!--1681696026000-->", "<!--1681696026-->", "<!--0-->", "<!--99999999999999-->",
+          "<!-- 1681696026000 -->", "\ufeff<!--1681696026000-->", "<!--16816\x0096026000-->"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2), st.sampled_from(STAMPS),
+       st.sampled_from(["\n", "\r\n", "\r"]), st.text(max_size=30), st.sampled_from(["", "------\n", "------\n\n"]),
+       st.sampled_from(["", "<div><i><br>2023-04-16T13:06:27.989Z</i></div>", "<div><i>2023-04-16 13:06</i></div>"]),
+       st.text(max_size=60), st.sampled_from(["utf-8", "utf-16", "gb18030"]))
+def test_the_header_promises_the_date_of_the_full_parse(blanks, stamp, newline, title, dashes, date_line, body,
+                                                        encoding) -> None:
+    header = "\n" * blanks + (stamp + newline if stamp else "") + f"[{title}](https://e.com/x)\n" + dashes
+    text = header + date_line + body
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError:
+        return
+    mtime, now = datetime(2020, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)
+    try:
+        article = parse_seed(data, "a.txt", mtime, now=now)
+    except SeedError:
+        return
+    assert parse_header(data, mtime, now=now) == article.updated

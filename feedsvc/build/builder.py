@@ -4,7 +4,8 @@
 
     build/seeds.py        which files are seeds, their stats (all, or the paths events named)
     core/changes.py       what changed: a pure diff of those stats against the records
-    build/load.py         reading and processing: a Record per changed file (workers.py: the pool)
+    build/load.py         reading and processing: a Record per changed file (workers.py: the pool);
+                          on a cold start, build/newest.py publishes the newest entries first
     core/choose.py        which entries, in which order, which archive pages
     build/feeds.py        the feeds: the top-level one and the declared ones, each chosen from the
                           same Records (core/filters.py) and transformed (core/transform.py)
@@ -35,7 +36,8 @@ from typing import Any
 from feedsvc.build.cache import CacheError, MemoryCache, SqliteCache, open_cache
 from feedsvc.build.documents import FeedPlan, Published, render_and_publish, zipper
 from feedsvc.build.feeds import FeedMemory, feeds_of, folder_warnings
-from feedsvc.build.load import Cache, Progress, entries_by_key, load
+from feedsvc.build.load import Cache, Loaded, Progress, entries_by_key, load
+from feedsvc.build.newest import First, publish_newest
 from feedsvc.build.seeds import SeedsDirError, read_limit, scan_seeds, stat_seeds
 from feedsvc.build.workers import Workers
 from feedsvc.config import Config, path_for_log, path_for_public
@@ -72,22 +74,26 @@ def build(
     zip_threads: Any,
     *,
     changed: set[str] | None = None,
+    complete: dict[str, StatKey] | None = None,
     settle: float = 0.0,
     wait: bool = True,
     now: float | None = None,
+    newest_first: bool = False,
     progress: Progress | None = None,
 ) -> BuildResult:
     """Build and publish once. `changed`: the paths under seeds/ that file events named (only they
-    are stat'ed); `settle`: a file modified less than this many seconds ago is not read; `wait`:
-    with such files, publish nothing (`waiting`), else publish without them; `now`: the build's
-    time (seconds since the epoch; default the clock's)."""
+    are stat'ed); `settle`: a file modified less than this many seconds ago is not read, unless
+    `complete` (rel → stat) says it was whole at that stat; `wait`: with such files, publish
+    nothing (`waiting`), else publish without them; `now`: the build's time (seconds since the
+    epoch; default the clock's); `newest_first`: publish the newest entries (found by the files'
+    headers) before reading the rest (a cold start: readers are waiting)."""
     first = memory.records is None
     records = memory.records or {}
     root = str(config.seeds_dir.resolve())
     scan = _scan(config.seeds_dir, None if first else changed)
     index = cache.files(root) if first else {}
     now = time.time() if now is None else now
-    changes = diff(scan, records, index, now, settle)
+    changes = diff(scan, records, index, now, settle, complete)
     result = BuildResult(ok=True, files=changes.files, deferred=changes.deferred, youngest=changes.youngest)
     if changes.deferred and wait:
         result.waiting = True
@@ -99,10 +105,7 @@ def build(
     result.warnings = folder_warnings(config.seeds_dir, feeds.feeds)
     feeds.warn(result.warnings)
     with Workers(settings, read_limit(settings.max_article_bytes), at, config.build_workers) as workers:
-        fingerprint_, observe = _fingerprint(config), feeds.matches.observe
-        loaded = load(
-            changes.to_read, records, cache, workers, fingerprint_, config.max_entries, progress, changes.files, observe
-        )
+        early, loaded = _load(config, memory, changes, cache, workers, zip_threads, newest_first, progress)
         current = changes.kept | loaded.records
         memory.records = current
         result.changed = _count_changed(changes, loaded.records, records, index)
@@ -119,21 +122,44 @@ def build(
             return entries_by_key(some, loaded.made, cache, config.seeds_dir, workers)
 
         plans = _plans(config, feeds, current.values(), cache, entries, at, result)
-        result.published, result.etag = render_and_publish(
-            config.output_dir,
-            plans,
-            memory.published,
-            workers,
-            cache.path if isinstance(cache, SqliteCache) else None,
-            zip_threads,
-            at,
+        cache_path = cache.path if isinstance(cache, SqliteCache) else None
+        published, result.etag = render_and_publish(
+            config.output_dir, plans, memory.published, workers, cache_path, zip_threads, at
         )
+        result.published = published or early.published
     top = plans[0]
     result.entries = len(top.current)
     result.feeds = {plan.feed.name: len(plan.current) for plan in plans[1:]}
     until = min((_dated_until(plan.current, at) for plan in plans), default=math.inf)
     memory.rendered = (_manifest_stat(config.output_dir), result.entries, result.etag, until)
     return result
+
+
+def _load(
+    config: Config,
+    memory: Memory,
+    changes: Changes,
+    cache: Cache,
+    workers: Workers,
+    zip_threads: Any,
+    newest_first: bool,
+    progress: Progress | None,
+) -> tuple[First, Loaded]:
+    """Read and process the files to read: on a cold start (`newest_first`), those whose headers
+    promise the newest entries first, published at once (`build/newest.py`), then the rest."""
+    records, feeds = memory.records or {}, memory.feeds
+    assert feeds is not None
+    fingerprint_, observe = _fingerprint(config), feeds.matches.observe
+    early = First(Loaded())
+    if newest_first:
+        early = publish_newest(
+            config, feeds, changes, cache, workers, fingerprint_, observe, memory.published, zip_threads, progress
+        )
+    rest = [(seed, sha) for seed, sha in changes.to_read if seed.rel not in early.loaded.records]
+    total = changes.files
+    loaded = load(rest, records, cache, workers, fingerprint_, config.max_entries, progress, total, observe, early.cold)
+    loaded.merge(early.loaded)
+    return early, loaded
 
 
 def _plans(
@@ -336,9 +362,18 @@ class Builder:
         settle: float = 0.0,
         wait: bool = True,
         now: float | None = None,
+        complete: dict[str, StatKey] | None = None,
+        newest_first: bool = False,
     ) -> BuildResult:
         """Build and publish once (see `build`); a result with `waiting` set published nothing."""
-        options = {"changed": None if changed is None else set(changed), "settle": settle, "wait": wait, "now": now}
+        options = {
+            "changed": None if changed is None else set(changed),
+            "complete": complete,
+            "settle": settle,
+            "wait": wait,
+            "now": now,
+            "newest_first": newest_first,
+        }
         with self._lock:
             started = time.perf_counter()
             self._zipper = self._zipper or zipper()

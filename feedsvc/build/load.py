@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from feedsvc.core.process import outcome_key
 from feedsvc.model import Entry, Outcome, Record, SeedFile
 
 _WRITE_BATCH = 1024  # outcomes written to the cache per transaction
+# Records looked up in the cache at a time: the rows and the records they become are not all held
+# at once (a new process on 100k files would hold each twice).
+_LOOKUP_BATCH = 4096
 
 Cache = SqliteCache | MemoryCache
 Progress = Callable[[int, int], None]
@@ -38,6 +42,11 @@ class Loaded:
     # The newest entries made in this build, by cache key.
     made: dict[str, Entry] = field(default_factory=dict)
 
+    def merge(self, other: Loaded) -> None:
+        self.records.update(other.records)
+        self.fresh += other.fresh
+        self.made.update(other.made)
+
 
 def load(
     to_read: Sequence[tuple[SeedFile, str | None]],
@@ -49,10 +58,12 @@ def load(
     progress: Progress | None = None,
     total: int = 0,
     observe: Observer | None = None,
+    cold: bool | None = None,
 ) -> Loaded:
+    """`cold`: nothing was cached when the build began (None: look now)."""
     loaded = Loaded()
     now = workers.now.timestamp()
-    cold = not remembered and cache.is_empty()
+    cold = not remembered and (cache.is_empty() if cold is None else cold)
     hold_bytes = not cold and len(to_read) < workers.count * 64  # a pooled build lets workers read
     candidates: list[tuple[SeedFile, str, bytes | None]] = []
     unread: list[SeedFile] = []
@@ -76,16 +87,18 @@ def load(
             continue
         candidates.append((seed, sha, data if hold_bytes else None))
 
-    keys = {seed.rel: outcome_key(fingerprint, seed.rel, sha) for seed, sha, _ in candidates}
-    cached = cache.records(keys.values()) if candidates else {}
     items: list[Item] = []
-    for seed, _sha, data in candidates:
-        record = cached.get(keys[seed.rel])
-        if record is not None and _holds(record, seed, now):
-            loaded.records[seed.rel] = replace(record, stat_key=seed.stat_key)
-            loaded.fresh.append(loaded.records[seed.rel])
-        else:
-            items.append((seed, data))
+    for start in range(0, len(candidates), _LOOKUP_BATCH):  # a new process looks up every file: a part at a time
+        part = candidates[start : start + _LOOKUP_BATCH]
+        keys = {seed.rel: outcome_key(fingerprint, seed.rel, sha) for seed, sha, _ in part}
+        cached = cache.records(keys.values())
+        for seed, _sha, data in part:
+            record = cached.get(keys[seed.rel])
+            if record is not None and _holds(record, seed, now):
+                loaded.records[seed.rel] = replace(record, stat_key=seed.stat_key)
+                loaded.fresh.append(loaded.records[seed.rel])
+            else:
+                items.append((seed, data))
     items += [(seed, None) for seed in unread]
     _process(items, remembered, cache, workers, fingerprint, keep, loaded, progress, total, observe)
     return loaded
@@ -109,38 +122,46 @@ def _process(
     total: int,
     observe: Observer | None,
 ) -> None:
-    """Process the files, record their outcomes in the cache in batches, keep the newest entries."""
+    """Process the files, record their outcomes in the cache in batches, keep the newest entries.
+
+    The cache writes a batch in another thread (SQLite lets go of the GIL) while this one keeps
+    the workers fed: waiting for it here would leave them idle."""
     done = total - len(items)
     if progress is not None:
         progress(done, total)
     workers.start_for(len(items))
     newest: list[tuple[tuple, str, Entry]] = []  # a min-heap of the `keep` newest made entries
     batch: list[tuple[Record, Outcome]] = []
-    for chunk, results in workers.process(items):
-        for (seed, _), (sha, outcome) in zip(chunk, results, strict=True):
-            if outcome is None:
-                continue  # gone while being read: the next build sees the truth
-            if not sha:
-                _unreadable(loaded, remembered, seed.rel, outcome.problem or "cannot read")
-                continue
-            record = Record.of(seed.rel, sha, outcome_key(fingerprint, seed.rel, sha), outcome, seed)
-            loaded.records[seed.rel] = record
-            loaded.fresh.append(record)
-            batch.append((record, outcome))
-            if outcome.entry is not None and observe is not None:
-                observe(record, outcome.entry)
-            if outcome.entry is not None and keep:
-                heapq.heappush(newest, (record.order, record.key, outcome.entry))
-                if len(newest) > keep:
-                    heapq.heappop(newest)
-        if len(batch) >= _WRITE_BATCH:
-            cache.put(batch)
-            batch = []
-        done += len(chunk)
-        if progress is not None:
-            progress(done, total)
+    with ThreadPoolExecutor(1, thread_name_prefix="feedsvc-cache") as writer:
+        writing: Future[None] | None = None
+        for chunk, results in workers.process(items):
+            for (seed, _), (sha, outcome) in zip(chunk, results, strict=True):
+                if outcome is None:
+                    continue  # gone while being read: the next build sees the truth
+                if not sha:
+                    _unreadable(loaded, remembered, seed.rel, outcome.problem or "cannot read")
+                    continue
+                record = Record.of(seed.rel, sha, outcome_key(fingerprint, seed.rel, sha), outcome, seed)
+                loaded.records[seed.rel] = record
+                loaded.fresh.append(record)
+                batch.append((record, outcome))
+                if outcome.entry is not None and observe is not None:
+                    observe(record, outcome.entry)
+                if outcome.entry is not None and keep:
+                    heapq.heappush(newest, (record.order, record.key, outcome.entry))
+                    if len(newest) > keep:
+                        heapq.heappop(newest)
+            if len(batch) >= _WRITE_BATCH:
+                if writing is not None:
+                    writing.result()  # one batch at a time: memory stays flat
+                writing, batch = writer.submit(cache.put, batch), []
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+        if writing is not None:
+            writing.result()
     cache.put(batch)
-    loaded.made = {key: entry for _, key, entry in newest}
+    loaded.made.update((key, entry) for _, key, entry in newest)
 
 
 def _unreadable(loaded: Loaded, remembered: Mapping[str, Record], rel: str, reason: str) -> None:

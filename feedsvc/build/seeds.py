@@ -36,6 +36,9 @@ class SeedsDirError(OSError):
 
 # Room for the header lines on top of the article body cap.
 HEADER_ALLOWANCE = 64 * 1024
+# What a header pass reads of each file: its stamp, title and dashes lines and the start of the
+# body, where the body's date line is (a few hundred bytes in real seeds).
+HEAD_BYTES = 1024
 
 
 def read_limit(max_article_bytes: int) -> int:
@@ -156,3 +159,12 @@ def read_seed(seed: SeedFile, limit: int) -> bytes:
         if len(data) == want < limit:  # it grew since the scan
             data += fh.read(limit - want)
     return data
+
+
+def read_head(seed: SeedFile, size: int = HEAD_BYTES) -> bytes:
+    """The file's first `size` bytes (all of it when it is shorter)."""
+    fd = os.open(seed.path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)

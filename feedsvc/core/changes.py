@@ -4,7 +4,8 @@ The rule:
 - a file whose (size, mtime, inode) equals its record's is unchanged: its record is kept, unread,
   unless the record depended on the time and `now` is past it (`Record.holds`);
 - a file modified less than `settle` seconds ago may still be being written: it is deferred (its
-  previous record, if any, is kept) and not read;
+  previous record, if any, is kept) and not read; unless it is known to be complete: its stat is
+  the one seen when it was closed after writing or renamed into place (`complete`);
 - every other file is to be read. When the builder remembers nothing yet (a new process), the
   cache's file index stands in: a file whose stat matches the index comes with the hash the index
   vouches for, so it is looked up, not read;
@@ -39,9 +40,11 @@ def diff(
     index: Mapping[str, tuple[StatKey, str]],
     now: float,
     settle: float,
+    complete: Mapping[str, StatKey] | None = None,
 ) -> Changes:
     """`scan`: a full scan (a sequence) or a hinted one (rel → SeedFile or None). `now` and every
-    mtime in seconds since the epoch."""
+    mtime in seconds since the epoch. `complete`: rel → the stat of a file known to be whole."""
+    complete = complete or {}
     changes = Changes(youngest=settle)
     if isinstance(scan, Mapping):
         seen = [seed for seed in scan.values() if seed is not None]
@@ -54,7 +57,7 @@ def diff(
             changes.kept[seed.rel] = record
             continue
         age = now - seed.mtime_ns / 1e9
-        if settle and 0 <= age < settle:
+        if settle and 0 <= age < settle and complete.get(seed.rel) != seed.stat_key:
             changes.deferred.append(seed.rel)
             changes.youngest = min(changes.youngest, age)
             if record is not None:

@@ -20,8 +20,8 @@ import html
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from feedsvc.core.text import cut_html, one_line, xml_safe
 from feedsvc.model import MTIME_NOTE, Article
@@ -123,18 +123,22 @@ def parse_markdown_title(line: str) -> tuple[str, str | None]:
     line = re.sub(r"^#{1,6}\s+", "", line)
     if line.startswith("["):
         depth, i = 0, 0
-        while i < len(line):
-            ch = line[i]
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == "[":
-                depth += 1
-            elif ch == "]":
-                depth -= 1
-                if depth == 0:
-                    break
-            i += 1
+        close = line.find("]")
+        if close > 0 and "[" not in line[1:close] and "\\" not in line[1:close]:
+            i = close  # where the scan below stops: no nesting and no escape before the first "]"
+        else:
+            while i < len(line):
+                ch = line[i]
+                if ch == "\\":
+                    i += 2
+                    continue
+                if ch == "[":
+                    depth += 1
+                elif ch == "]":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                i += 1
         if depth == 0 and line[i + 1 : i + 2] == "(" and line.endswith(")"):
             text = line[1:i]
             target = line[i + 2 : -1].strip()
@@ -232,44 +236,24 @@ def parse_seed(
     if not data.strip():
         raise SeedError("empty file")
     text, notes = decode_seed(data, legacy_encodings)
-    text = xml_safe(text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff"))
+    lines = _lines(text)
+    head = _header(lines, now)
+    notes += head.stamp.notes if head.stamped else ["no timestamp line"]
     problems: list[str] = []
-    lines = text.split("\n")
-    i = _skip_blank(lines, 0)
-    stamp = _Stamp()
-    if i < len(lines) and lines[i].strip().startswith("<!--"):
-        stamp = _header_stamp(lines[i].strip(), now)
-        notes += stamp.notes
-        i = _skip_blank(lines, i + 1)
-    else:
-        notes.append("no timestamp line")
-
-    if i >= len(lines):
-        raise SeedError("no title line")
-    title_line = lines[i].strip()
-    if title_line.startswith("<"):
-        raise SeedError(f"line {i + 1}: expected a title line, found HTML")
-    title, link = parse_markdown_title(title_line)
-    i += 1
-    if i < len(lines) and _DASHES.match(lines[i].strip()):
-        i += 1
-    body = "\n".join(lines[i:]).strip()
+    title, link = parse_markdown_title(head.title_line)
+    body = "\n".join(lines[head.body:]).strip()
     if not title:
         raise SeedError("empty title")
     if not body and link is None:
         raise SeedError("no article body after the header, and the title has no link: nothing to publish")
 
-    published: datetime | None = None
-    if m := _BODY_DATE.match(body):
-        published = _parse_iso(m.group(1))
-        if published is not None:
-            body = body[m.end() :].lstrip()
-
+    published, body = _body_date(body)
     encoded_size = len(body.encode("utf-8"))
     if encoded_size > max_article_bytes:
         body = cut_html(body, max_article_bytes)
         problems.append(f"body of {encoded_size} bytes truncated to max_article_bytes={max_article_bytes}")
 
+    stamp = head.stamp
     updated = stamp.when or published or mtime
     if updated is None:
         raise SeedError(f"{stamp.invalid or 'no timestamp line'}, and no date line in the body or file time")
@@ -282,8 +266,103 @@ def parse_seed(
     return Article(source, title, link, published, updated, body, tuple(notes), tuple(problems), stamp.valid_until)
 
 
-@dataclass(frozen=True)
-class _Stamp:
+def parse_header(
+    head: bytes,
+    mtime: datetime | None = None,
+    *,
+    whole: bool = True,
+    legacy_encodings: Sequence[str] = DEFAULT_LEGACY_ENCODINGS,
+    now: datetime | None = None,
+) -> datetime | None:
+    """The `updated` date a seed file's first bytes promise, as `parse_seed` gives it for the whole
+    file: from the stamp line, else the body's date line, else `mtime`. None when they say there is
+    nothing to publish, or cannot be decoded. `whole`: `head` is the whole file; else a character
+    cut at its end is left out.
+
+    A promise, not the truth: the whole file may decode otherwise, or turn out to be skipped.
+    """
+    if (stamped := _first_line_stamp(head, now)) is not None:
+        return stamped  # what most seeds start with: nothing else decides `updated`
+    if not whole:
+        head = _whole_characters(head)
+    try:
+        text, _notes = decode_seed(head, legacy_encodings)
+        lines = _lines(text)
+        head_lines = _header(lines, now)
+    except SeedError:
+        return None
+    published, _body = _body_date("\n".join(lines[head_lines.body :]).strip())
+    return head_lines.stamp.when or published or mtime
+
+
+def _first_line_stamp(head: bytes, now: datetime | None) -> datetime | None:
+    """The instant of a valid stamp on the first line, when that line is ASCII (so it decodes the
+    same in every encoding `decode_seed` may pick but UTF-16, which does not start with it)."""
+    start = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+    if not head.startswith(b"<!--", start):
+        return None
+    ends = [i for i in (head.find(b"\n", start), head.find(b"\r", start)) if i >= 0]  # both end a line
+    line = head[start : min(ends)] if ends else b""
+    if not line.isascii():
+        return None
+    return _header_stamp(xml_safe(line.decode("ascii")).strip(), now).when
+
+
+def _whole_characters(head: bytes) -> bytes:
+    """`head` without a UTF-8 sequence (or a UTF-16 unit) cut at its end."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return head[: len(head) - len(head) % 2]
+    for back in range(1, min(4, len(head)) + 1):
+        byte = head[-back]
+        if byte < 0x80:
+            return head  # ASCII: whatever came before it is whole
+        if byte >= 0xC0:  # the lead byte of a sequence of `need` bytes
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return head if back >= need else head[:-back]
+    return head
+
+
+def _lines(text: str) -> list[str]:
+    return xml_safe(text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")).split("\n")
+
+
+class _Header(NamedTuple):
+    """What the lines before the body say: the stamp (if there is a stamp line), the title line,
+    where the body starts."""
+
+    stamp: _Stamp
+    stamped: bool
+    title_line: str
+    body: int
+
+
+def _header(lines: list[str], now: datetime | None) -> _Header:
+    i = _skip_blank(lines, 0)
+    stamp, stamped = _Stamp(), False
+    if i < len(lines) and lines[i].strip().startswith("<!--"):
+        stamp, stamped = _header_stamp(lines[i].strip(), now), True
+        i = _skip_blank(lines, i + 1)
+    if i >= len(lines):
+        raise SeedError("no title line")
+    title_line = lines[i].strip()
+    if title_line.startswith("<"):
+        raise SeedError(f"line {i + 1}: expected a title line, found HTML")
+    i += 1
+    if i < len(lines) and _DASHES.match(lines[i].strip()):
+        i += 1
+    return _Header(stamp, stamped, title_line, i)
+
+
+def _body_date(body: str) -> tuple[datetime | None, str]:
+    """The body's own date line (`published`), and the body without it."""
+    if m := _BODY_DATE.match(body):
+        published = _parse_iso(m.group(1))
+        if published is not None:
+            return published, body[m.end() :].lstrip()
+    return None, body
+
+
+class _Stamp(NamedTuple):
     """What a header stamp line gave: its instant, or why it is invalid (and when a future one
     becomes valid); the notes it leaves."""
 

@@ -6,7 +6,6 @@ import re
 
 # XML 1.0 forbids these; lxml (and so feedgen) refuses the whole document when one is present.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
-_SPACE_RUN = re.compile(r"\s+")
 
 
 def xml_safe(text: str) -> str:
@@ -16,7 +15,8 @@ def xml_safe(text: str) -> str:
 
 def one_line(text: str) -> str:
     """Collapse all whitespace runs to single spaces and trim: for titles and summaries."""
-    return _SPACE_RUN.sub(" ", text).strip()
+    # str.split() cuts at the runs of exactly the characters `\s` matches (str.isspace), in C.
+    return " ".join(text.split())
 
 
 def shorten(text: str, limit: int) -> str:

@@ -5,6 +5,7 @@
     feed.xml                a plain copy of the current feed, for scripts and static servers
     <name>/feed.xml         the same for each declared feed ([[feeds]])
     status.json             the last build's result (for /healthz); never part of a document's bytes
+    warming.json            a cold start's progress while its build runs (for /healthz)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 STATUS = "status.json"
+WARMING = "warming.json"
 OBJECTS = "objects"
 PUBLISH_LOCK = ".publish.lock"
 TMP_PREFIX = ".tmp-"

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from feedsvc.publish.layout import MANIFEST, OBJECTS, STATUS, etag_for, read_manifest
+from feedsvc.publish.layout import MANIFEST, OBJECTS, STATUS, WARMING, etag_for, read_manifest
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,21 @@ class Snapshot:
 
 
 def read_status(out_dir: Path) -> dict[str, Any] | None:
+    return _read_json(out_dir / STATUS)
+
+
+def read_warming(out_dir: Path) -> dict[str, Any] | None:
+    """A cold start's progress while its build runs (`write_warming`), or None."""
+    return _read_json(out_dir / WARMING)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        with open(out_dir / STATUS, "rb") as fh:
-            status = json.load(fh)
+        with open(path, "rb") as fh:
+            value = json.load(fh)
     except (OSError, ValueError):
         return None
-    return status if isinstance(status, dict) else None
+    return value if isinstance(value, dict) else None
 
 
 class PublishedStore:

@@ -26,6 +26,7 @@ from feedsvc.publish.layout import (
     PUBLISH_LOCK,
     STATUS,
     TMP_PREFIX,
+    WARMING,
     compress,
     digest,
     etag_of_digest,
@@ -179,3 +180,13 @@ def write_status(out_dir: Path, status: Mapping[str, Any]) -> None:
     write_atomic(out_dir / STATUS, json.dumps(status, indent=1, sort_keys=True, default=str).encode())
 
 
+
+
+def write_warming(out_dir: Path, state: Mapping[str, Any] | None) -> None:
+    """A cold start's progress (`{"pid", "done", "total"}`); None: it ended, the file goes."""
+    if state is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(out_dir / WARMING)
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / WARMING, json.dumps(state, sort_keys=True).encode(), sync_dir=False)

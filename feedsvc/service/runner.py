@@ -8,7 +8,13 @@ builds a bounded number of times. An event that arrives during a build marks the
 the running job waits out the same debounce and builds again, so no change is lost to
 `max_instances=1`. A file modified less than `settle` seconds ago may still be being written:
 the build leaves it unread and publishes nothing, and the service builds again once it is old
-enough, waiting at most `debounce_max` in a row (then it publishes without it).
+enough, waiting at most `debounce_max` in a row (then it publishes without it). A file that
+inotify saw closed after writing, or renamed into place, is complete: it is read at once, after
+`COMPLETE_DEBOUNCE` rather than `debounce` (unless many files are changing at once).
+
+A cold start (nothing published in the output folder yet) publishes the newest entries first,
+found by the files' header lines, and the rest after; `warming.json` says how far it got, for
+/healthz, until that build ends.
 
 A failed build (seeds folder missing or gone, disk full) is logged once, as a WARNING, and again
 only when its reason changes; it is retried quietly after `RETRY_SECONDS`, doubling up to
@@ -23,9 +29,11 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -33,8 +41,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from feedsvc.build.builder import Builder
 from feedsvc.config import Config, path_for_log
 from feedsvc.core.render.documents import topics
-from feedsvc.model import BuildResult
+from feedsvc.model import BuildResult, StatKey
 from feedsvc.publish.layout import MANIFEST
+from feedsvc.publish.writer import write_warming
 from feedsvc.service.events import Watcher
 from feedsvc.service.leader import Election
 from feedsvc.service.websub import Pinger
@@ -51,6 +60,13 @@ RETRY_SECONDS = 2.0
 RETRY_MAX_SECONDS = 5.0
 # More changed paths than this (a git checkout, an rsync): a full scan is cheaper.
 _MAX_HINTED = 1000
+# A file known to be complete (closed after writing, renamed into place) needs no settle time:
+# its build starts this soon after its event, unless more than STORM_FILES files changed within
+# `debounce` (a checkout, an rsync), which the normal debounce batches into few builds.
+COMPLETE_DEBOUNCE = 0.02
+STORM_FILES = 4
+# How often a cold start's progress is written for /healthz.
+WARMING_EVERY = 0.5
 
 
 @dataclass
@@ -75,6 +91,31 @@ class SettleWait:
             if not waited:
                 log.info("published without %d file(s) still being written", len(result.deferred))
             self.since = now
+
+
+class Warming:
+    """A cold start's progress in `warming.json` (for /healthz, which any web process answers),
+    written at most every WARMING_EVERY seconds, and removed when the build ends."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self._written = 0.0
+
+    def progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._written >= WARMING_EVERY or done == total:
+            self._written = now
+            self._write({"pid": os.getpid(), "done": done, "total": total})
+
+    def end(self) -> None:
+        self._written = 0.0
+        self._write(None)
+
+    def _write(self, state: dict[str, int] | None) -> None:
+        try:
+            write_warming(self.out_dir, state)
+        except OSError as exc:  # a full disk: the build itself says so
+            log.debug("cannot write the warming state: %s", exc)
 
 
 class BuilderService:
@@ -108,9 +149,14 @@ class BuilderService:
         self._first_event: float | None = None
         self._last_event = 0.0
         self._hint: set[str] | None = None  # paths changed since the last build; None: scan everything
+        self._complete: dict[str, StatKey] = {}  # files known whole (closed, renamed in), with that stat
+        self._recent: OrderedDict[str, float] = OrderedDict()  # paths changed within `debounce`
+        self._quiet_after = config.debounce  # the debounce the last event asks for
+        self.warming = Warming(config.output_dir)
         self._last_full = 0.0
         self._failures = 0  # failed builds in a row
         self._failure: str | None = None  # the reason last logged
+        self._stopping = False
 
     @property
     def watching(self) -> str:
@@ -134,6 +180,8 @@ class BuilderService:
         )
 
     def stop(self) -> None:
+        with self._changed:
+            self._stopping = True  # the job reschedules nothing now: shutdown() waits for it
         self.watcher.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
@@ -145,11 +193,14 @@ class BuilderService:
         if self.pinger is not None:
             self.pinger.on_publish(result)  # queues only: the hub is never waited for here
 
-    def notify(self, paths: list[str] | None = None) -> None:
+    def notify(self, paths: list[str] | None = None, complete: Mapping[str, StatKey] | None = None) -> None:
         """A seed changed: build soon, after the burst of events settles.
 
         `paths` (relative to seeds/) lets the build stat only those files; None asks for a full scan.
+        `complete`: those of them known to be whole (closed after writing, renamed into place), with
+        their stat then: they are read without waiting for them to settle, and built sooner.
         """
+        complete = complete or {}
         with self._changed:
             now = time.monotonic()
             self._dirty = True
@@ -157,6 +208,13 @@ class BuilderService:
                 self._hint = None
             else:
                 self._hint.update(paths)
+            for path in paths or ():
+                if path in complete:
+                    self._complete[path] = complete[path]
+                else:
+                    self._complete.pop(path, None)  # written again (or gone): not known whole any more
+            storm = self._storm(now, paths or ())
+            self._quiet_after = COMPLETE_DEBOUNCE if complete and not storm else self.config.debounce
             self._last_event = now
             if self._first_event is None:
                 self._first_event = now
@@ -175,16 +233,31 @@ class BuilderService:
                 return
         self._schedule_in(0.0)
 
+    def _storm(self, now: float, paths: Iterable[str]) -> bool:
+        """Whether more than STORM_FILES files changed within `debounce` (counting `paths`, now)."""
+        for path in paths:
+            self._recent[path] = now
+            self._recent.move_to_end(path)
+        while self._recent and next(iter(self._recent.values())) < now - self.config.debounce:
+            self._recent.popitem(last=False)
+        return len(self._recent) > STORM_FILES
+
     def _quiet_in(self, now: float) -> float:
-        """Seconds until events have been quiet for `debounce`, at most `debounce_max` after the first."""
+        """Seconds until events have been quiet for the last one's debounce, at most `debounce_max`
+        after the first."""
         first = self._first_event if self._first_event is not None else now
-        return max(0.0, min(self._last_event + self.config.debounce, first + self.config.debounce_max) - now)
+        return max(0.0, min(self._last_event + self._quiet_after, first + self.config.debounce_max) - now)
 
     def _schedule_in(self, seconds: float) -> None:
-        try:
-            self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC) + timedelta(seconds=seconds))
-        except Exception as exc:
-            log.debug("cannot reschedule: %s", exc)
+        # Under the lock that `stop` sets `_stopping` with: the scheduler's shutdown holds its job
+        # store's lock while it waits for the job, which must then not ask for that lock.
+        with self._changed:
+            if self._stopping:
+                return
+            try:
+                self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC) + timedelta(seconds=seconds))
+            except Exception as exc:
+                log.debug("cannot reschedule: %s", exc)
 
     def _run(self) -> None:
         """The job: build until no change arrived meanwhile, then set the next run."""
@@ -237,12 +310,32 @@ class BuilderService:
             # File events name what changed; the interval rescan (and any doubt) scans all.
             full = not self._hint or time.monotonic() - self._last_full >= self.config.scan_interval
             hint, self._hint = (None if full else self._hint), set()
+            complete = dict(self._complete)
         if full:
             self._last_full = time.monotonic()
         now = time.time()
         wait = self.settling.may_wait(now)
-        result = self.builder.build(changed=hint, settle=self.settle, wait=wait, now=now)
+        # A cold start: nothing published yet. Readers get the newest entries first.
+        cold = not (self.config.output_dir / MANIFEST).exists()
+        try:
+            result = self.builder.build(
+                changed=hint,
+                settle=self.settle,
+                wait=wait,
+                now=now,
+                complete=complete,
+                newest_first=cold,
+                progress=self.warming.progress if cold else None,
+            )
+        finally:
+            if cold:
+                self.warming.end()
         self.settling.after(result, now, wait)
+        if result.ok and not result.waiting:
+            with self._changed:  # read now: their next change will say again
+                for rel, stat in complete.items():
+                    if self._complete.get(rel) == stat:
+                        del self._complete[rel]
         if result.deferred:
             with self._changed:
                 if self._hint is not None and hint is not None:

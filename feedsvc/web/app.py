@@ -19,7 +19,7 @@ from flask import Flask, Response, current_app, jsonify
 from feedsvc.config import Config, load_config
 from feedsvc.logs import configure_logging
 from feedsvc.model import BuildResult
-from feedsvc.publish.reader import PublishedStore, read_status
+from feedsvc.publish.reader import PublishedStore, read_status, read_warming
 from feedsvc.service.leader import Election, current_leader
 from feedsvc.web.documents import MAX_BODY, DocumentResponder
 from feedsvc.web.headers import security_headers_for
@@ -154,6 +154,9 @@ def healthz() -> Response:
         body["skipped"] = status.get("skipped")
         body["problems"] = status.get("problems")
         body["warnings"] = status.get("warnings", [])
+    warming = read_warming(state.config.output_dir)
+    if warming is not None and warming.get("pid") == body["builder_pid"]:  # not a dead builder's
+        body["warming"] = {"done": warming.get("done"), "total": warming.get("total")}
     response = jsonify(body)
     response.status_code = 200 if snapshot else 503
     response.headers["Cache-Control"] = "no-store"
