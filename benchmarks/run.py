@@ -524,21 +524,25 @@ def fresh_article(i: int) -> tuple[str, str]:
     return token, text
 
 
+def wait_for_own_build(srv: Server, out: Path, size: int) -> None:
+    """Until the server's own startup build of record is done (not the status an earlier build
+    left: a fresh file would then wait for the end of that build, and load would share the CPU)."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            status = json.loads((out / "status.json").read_text())
+            if status.get("files", 0) >= size and status.get("pid") in srv.worker_pids():
+                return
+        time.sleep(0.2)
+
+
 def measure_server(size: int, seeds: Path, out: Path, work: Path, fig: Figures, files: int, seconds: float,
                    naive_requests: int) -> None:
     """`feedsvc serve`: freshness, memory, serving; then the Procfile deployment, nginx and the naive handler."""
     port = free_port()
     env = env_for(seeds, out)
     with running([str(BIN / "feedsvc"), "serve", "--port", str(port)], env, port, work / f"serve-{size}.log") as srv:
-        # Wait for the server's own startup build of record (not the status an earlier build left: the
-        # first fresh file would then wait for the end of that build).
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, ValueError):
-                status = json.loads((out / "status.json").read_text())
-                if status.get("files", 0) >= size and status.get("pid") in srv.worker_pids():
-                    break
-            time.sleep(0.2)
+        wait_for_own_build(srv, out, size)
         for how in ("closed after writing", "renamed into place"):
             lags = freshness(srv, seeds, files, renamed=how == "renamed into place")
             fig.put(f"freshness: {how} → in /feed.xml", size,
@@ -555,8 +559,8 @@ def measure_server(size: int, seeds: Path, out: Path, work: Path, fig: Figures, 
     procfile = env_for(seeds, out, PORT=str(port), WEB_CONCURRENCY="2")
     command = [str(BIN / "gunicorn"), "--config", "config/gunicorn.conf.py", "feedsvc.web:create_app()",
                "--bind", f"127.0.0.1:{port}"]
-    with running(command, procfile, port, work / f"procfile-{size}.log"):
-        time.sleep(1.0)
+    with running(command, procfile, port, work / f"procfile-{size}.log") as srv:
+        wait_for_own_build(srv, out, size)  # serving is measured, not serving beside a startup build
         results.update(serving(port, seconds, "Procfile (gunicorn, 2 workers)"))
 
     try:

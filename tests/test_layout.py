@@ -160,4 +160,4 @@ def test_units_stay_small() -> None:
             if isinstance(node, ast.ClassDef):
                 assert node.end_lineno - node.lineno < 270, f"{module}.{node.name} is a class of over 250 lines"
             elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                assert node.end_lineno - node.lineno < 70, f"{module}.{node.name} is a function of over 60 lines"
+                assert node.end_lineno - node.lineno < 65, f"{module}.{node.name} is a function of over 60 lines"

@@ -88,12 +88,8 @@ def build(
     epoch; default the clock's); `newest_first`: publish the newest entries (found by the files'
     headers) before reading the rest (a cold start: readers are waiting)."""
     first = memory.records is None
-    records = memory.records or {}
-    root = str(config.seeds_dir.resolve())
-    scan = _scan(config.seeds_dir, None if first else changed)
-    index = cache.files(root) if first else {}
     now = time.time() if now is None else now
-    changes = diff(scan, records, index, now, settle, complete)
+    changes, index = _what_changed(config.seeds_dir, memory, cache, changed, now, settle, complete)
     result = BuildResult(ok=True, files=changes.files, deferred=changes.deferred, youngest=changes.youngest)
     if changes.deferred and wait:
         result.waiting = True
@@ -106,12 +102,7 @@ def build(
     feeds.warn(result.warnings)
     with Workers(settings, read_limit(settings.max_article_bytes), at, config.build_workers) as workers:
         early, loaded = _load(config, memory, changes, cache, workers, zip_threads, newest_first, progress)
-        current = changes.kept | loaded.records
-        memory.records = current
-        result.changed = _count_changed(changes, loaded.records, records, index)
-        _remember_files(cache, root, changes, loaded.records, index, prune=result.changed > 0)
-        _report(config.seeds_dir, loaded.fresh)
-        result.skipped, result.problems, result.notes = _problems(current.values())
+        current = _remember_records(config.seeds_dir, memory, cache, changes, loaded, index, result)
         if not first and not result.changed and _still_ours(memory, config.output_dir, now):
             assert memory.rendered is not None
             result.entries, result.etag = memory.rendered[1], memory.rendered[2]
@@ -127,12 +118,55 @@ def build(
             config.output_dir, plans, memory.published, workers, cache_path, zip_threads, at
         )
         result.published = published or early.published
-    top = plans[0]
-    result.entries = len(top.current)
+    _remember_published(memory, config.output_dir, plans, result, at)
+    return result
+
+
+def _what_changed(
+    seeds_dir: Path,
+    memory: Memory,
+    cache: Cache,
+    changed: set[str] | None,
+    now: float,
+    settle: float,
+    complete: dict[str, StatKey] | None,
+) -> tuple[Changes, dict[str, tuple[StatKey, str]]]:
+    """The stats of the seeds (all of them, or the paths events named) against the records; a new
+    process has none yet and compares with the cache's file index instead, which it returns."""
+    first = memory.records is None
+    index = cache.files(str(seeds_dir.resolve())) if first else {}
+    scan = _scan(seeds_dir, None if first else changed)
+    return diff(scan, memory.records or {}, index, now, settle, complete), index
+
+
+def _remember_records(
+    seeds_dir: Path,
+    memory: Memory,
+    cache: Cache,
+    changes: Changes,
+    loaded: Loaded,
+    index: dict[str, tuple[StatKey, str]],
+    result: BuildResult,
+) -> dict[str, Record]:
+    """The records after this build, in memory and in the cache's file index; what changed and
+    what is wrong with them, in the result (and in the log, for bytes new to this process)."""
+    before = memory.records or {}
+    current = memory.records = changes.kept | loaded.records
+    result.changed = _count_changed(changes, loaded.records, before, index)
+    _remember_files(cache, str(seeds_dir.resolve()), changes, loaded.records, index, prune=result.changed > 0)
+    _report(seeds_dir, loaded.fresh)
+    result.skipped, result.problems, result.notes = _problems(current.values())
+    return current
+
+
+def _remember_published(
+    memory: Memory, out_dir: Path, plans: Sequence[FeedPlan], result: BuildResult, at: datetime
+) -> None:
+    """What this build published, in the result and in the builder's memory (see `_still_ours`)."""
+    result.entries = len(plans[0].current)
     result.feeds = {plan.feed.name: len(plan.current) for plan in plans[1:]}
     until = min((_dated_until(plan.current, at) for plan in plans), default=math.inf)
-    memory.rendered = (_manifest_stat(config.output_dir), result.entries, result.etag, until)
-    return result
+    memory.rendered = (_manifest_stat(out_dir), result.entries, result.etag, until)
 
 
 def _load(
@@ -273,8 +307,9 @@ def _problems(records: Iterable[Record]) -> tuple[list[Problem], list[Problem], 
     for record in records:  # named relative to the seeds folder: /healthz shows them
         if record.id is None:
             skipped.append(Problem(record.rel, record.problem or "skipped"))
-        problems += [Problem(record.rel, problem) for problem in record.problems]
-        notes += [Problem(record.rel, note) for note in record.notes]
+        if record.problems or record.notes:  # rare: a rebuild walks every record
+            problems += [Problem(record.rel, problem) for problem in record.problems]
+            notes += [Problem(record.rel, note) for note in record.notes]
     return skipped, problems, notes
 
 

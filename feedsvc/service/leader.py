@@ -28,6 +28,10 @@ class Election:
         self.is_leader = False
         self._fd: int | None = None
         self._thread: threading.Thread | None = None
+        # A waiting thread may get the lock just as the process stops (its leader stopping too):
+        # then it must neither lead nor touch the descriptor stop() closed.
+        self._lock = threading.Lock()
+        self._stopped = False
 
     def start(self) -> None:
         """Try at once; if another process leads, wait for it in the background."""
@@ -36,34 +40,37 @@ class Election:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._thread = threading.Thread(target=self._wait, name="feedsvc-election", daemon=True)
+            self._thread = threading.Thread(target=self._wait, args=(self._fd,), name="feedsvc-election", daemon=True)
             self._thread.start()
             return
         self._elected()
 
-    def _wait(self) -> None:
-        assert self._fd is not None
+    def _wait(self, fd: int) -> None:
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)  # blocks, without the GIL, until the leader goes
+            fcntl.flock(fd, fcntl.LOCK_EX)  # blocks, without the GIL, until the leader goes
         except OSError:
             return  # our descriptor was closed: stop() during shutdown
         self._elected()
 
     def _elected(self) -> None:
-        self.is_leader = True
-        assert self._fd is not None
-        with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, 0)
-            os.write(self._fd, f"{os.getpid()}\n".encode())
+        with self._lock:
+            if self._stopped or self._fd is None:
+                return  # stopped while waiting: the lock goes with the closed descriptor
+            self.is_leader = True
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+                os.write(self._fd, f"{os.getpid()}\n".encode())
         log.info("pid %d is the builder for %s", os.getpid(), self.path.parent)
         self.on_elected()
 
     def stop(self) -> None:
-        if self._fd is not None:
+        with self._lock:
+            self._stopped = True
+            fd, self._fd = self._fd, None
+            self.is_leader = False
+        if fd is not None:
             with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
-        self.is_leader = False
+                os.close(fd)
 
 
 def current_leader(out_dir: Path) -> int | None:
