@@ -290,6 +290,8 @@ def _report(seeds_dir: Path, fresh: Iterable[Record]) -> None:
     """Warn about a skipped file, or a problem in a published one, when its bytes are new to this
     process, not on every tick; notes are information."""
     for record in fresh:
+        if not (record.problem or record.problems or record.notes):
+            continue  # nearly every record (a new process finds all of them fresh)
         source = seeds_dir / record.rel
         if record.problem:
             log.warning("skipped %s: %s", source, record.problem)

@@ -24,6 +24,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -38,6 +39,11 @@ _BATCH = 500
 
 class CacheError(OSError):
     """The cache file failed mid-build (disk full, corrupted, locked too long)."""
+
+
+def _strings(value: str) -> tuple[str, ...]:
+    """A JSON list of strings (notes, problems): nearly always empty, read for every record."""
+    return () if value == "[]" else tuple(json.loads(value))
 
 
 def _date(value: str | None) -> datetime | None:
@@ -55,8 +61,8 @@ class MemoryCache:
     def files(self, root: str) -> dict[str, tuple[StatKey, str]]:
         return dict(self._files.get(root, {}))
 
-    def records(self, keys: Iterable[str]) -> dict[str, Record]:
-        return {k: self._outcomes[k][0] for k in keys if k in self._outcomes}
+    def records(self, stats: Mapping[str, StatKey]) -> dict[str, Record]:
+        return {k: replace(self._outcomes[k][0], stat_key=stat) for k, stat in stats.items() if k in self._outcomes}
 
     def entries(self, keys: Sequence[str]) -> dict[str, Entry]:
         found = {k: self._outcomes[k][1].entry for k in keys if k in self._outcomes}
@@ -193,8 +199,8 @@ class SqliteCache:
             rows = db.execute("SELECT rel, size, mtime_ns, inode, sha FROM files WHERE root = ?", (root,))
             return {rel: ((size, mtime, inode), sha) for rel, size, mtime, inode, sha in rows}
 
-    def records(self, keys: Iterable[str]) -> dict[str, Record]:
-        """The records of these outcome keys (without a stat: the caller knows the file's)."""
+    def records(self, stats: Mapping[str, StatKey]) -> dict[str, Record]:
+        """The records of these outcome keys, each with the stat its file has now (`stats`: key → stat)."""
         sql = (
             "SELECT key, rel, sha, mtime_ns, id, dedup, updated, published, problem, notes, problems, valid_until "
             "FROM outcomes WHERE key IN ({marks})"
@@ -209,12 +215,13 @@ class SqliteCache:
                 updated=_date(row[6]),
                 published=_date(row[7]),
                 problem=row[8],
-                notes=tuple(json.loads(row[9])),
+                notes=_strings(row[9]),
                 mtime_ns=row[3],
-                problems=tuple(json.loads(row[10])),
+                stat_key=stats[row[0]],
+                problems=_strings(row[10]),
                 valid_until=_date(row[11]),
             )
-            for row in self._select(sql, list(keys))
+            for row in self._select(sql, list(stats))
         }
 
     def entries(self, keys: Sequence[str]) -> dict[str, Entry]:

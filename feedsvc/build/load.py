@@ -91,12 +91,12 @@ def load(
     for start in range(0, len(candidates), _LOOKUP_BATCH):  # a new process looks up every file: a part at a time
         part = candidates[start : start + _LOOKUP_BATCH]
         keys = {seed.rel: outcome_key(fingerprint, seed.rel, sha) for seed, sha, _ in part}
-        cached = cache.records(keys.values())
+        cached = cache.records({keys[seed.rel]: seed.stat_key for seed, _, _ in part})
         for seed, _sha, data in part:
             record = cached.get(keys[seed.rel])
             if record is not None and _holds(record, seed, now):
-                loaded.records[seed.rel] = replace(record, stat_key=seed.stat_key)
-                loaded.fresh.append(loaded.records[seed.rel])
+                loaded.records[seed.rel] = record
+                loaded.fresh.append(record)
             else:
                 items.append((seed, data))
     items += [(seed, None) for seed in unread]
