@@ -213,3 +213,27 @@ def test_a_cold_build_reads_each_file_once(tmp_path: Path, make_seed, config, mo
     os.utime(tmp_path / "seeds" / "1.txt", ns=(1, 1))
     warm = Builder(config()).build()
     assert warm.entries == 3 and not warm.published and reads["build"] == ["1.txt"] and len(reads["pool"]) == 3
+
+
+def test_what_a_build_keeps_is_frozen_out_of_the_collectors_passes(make_seed, config) -> None:
+    """The records a builder keeps are long-lived: after a build they sit in gc's permanent
+    generation, which full collections do not walk (at 100k seeds those walks were most of a
+    rescan). A record a later build replaces is still freed by reference counting."""
+    import gc
+
+    for n in range(5):
+        make_seed(f"{n}.txt", stamp_ms=1681696026000 + n * 60000, url=f"https://e.com/{n}")
+    builder = Builder(config())
+    assert builder.build().published
+    records = list(builder.memory.records.values())
+    assert len(records) == 5
+    walked = {id(o) for o in gc.get_objects(generation=2)}
+    assert not walked & {id(r) for r in records}
+    assert gc.get_freeze_count() >= len(records)
+
+    make_seed("0.txt", stamp_ms=1681696026000, url="https://e.com/0", body="<p>Edited</p>")
+    old = builder.memory.records["0.txt"]
+    del records
+    assert builder.build().published
+    assert builder.memory.records["0.txt"] is not old
+    assert sys.getrefcount(old) == 2  # this name and the call's argument: the builder let it go

@@ -41,7 +41,7 @@ from feedsvc.core.render import feed_updated
 from feedsvc.core.render.archive import archive_name
 from feedsvc.core.render.documents import page_name, render_documents, subscription_names
 from feedsvc.core.render.html import PAGE_TEMPLATE_KEY, TEMPLATES_KEY
-from feedsvc.model import Document, Feed, Page, Record, Reuse, Stored
+from feedsvc.model import Document, Feed, FeedMeta, Page, Record, Reuse, Stored
 from feedsvc.publish.layout import compress, etag_for, read_manifest
 from feedsvc.publish.writer import Stale, publish
 
@@ -222,10 +222,18 @@ def page_key(feed: Feed, page: Page[Record]) -> str:
     """What an archive page's bytes are made from, and nothing else: the feed's metadata, its
     number, its neighbours' numbers (its prev-archive and next-archive links), its entries'
     cache keys, the browser page's template, and what the feed does to its entries (if anything)."""
-    parts: tuple = (feed.meta, page.number, page.older, page.newer, [r.key for r in page.entries], PAGE_TEMPLATE_KEY)
+    common = _meta_key(feed.meta, PAGE_TEMPLATE_KEY)
+    parts: tuple = (common, page.number, page.older, page.newer, [r.key for r in page.entries])
     if any(feed.transform):
         parts += (transform_key(feed),)
     return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _meta_key(meta: FeedMeta, template_key: str) -> str:
+    """The part of every page key that is the same for all of a feed's pages (its metadata, the
+    browser page's template), written out once per feed, not once per page and build."""
+    return repr((meta, template_key))
 
 
 def _given(document: Document | Stored) -> Planned:

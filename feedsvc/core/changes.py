@@ -48,7 +48,9 @@ def diff(
     changes = Changes(youngest=settle)
     if isinstance(scan, Mapping):
         seen = [seed for seed in scan.values() if seed is not None]
-        changes.kept = {rel: record for rel, record in records.items() if rel not in scan}
+        changes.kept = dict(records)  # all but the named paths (a copy in C, then a few removals)
+        for rel in scan:
+            changes.kept.pop(rel, None)
     else:
         seen = list(scan)
     for seed in seen:

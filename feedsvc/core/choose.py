@@ -135,5 +135,7 @@ def _pieces(
 
 
 def _month(entry: Choosable) -> tuple[int, int]:
-    updated = entry.updated.astimezone(UTC)
+    updated = entry.updated
+    if updated.tzinfo is not UTC:  # nearly always UTC already: a rebuild walks every entry
+        updated = updated.astimezone(UTC)
     return updated.year, updated.month
