@@ -43,7 +43,7 @@ from feedsvc.build.seeds import SeedsDirError, read_limit, scan_seeds, stat_seed
 from feedsvc.build.workers import Workers
 from feedsvc.config import Config, path_for_log, path_for_public
 from feedsvc.core.changes import Changes, diff
-from feedsvc.core.choose import select_entries, split_archive
+from feedsvc.core.choose import by_order, select_entries, split_archive
 from feedsvc.core.filters import by_top_folder
 from feedsvc.core.process import fingerprint
 from feedsvc.core.render.documents import fit_feed, oversize_reason
@@ -210,7 +210,7 @@ def _plans(
     chosen once (one per article URL, newest first); each declared feed keeps those of its
     folder that its patterns pass, in that order. All records, not only the newest max_entries:
     the older ones fill the RFC 5005 archive."""
-    chosen = select_entries((r for r in records if r.id is not None), key=_order)
+    chosen = select_entries((r for r in records if r.id is not None), key=by_order)
     feeds.matches.complete(chosen, cache, entries)
     folders = by_top_folder(chosen) if any(feed.folder for feed in feeds.feeds) else {}
     plans = []
@@ -243,9 +243,6 @@ def _scan(seeds_dir: Path, changed: set[str] | None) -> Any:
     hinted = None if changed is None else stat_seeds(seeds_dir, changed)
     return scan_seeds(seeds_dir) if hinted is None else hinted
 
-
-def _order(record: Record) -> tuple:
-    return record.order
 
 
 def _fingerprint(config: Config) -> str:

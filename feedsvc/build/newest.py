@@ -30,7 +30,7 @@ from feedsvc.build.seeds import read_head
 from feedsvc.build.workers import Workers
 from feedsvc.config import Config
 from feedsvc.core.changes import Changes
-from feedsvc.core.choose import select_entries
+from feedsvc.core.choose import by_order, select_entries
 from feedsvc.core.parse import parse_header
 from feedsvc.core.render.documents import fit_feed
 from feedsvc.model import Entry, Record, SeedFile
@@ -130,11 +130,8 @@ def _promised(promise: Promise) -> datetime:
 
 
 def _newest(records: dict[str, Record], max_entries: int) -> list[Record]:
-    return select_entries((r for r in records.values() if r.id is not None), max_entries, key=_order)
+    return select_entries((r for r in records.values() if r.id is not None), max_entries, key=by_order)
 
-
-def _order(record: Record) -> tuple:
-    return record.order
 
 
 def _enough(promises: Sequence[Promise], done: int, newest: Sequence[Record], max_entries: int) -> int:
