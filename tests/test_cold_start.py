@@ -57,6 +57,21 @@ def documents(out: Path) -> dict[str, str]:
     return {name: doc["etag"] for name, doc in manifest["documents"].items()}
 
 
+
+def hold_the_backfill(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Hold a build's main loading pass (after its first publish) until the test releases it:
+    (set when the backfill begins, set this to let it go on)."""
+    backfill, release = threading.Event(), threading.Event()
+    real_load = builder_module.load
+
+    def held_load(*args, **kwargs):
+        backfill.set()
+        assert release.wait(30)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(builder_module, "load", held_load)
+    return backfill, release
+
 def test_header_dates_are_the_full_parse_dates(sample_bytes: bytes) -> None:
     article = parse_seed(sample_bytes, SAMPLE.name)
     assert parse_header(sample_bytes) == article.updated
@@ -82,15 +97,7 @@ def test_cold_start_publishes_the_newest_first_then_the_bytes_of_a_full_build(
     assert "https://e.com/late" in expected_final[0]  # the header pass cannot know that one
 
     # The backfill waits for the test, after the first publish.
-    backfill, release = threading.Event(), threading.Event()
-    real_load = builder_module.load
-
-    def held_load(*args, **kwargs):
-        backfill.set()
-        assert release.wait(30)
-        return real_load(*args, **kwargs)
-
-    monkeypatch.setattr(builder_module, "load", held_load)
+    backfill, release = hold_the_backfill(monkeypatch)
     cfg = config(**settings)
     out = tmp_path / "out"
     service = BuilderService(cfg)
@@ -154,15 +161,7 @@ def test_declared_feeds_follow_the_first_publish_with_the_bytes_of_a_full_build(
         return load_config(toml, env={})
 
     Builder(config_for(tmp_path / "ref")).build()
-    backfill, release = threading.Event(), threading.Event()
-    real_load = builder_module.load
-
-    def held_load(*args, **kwargs):
-        backfill.set()
-        assert release.wait(30)
-        return real_load(*args, **kwargs)
-
-    monkeypatch.setattr(builder_module, "load", held_load)
+    backfill, release = hold_the_backfill(monkeypatch)
     out = tmp_path / "out"
     service = BuilderService(config_for(out))
     service.start()
