@@ -25,7 +25,8 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
                    "freshness: closed after writing → in /feed.xml", "freshness: renamed into place → in /feed.xml",
                    "time to first feed: cold start (empty output folder)",
                    "time to first feed: restart (published output folder)",
-                   "peak RSS, feedsvc serve after a cold start (builder / web worker)", "peak RSS, feedsvc serve",
+                   "peak RSS, feedsvc serve after a cold start (builder / web workers)",
+                   "peak RSS, feedsvc serve (web worker / builder / master)",
                    "serving /feed.xml: feedsvc serve 200 gzip", "serving /feed.xml: feedsvc serve 304",
                    "serving /feed.xml: Procfile", "serving /feed.xml: naive Flask", "feedsvc serve ÷ naive handler"):
         assert f"| {figure}" in done.stdout, figure

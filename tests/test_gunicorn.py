@@ -66,8 +66,11 @@ def test_four_workers_one_builder_and_takeover(tmp_path: Path) -> None:
         health = json.loads(srv.get("/healthz")[2])
         assert health["builder_pid"] == leader
 
-        # Kill the builder outright: another worker takes over the lock and the builds.
-        os.kill(leader, signal.SIGKILL)
+        # The elected worker builds in a child process (the builder). Kill that worker outright:
+        # its builder goes with it, another worker takes over the lock, and its own child builds.
+        worker = int(Path(f"/proc/{leader}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert worker in {int(p) for p in re.findall(r"Booting worker with pid: (\d+)", srv.log())}
+        os.kill(worker, signal.SIGKILL)
         (seeds / "after.txt").write_text(seed_text(1700000001000, "After takeover", "https://e.com/after", "<p>y</p>"))
         wait_for(
             lambda: "After takeover" in [e.title for e in feedparser.parse(srv.get("/feed.xml")[2]).entries],

@@ -63,6 +63,14 @@ class Election:
         log.info("pid %d is the builder for %s", os.getpid(), self.path.parent)
         self.on_elected()
 
+    def announce(self, pid: int) -> None:
+        """Name `pid` as the builder in the lock file (a leader that builds in a child process)."""
+        with self._lock:
+            if self.is_leader and self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, 0)
+                    os.pwrite(self._fd, f"{pid}\n".encode(), 0)
+
     def stop(self) -> None:
         with self._lock:
             self._stopped = True

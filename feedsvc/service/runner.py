@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -157,6 +158,11 @@ class BuilderService:
         self._failures = 0  # failed builds in a row
         self._failure: str | None = None  # the reason last logged
         self._stopping = False
+
+    @property
+    def last_status(self) -> dict[str, Any] | None:
+        """The last build of record's status, as status.json holds it (or should: see Builder)."""
+        return self.builder.last_status
 
     @property
     def watching(self) -> str:

@@ -32,6 +32,12 @@ log = logging.getLogger("feedsvc.web")
 EXTENSION = "feedsvc"
 
 
+# Set by gunicorn's post_fork hook (feedsvc.web.server) in each worker, before the app is loaded:
+# the worker that wins the election builds in a child process (feedsvc/service/process.py), so
+# that web workers stay small. `flask run` and the test client build in their own process.
+BUILDER_IN_CHILD = False
+
+
 class FeedState:
     """What one web process holds: the published bytes, and the builder if it won the election."""
 
@@ -44,15 +50,24 @@ class FeedState:
         self._lock = threading.Lock()
         self._stopped = False
         if run_builder:
-            from feedsvc.service.runner import BuilderService
-
-            self.service = BuilderService(config, on_result=self._built)
             self.election = Election(config.output_dir, on_elected=self._elected)
+            if BUILDER_IN_CHILD:
+                from feedsvc.service.process import BuilderProcess
+
+                # Its builds' metrics are the child's own (prometheus_client's multiprocess files).
+                self.service = BuilderProcess(config, on_result=self._published, on_start=self.election.announce)
+            else:
+                from feedsvc.service.runner import BuilderService
+
+                self.service = BuilderService(config, on_result=self._built)
             self.election.start()
 
     @property
     def is_builder(self) -> bool:
         return self.election is not None and self.election.is_leader
+
+    def _published(self, _result: BuildResult) -> None:
+        self.store.refresh()
 
     def _built(self, result: BuildResult) -> None:
         self.store.refresh()
@@ -110,7 +125,7 @@ def current_status(state: FeedState) -> dict[str, Any] | None:
     go on saying "ok" while builds fail; the builder's process knows better and says so.
     """
     status = read_status(state.config.output_dir)
-    own = state.service.builder.last_status if state.is_builder and state.service is not None else None
+    own = state.service.last_status if state.is_builder and state.service is not None else None
     if own is not None and (status is None or str(own.get("finished_at")) >= str(status.get("finished_at"))):
         return own
     return status

@@ -71,6 +71,15 @@ def check_address(host: str, port: int) -> None:
         ) from None
 
 
+def post_fork(_server: Any, _worker: Any) -> None:
+    """gunicorn's `post_fork` hook, in a new worker before it loads the app: the worker that wins
+    the builder election builds in a child process of its own (feedsvc/service/process.py), so
+    that every web worker's memory stays with what is published."""
+    from feedsvc.web import app
+
+    app.BUILDER_IN_CHILD = True
+
+
 def worker_exit(_server: Any, _worker: Any) -> None:
     """gunicorn's `worker_exit` hook: the worker is exiting (SIGTERM, SIGINT, SIGQUIT, or a
     restart): stop its builder, if it is the elected one, and let the election lock go."""
@@ -148,6 +157,7 @@ def gunicorn_options(
         "on_starting": on_starting,
         "child_exit": child_exit,
         "on_exit": on_exit,
+        "post_fork": post_fork,
         "worker_exit": worker_exit,
     }
 
