@@ -80,7 +80,10 @@ class BuilderProcess:
         if conn is not None:
             with contextlib.suppress(OSError, ValueError):
                 conn.send("stop")
-        process.join(STOP_SECONDS)
+        # join() may return as the child's end of its sentinel closes, a moment before it is reaped.
+        deadline = time.monotonic() + STOP_SECONDS
+        while process.is_alive() and time.monotonic() < deadline:
+            process.join(0.05)
         if process.is_alive():
             log.warning("the builder process %d did not stop within %.0f s: killing it", process.pid, STOP_SECONDS)
             process.kill()
