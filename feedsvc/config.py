@@ -25,6 +25,8 @@ from feedsvc.model import EntrySettings, FeedSpec
 
 ENV_PREFIX = "FEEDSVC_"
 CONFIG_ENV = "FEEDSVC_CONFIG"
+# prometheus_client's folder for the metrics of several processes (set by feedsvc's gunicorn master).
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DEFAULT_CONFIG = Path("config/feedsvc.toml")
 
 

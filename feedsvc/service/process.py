@@ -32,12 +32,11 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from feedsvc.config import Config
+from feedsvc.config import MULTIPROCESS_ENV, Config
 from feedsvc.model import BuildResult
 
 log = logging.getLogger("feedsvc.watch")
 
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 RESTART_SECONDS = 1.0
 RESTART_MAX_SECONDS = 30.0
 STOP_SECONDS = 10.0  # a build in progress may take this long to end; then the child is killed
@@ -153,10 +152,15 @@ def child_main(config: Config, conn: Connection, parent: int) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     metrics = _metrics(config)
+    dated = False  # the last-publish gauge holds the served version's time
 
     def report(result: BuildResult) -> None:
+        nonlocal dated
         if metrics is not None:
-            metrics.observe_build(result, _published_at(config))
+            # The manifest (large with many archive pages) is read only when the served version changed.
+            published_at = _published_at(config) if result.published or not dated else None
+            dated = dated or published_at is not None
+            metrics.observe_build(result, published_at)
         with contextlib.suppress(OSError, ValueError):
             conn.send((result, service.builder.last_status))
 

@@ -31,9 +31,9 @@ from flask import Flask, Response, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from feedsvc.config import MULTIPROCESS_ENV
 from feedsvc.model import BuildResult
 
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text format every Prometheus reads
 BUILD_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 FEED = "feed.xml"  # the `feed` label of feedsvc_entries: the top-level feed; a declared one is "<name>/feed.xml"

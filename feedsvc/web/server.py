@@ -31,10 +31,9 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from feedsvc.config import Config
+from feedsvc.config import MULTIPROCESS_ENV, Config
 from feedsvc.logs import gunicorn_logconfig
 
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The folder this master made for the metrics files (None: it was given one, or made none yet).
 _made_dir: str | None = None
 
