@@ -230,15 +230,6 @@ class BuilderService:
             delay = self._quiet_in(now)
         self._schedule_in(delay)
 
-    def request_build(self) -> None:
-        """Build as soon as possible (after the current build, if one runs), scanning everything."""
-        with self._changed:
-            self._dirty = True
-            self._hint = None
-            if self._running:
-                return
-        self._schedule_in(0.0)
-
     def _storm(self, now: float, paths: Iterable[str]) -> bool:
         """Whether more than STORM_FILES files changed within `debounce` (counting `paths`, now)."""
         for path in paths:
