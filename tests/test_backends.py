@@ -6,11 +6,15 @@ import html5lib
 import pytest
 from browser_eye import visible_text
 from conftest import SAMPLE
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from benchmarks.corpus import article
 from feedsvc.config import ConfigError, load_config
+from feedsvc.core.entry import make_entry
 from feedsvc.core.parse import parse_seed
 from feedsvc.core.sanitize import BACKENDS, get_sanitizer, policy
+from feedsvc.core.text import summarize, summary_reads
 
 BASE = "https://www.dw.com/zh/a-1"
 bleach_sanitize, nh3_sanitize = get_sanitizer("bleach"), get_sanitizer("nh3")
@@ -39,6 +43,15 @@ CORPUS = [parse_seed(article(n).encode(), f"{n}.txt") for n in range(120)]
 @pytest.mark.parametrize("n", range(len(CORPUS)))
 def test_same_result_on_the_benchmark_corpus(n: int) -> None:
     assert_equivalent(CORPUS[n].body_html, CORPUS[n].link)
+
+
+@pytest.mark.parametrize("summary_chars", [1, 30, 200, 5000])
+def test_same_summaries_on_the_benchmark_corpus(summary_chars: int) -> None:
+    """The same summaries: nh3 hands `make_entry` only the start of a long text (`text_limit`),
+    bleach all of it."""
+    for seed in CORPUS[:40]:
+        by_nh3, by_bleach = (make_entry(seed, backend, summary_chars) for backend in (nh3_sanitize, bleach_sanitize))
+        assert by_nh3.summary == by_bleach.summary
 
 
 def test_the_corpus_exercises_the_odd_cases() -> None:
@@ -105,3 +118,39 @@ def test_missing_nh3_is_a_configuration_error(tmp_path, monkeypatch) -> None:
     (tmp_path / "c.toml").write_text('sanitizer = "nh3"\n')
     with pytest.raises(ConfigError, match=r"pip install 'feedsvc\[nh3\]'"):
         load_config(tmp_path / "c.toml", env={})
+
+
+# Pieces of hostile markup for nh3's text of a prefix: tags with ">" and "<" in quoted values
+# (nh3 keeps both raw there), references of every kind, blocks, long runs of text.
+MARKUP = [
+    *("<p>", "</p>", "<div>", "<br>", "<b>", "</b>", "字", "word ", "x" * 50, " \n\t "),
+    *("&amp;", "&lt;", "&gt;", "&nbsp;", "&quot;", "&#169;", "&copy"),
+    *('<a title="1 < 2 > 0 &amp; x" href="/x?a=1&b=2">', "</a>", '<img alt="<p>" src="/i.png">', "<script>x</script>"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(MARKUP), max_size=150).map("".join), st.integers(min_value=1, max_value=400))
+def test_nh3_text_limit_gives_a_prefix_of_the_whole_text(source: str, summary_chars: int) -> None:
+    """With `text_limit`, nh3's text is a prefix of its whole text, of at least that many characters
+    (or all of it), and the summary made from it is the summary made from the whole."""
+    limit = summary_reads(summary_chars)
+    safe, whole = nh3_sanitize(source, BASE)
+    again, prefix = nh3_sanitize(source, BASE, text_limit=limit)
+    assert again == safe
+    assert whole.startswith(prefix)
+    assert len(prefix) >= limit or prefix == whole
+    assert summarize(prefix, summary_chars) == summarize(whole, summary_chars)
+
+
+@pytest.mark.parametrize("shift", ["", "x"])
+def test_nh3_text_limit_cut_through_every_tag_and_reference(shift: str) -> None:
+    """Every cut position through tags with "<" and ">" in their values and through references:
+    the text of the prefix is still a prefix of the whole text."""
+    unit = 'word &amp; &lt;b&gt; <a title="1 < 2 > 0 &amp; x" href="/x?a=1&amp;b=2">link</a> 字&nbsp;字 <br>'
+    source = shift + "<p>" + unit * 30 + "</p>"
+    whole = nh3_sanitize(source, BASE)[1]
+    for limit in range(1, 500):  # the first cut is at 2 * limit + 512 characters
+        _, prefix = nh3_sanitize(source, BASE, text_limit=limit)
+        assert whole.startswith(prefix), (limit, prefix[-40:])
+        assert len(prefix) >= limit

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from feedsvc.core.sanitize import policy
 from feedsvc.core.sanitize.bleach_backend import sanitize, sanitize_html
-from feedsvc.core.text import one_line, shorten, summarize
+from feedsvc.core.text import one_line, shorten, summarize, summary_reads
 from feedsvc.core.urls import safe_url
 
 BASE = "https://www.example.com/news/article-1"
@@ -135,6 +135,14 @@ PIECES = ["a", "字", " ", "\n", "\t", "\u3000", " " * 300, "x" * 40]
 def test_summary_reads_a_prefix_as_if_it_read_everything(text: str, limit: int) -> None:
     """summarize looks at a prefix of the text only: the same result as collapsing the whole text."""
     assert summarize(text, limit) == shorten(one_line(text), limit)
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=120).map("".join), st.integers(min_value=1, max_value=300), st.data())
+def test_summary_of_a_long_prefix_is_the_summary_of_the_whole(text: str, limit: int, data: st.DataObject) -> None:
+    """What lets a sanitizer hand `make_entry` only the start of a long text (`text_limit`)."""
+    whole = one_line(text)
+    cut = data.draw(st.integers(min_value=min(len(whole), summary_reads(limit)), max_value=len(whole)))
+    assert summarize(whole[:cut], limit) == summarize(whole, limit)
 
 
 def test_policy_is_data() -> None:

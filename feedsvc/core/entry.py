@@ -10,7 +10,7 @@ import uuid
 from urllib.parse import urlsplit
 
 from feedsvc.core.sanitize import Sanitizer, get_sanitizer
-from feedsvc.core.text import cut_html, one_line, summarize, xml_safe
+from feedsvc.core.text import cut_html, one_line, summarize, summary_reads, xml_safe
 from feedsvc.core.urls import canonical_url, http_url
 from feedsvc.model import Article, Entry
 
@@ -35,7 +35,8 @@ def make_entry(article: Article, sanitizer: Sanitizer | None = None, summary_cha
     """Sanitize the article's HTML (with `sanitizer`, bleach by default) against its own URL and
     derive everything a feed entry needs."""
     link = http_url(article.link)
-    content, plain = (sanitizer or get_sanitizer("bleach"))(article.body_html, link)
+    sanitize = sanitizer or get_sanitizer("bleach")
+    content, plain = sanitize(article.body_html, link, text_limit=summary_reads(summary_chars))
     image = m.group(1).replace("&amp;", "&") if (m := _FIRST_IMG.search(content)) else None
     return Entry(
         id=entry_id(link, article.source),

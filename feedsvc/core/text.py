@@ -30,6 +30,14 @@ def shorten(text: str, limit: int) -> str:
     return cut.rstrip() + "…"
 
 
+def summary_reads(limit: int) -> int:
+    """How much of a text `summarize(text, limit)` needs: for a text without runs of whitespace or
+    whitespace at its ends (a sanitizer's), any prefix of at least this many characters gives the
+    summary of the whole. (Both are then longer than `limit`, so both are cut by `shorten`, which
+    reads the first `limit` characters and whether there are more.)"""
+    return limit + 2
+
+
 def summarize(plain_text: str, limit: int = 200) -> str:
     """The first `limit` characters of an article's visible text, for <summary>."""
     # one_line of a prefix is a prefix of one_line of the whole: a long enough one is all we need.

@@ -1,21 +1,26 @@
 """Untrusted article HTML → safe HTML and its visible text, by one policy (`policy.py`, data).
 
 Two backends read that policy: `bleach_backend` (the default) and `nh3_backend` (ammonia, Rust:
-faster and maintained; `pip install 'feedsvc[nh3]'`). Each is `sanitize(html, base_url) ->
-(safe_html, plain_text)`; `get_sanitizer(name)` picks one.
+faster and maintained; `pip install 'feedsvc[nh3]'`). Each is `sanitize(html, base_url,
+text_limit=None) -> (safe_html, plain_text)`; `get_sanitizer(name)` picks one. With `text_limit`
+the text may be a prefix of the whole of at least that many characters (all of it when shorter):
+what a summary needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
-Sanitizer = Callable[[str, str | None], tuple[str, str]]
+
+class Sanitizer(Protocol):
+    def __call__(self, html: str, base_url: str | None = None, text_limit: int | None = None) -> tuple[str, str]: ...
+
 
 BACKENDS = ("bleach", "nh3")
 
 
 def get_sanitizer(name: str) -> Sanitizer:
-    """The backend's `sanitize(html, base_url) -> (safe_html, plain_text)`."""
+    """The backend's `sanitize(html, base_url, text_limit=None) -> (safe_html, plain_text)`."""
     if name == "bleach":
         from feedsvc.core.sanitize.bleach_backend import sanitize
 

@@ -192,8 +192,11 @@ def _pass() -> _Pass:
     return state
 
 
-def sanitize(html: str, base_url: str | None = None) -> tuple[str, str]:
-    """Untrusted HTML → (safe HTML, its visible text). XML-illegal characters never survive."""
+def sanitize(html: str, base_url: str | None = None, text_limit: int | None = None) -> tuple[str, str]:
+    """Untrusted HTML → (safe HTML, its visible text). XML-illegal characters never survive.
+
+    `text_limit` is the interface's (see `feedsvc.core.sanitize`): bleach's pass gathers the whole
+    text as it goes, so it always returns all of it."""
     html = xml_safe(html)
     if not html.strip():
         return "", ""

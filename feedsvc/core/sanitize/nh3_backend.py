@@ -68,14 +68,41 @@ def _promote_lazy(match: re.Match[str]) -> str:
     return f"<img{kept}>"
 
 
-def plain_text(safe_html: str) -> str:
-    """Visible text of nh3's output: tags out (block tags count as spaces), entities decoded."""
+def plain_text(safe_html: str, limit: int | None = None) -> str:
+    """Visible text of nh3's output: tags out (block tags count as spaces), entities decoded.
 
+    With `limit`, possibly only a prefix of it that holds at least `limit` characters (all of it
+    when shorter), read from as little of the HTML as that takes: a summary needs the first few
+    hundred characters of a text of thousands.
+    """
+    if limit is not None:
+        size = 2 * limit + 512
+        while size < len(safe_html):
+            text = _text_of_prefix(safe_html[:size])
+            if len(text) >= limit:
+                return text
+            size *= 4
     return one_line(html.unescape(_ANY_TAG.sub("", _BLOCK_TAG.sub(" ", safe_html))))
 
 
-def sanitize(html_text: str, base_url: str | None = None) -> tuple[str, str]:
-    """Untrusted HTML → (safe HTML, its visible text), with the policy of `feedsvc.policy`."""
+def _text_of_prefix(prefix: str) -> str:
+    """The visible text of a prefix of nh3's output: a prefix of the whole one's.
+
+    In nh3's output a raw "<" only starts a tag (text has "&lt;"), and "&" only starts a
+    reference: the tag or reference the cut went through is the first "<" left after the whole
+    tags are out, or an "&" with no ";" after it.
+    """
+    text = _ANY_TAG.sub("", _BLOCK_TAG.sub(" ", prefix))
+    if (partial := text.find("<")) >= 0:
+        text = text[:partial]
+    if (amp := text.rfind("&")) >= 0 and ";" not in text[amp:]:
+        text = text[:amp]
+    return one_line(html.unescape(text))
+
+
+def sanitize(html_text: str, base_url: str | None = None, text_limit: int | None = None) -> tuple[str, str]:
+    """Untrusted HTML → (safe HTML, its visible text), with the policy of `feedsvc.policy`; with
+    `text_limit`, the text may be only a prefix of it of at least that many characters."""
     html_text = xml_safe(html_text)
     if not html_text.strip():
         return "", ""
@@ -92,4 +119,4 @@ def sanitize(html_text: str, base_url: str | None = None) -> tuple[str, str]:
     if "<img" in safe and any(f' {name}="' in safe for name in _LAZY):  # else no <img> changes
         safe = _IMG.sub(_promote_lazy, safe)
     safe = xml_safe(safe)
-    return safe, xml_safe(plain_text(safe))
+    return safe, xml_safe(plain_text(safe, text_limit))
