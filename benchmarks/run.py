@@ -408,6 +408,14 @@ def alone(seeds: Path, sanitizer: str) -> float | None:
     return None if value == "None" else float(value)
 
 
+def library_floor(seeds: Path) -> dict[str, float]:
+    """`benchmarks/floor.py`: the library calls a cold build cannot do without, timed one by one on
+    one core, in a process of its own."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.floor", str(seeds)], cwd=REPO, capture_output=True,
+                          text=True, timeout=7200, check=True)
+    return json.loads(done.stdout)
+
+
 def touch_one(seeds: Path, n: int) -> Path:
     """Change one of the newest articles (so the feed changes too): a new paragraph, as an editor would."""
     path = sorted(seeds.glob("0*.txt"))[-1 - n % 10]
@@ -453,6 +461,12 @@ def measure_builds(size: int, seeds: Path, work: Path, fig: Figures, cheap: bool
         wall, rss, _ = feedsvc_build(seeds, nh3_out, FEEDSVC_SANITIZER="nh3")
         fig.put("nh3 alone, one core", size, f"{limit_nh3:.2f} s")
         fig.put("cold build, feedsvc build (nh3)", size, f"{wall:.2f} s = {wall / limit_nh3:.1f}× nh3 alone")
+        if not cheap:
+            parts = library_floor(seeds)
+            listed = ", ".join(f"{name} {seconds:.2f}" for name, seconds in parts.items())
+            total = sum(parts.values())
+            fig.put("library calls of a cold build (nh3), one core", size,
+                    f"{total:.2f} s = {total / limit_nh3:.1f}× nh3 alone ({listed})")
         if cheap:
             fig.put("peak RSS, cold build", size, f"{rss:.0f} MiB (nh3)")
         if nh3_out != out:

@@ -30,6 +30,7 @@ _ATTRIBUTES["img"] = _ATTRIBUTES.get("img", set()) | set(_LAZY)
 # ammonia allows `lang` and `title` on every tag unless told otherwise: the policy has no generic attributes.
 _ATTRIBUTES["*"] = set()
 _CLEAN_CONTENT = set(policy.REMOVE_WITH_CONTENT - policy.TAGS)
+_TAGS, _SCHEMES = set(policy.TAGS), set(policy.PROTOCOLS)
 
 # A serialised tag: attribute values are always double-quoted and may hold ">", never a raw '"'.
 # (Unrolled: runs of other characters between quoted values, which the regex engine takes in one go.)
@@ -100,22 +101,27 @@ def _text_of_prefix(prefix: str) -> str:
     return one_line(html.unescape(text))
 
 
+def clean(html_text: str, base_url: str | None) -> str:
+    """nh3's own pass: the policy's tags and attributes, each URL attribute through `safe_url`."""
+    return nh3.clean(
+        html_text,
+        tags=_TAGS,
+        clean_content_tags=_CLEAN_CONTENT,
+        attributes=_ATTRIBUTES,
+        attribute_filter=_url_filter(base_url),
+        url_schemes=_SCHEMES,
+        strip_comments=True,
+        link_rel=None,
+    )
+
+
 def sanitize(html_text: str, base_url: str | None = None, text_limit: int | None = None) -> tuple[str, str]:
     """Untrusted HTML → (safe HTML, its visible text), with the policy of `feedsvc.policy`; with
     `text_limit`, the text may be only a prefix of it of at least that many characters."""
     html_text = xml_safe(html_text)
     if not html_text.strip():
         return "", ""
-    safe = nh3.clean(
-        html_text,
-        tags=set(policy.TAGS),
-        clean_content_tags=_CLEAN_CONTENT,
-        attributes=_ATTRIBUTES,
-        attribute_filter=_url_filter(base_url),
-        url_schemes=set(policy.PROTOCOLS),
-        strip_comments=True,
-        link_rel=None,
-    )
+    safe = clean(html_text, base_url)
     if "<img" in safe and any(f' {name}="' in safe for name in _LAZY):  # else no <img> changes
         safe = _IMG.sub(_promote_lazy, safe)
     safe = xml_safe(safe)
