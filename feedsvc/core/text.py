@@ -31,10 +31,10 @@ def shorten(text: str, limit: int) -> str:
 
 
 def summary_reads(limit: int) -> int:
-    """How much of a text `summarize(text, limit)` needs: for a text without runs of whitespace or
-    whitespace at its ends (a sanitizer's), any prefix of at least this many characters gives the
-    summary of the whole. (Both are then longer than `limit`, so both are cut by `shorten`, which
-    reads the first `limit` characters and whether there are more.)"""
+    """How much of a text `summarize(text, limit)` needs (`limit` ≥ 1): for a text without runs of
+    whitespace or whitespace at its ends (a sanitizer's), any prefix of at least this many
+    characters gives the summary of the whole. (Both are then longer than `limit`, so both are cut
+    by `shorten`, which reads the first `limit` characters and whether there are more.)"""
     return limit + 2
 
 
