@@ -41,6 +41,8 @@ _BODY_DATE = re.compile(
     r"\s*</i>\s*</div>",
     re.IGNORECASE,
 )
+_HEADING = re.compile(r"^#{1,6}\s+")
+_LINK_TITLE = re.compile(r"\s+(\"[^\"]*\"|'[^']*')$")
 _MD_ESCAPABLE = re.compile(r"\\([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
 # Epoch stamps outside this window are typos, not dates.
 _EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
@@ -120,7 +122,8 @@ def parse_markdown_title(line: str) -> tuple[str, str | None]:
     Handles nested/escaped brackets in the text, parentheses in the URL, `<url>` and a trailing "title".
     """
     line = line.strip()
-    line = re.sub(r"^#{1,6}\s+", "", line)
+    if line.startswith("#"):
+        line = _HEADING.sub("", line)
     if line.startswith("["):
         depth, i = 0, 0
         close = line.find("]")
@@ -145,7 +148,7 @@ def parse_markdown_title(line: str) -> tuple[str, str | None]:
             if target.startswith("<") and ">" in target:
                 target = target[1 : target.index(">")]
             else:
-                target = re.sub(r"\s+(\"[^\"]*\"|'[^']*')$", "", target)
+                target = _LINK_TITLE.sub("", target) if target.endswith(("\"", "'")) else target
             return _inline_text(text), _clean_url(target)
         # Unbalanced: fall back on the last "](" before a closing parenthesis.
         split = line.rfind("](")
@@ -248,8 +251,8 @@ def parse_seed(
         raise SeedError("no article body after the header, and the title has no link: nothing to publish")
 
     published, body = _body_date(body)
-    encoded_size = len(body.encode("utf-8"))
-    if encoded_size > max_article_bytes:
+    # A character is at most 4 bytes of UTF-8: most bodies are surely under the limit uncounted.
+    if len(body) * 4 > max_article_bytes and (encoded_size := len(body.encode("utf-8"))) > max_article_bytes:
         body = cut_html(body, max_article_bytes)
         problems.append(f"body of {encoded_size} bytes truncated to max_article_bytes={max_article_bytes}")
 
@@ -323,7 +326,9 @@ def _whole_characters(head: bytes) -> bytes:
 
 
 def _lines(text: str) -> list[str]:
-    return xml_safe(text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")).split("\n")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return xml_safe(text.lstrip("\ufeff")).split("\n")
 
 
 class _Header(NamedTuple):
