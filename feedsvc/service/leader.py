@@ -57,19 +57,22 @@ class Election:
             if self._stopped or self._fd is None:
                 return  # stopped while waiting: the lock goes with the closed descriptor
             self.is_leader = True
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-                os.write(self._fd, f"{os.getpid()}\n".encode())
+            self._name(os.getpid())
         log.info("pid %d is the builder for %s", os.getpid(), self.path.parent)
         self.on_elected()
 
     def announce(self, pid: int) -> None:
         """Name `pid` as the builder in the lock file (a leader that builds in a child process)."""
         with self._lock:
-            if self.is_leader and self._fd is not None:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(self._fd, 0)
-                    os.pwrite(self._fd, f"{pid}\n".encode(), 0)
+            if self.is_leader:
+                self._name(pid)
+
+    def _name(self, pid: int) -> None:
+        """The lock file's text, for `current_leader` (under `_lock`, while the descriptor is open)."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+                os.pwrite(self._fd, f"{pid}\n".encode(), 0)
 
     def stop(self) -> None:
         with self._lock:
