@@ -62,7 +62,7 @@ def cap_content(entry: Entry, max_bytes: int, sanitizer: Sanitizer) -> tuple[Ent
     room = max_bytes - len(tail.encode("utf-8"))
     budget = room
     for _attempt in range(8):  # the closing tags the sanitizer adds can overshoot: cut shorter
-        cut = sanitizer(cut_html(content, budget), entry.link)[0]
+        cut = sanitizer(cut_html(content, budget), entry.link, text_limit=0)[0]  # the HTML only
         over = len(cut.encode("utf-8")) - room
         if over <= 0:
             break
