@@ -36,6 +36,12 @@ def http(url: str, method: str = "GET", headers: dict[str, str] | None = None,
         return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
 
 
+def parent_of(pid: int) -> int:
+    """A process's parent, from /proc (Linux)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 15, interval: float = 0.05, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None

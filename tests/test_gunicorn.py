@@ -13,7 +13,7 @@ from pathlib import Path
 
 import feedparser
 from conftest import REPO, SAMPLE, seed_text
-from live import BIN, feed_env, free_port, running, wait_for
+from live import BIN, feed_env, free_port, parent_of, running, wait_for
 
 
 def procfile_command(name: str) -> list[str]:
@@ -68,7 +68,7 @@ def test_four_workers_one_builder_and_takeover(tmp_path: Path) -> None:
 
         # The elected worker builds in a child process (the builder). Kill that worker outright:
         # its builder goes with it, another worker takes over the lock, and its own child builds.
-        worker = int(Path(f"/proc/{leader}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        worker = parent_of(leader)
         assert worker in {int(p) for p in re.findall(r"Booting worker with pid: (\d+)", srv.log())}
         os.kill(worker, signal.SIGKILL)
         (seeds / "after.txt").write_text(seed_text(1700000001000, "After takeover", "https://e.com/after", "<p>y</p>"))

@@ -16,7 +16,7 @@ from pathlib import Path
 import feedparser
 import pytest
 from conftest import SAMPLE, seed_text
-from live import free_port, running, wait_for
+from live import free_port, parent_of, running, wait_for
 
 from feedsvc.model import Document
 from feedsvc.publish.writer import publish
@@ -36,12 +36,6 @@ def server(tmp_path: Path, seeds: Path):
         # just after: wait for it, so that every test starts from a build of record.
         wait_for(lambda: settled(srv), 15, what="the first build's status")
         yield srv
-
-
-def parent_of(pid: int) -> int:
-    """A process's parent, from /proc (Linux)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def settled(srv) -> dict | None:
