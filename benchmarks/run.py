@@ -802,13 +802,7 @@ def serve_peak(seeds: Path, out: Path, work: Path, env: dict[str, str], size: in
     port = free_port()
     with running([str(BIN / "feedsvc"), "serve", "--port", str(port)], env, port,
                  work / f"serve-feeds-{size}.log") as srv:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:  # the server's own first build, not an earlier one's status
-            with contextlib.suppress(OSError, ValueError):
-                status = json.loads((out / "status.json").read_text())
-                if status.get("files", 0) >= size and status.get("pid") in srv.builder_pids():
-                    break
-            time.sleep(0.2)
+        wait_for_own_build(srv, out, size)
         for _ in range(10):  # both workers load the published documents
             for path in paths:
                 srv.get(path, {"Accept-Encoding": "gzip"})
