@@ -17,9 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from feedsvc.build.builder import feed_meta
-from feedsvc.build.cache import SqliteCache
-from feedsvc.build.workers import ARCHIVE_GZIP_LEVEL
 from feedsvc.config import Config
 from feedsvc.core.entry import make_entry
 from feedsvc.core.parse import parse_seed
@@ -27,6 +24,9 @@ from feedsvc.core.render.archive import page_paging
 from feedsvc.core.render.atom import render_atom
 from feedsvc.core.sanitize import nh3_backend
 from feedsvc.model import Outcome, Page, Record, SeedFile
+from feedsvc.pipeline.builder import feed_meta
+from feedsvc.pipeline.cache import SqliteCache
+from feedsvc.pipeline.workers import ARCHIVE_GZIP_LEVEL
 from feedsvc.publish.layout import compress
 
 

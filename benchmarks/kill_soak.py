@@ -47,8 +47,8 @@ def churn_text(n: int) -> str:
 
 def child(seeds: Path, out: Path) -> None:
     """Rebuild forever, a new version each time; prints 'published' after the first publish."""
-    from feedsvc.build.builder import Builder
     from feedsvc.config import load_config
+    from feedsvc.pipeline.builder import Builder
 
     empty = Path(tempfile.mkstemp(suffix=".toml")[1])
     config = load_config(empty, env={}, overrides={"seeds_dir": str(seeds), "output_dir": str(out),

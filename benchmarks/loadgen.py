@@ -13,7 +13,7 @@ follow every 200 with a conditional request carrying its ETag. Every answer is c
   (a new version landed in between); a 200 with the same ETag means If-None-Match was ignored.
 
 Prints request rate and latency percentiles. Bounded in time (--seconds) and in count
-(--max-requests) per deployment. The suite runs a short form (tests/test_load.py).
+(--max-requests) per deployment. The suite runs a short form (tests/test_http_load.py).
 """
 
 from __future__ import annotations
@@ -157,8 +157,8 @@ class Republisher:
     """Rewrites one seed and publishes a new feed version every `interval` seconds, in a thread."""
 
     def __init__(self, seeds: Path, out: Path, interval: float = 0.1) -> None:
-        from feedsvc.build.builder import Builder
         from feedsvc.config import load_config
+        from feedsvc.pipeline.builder import Builder
 
         empty = seeds.parent / "loadgen-empty.toml"
         empty.write_text("")

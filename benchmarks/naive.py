@@ -14,12 +14,12 @@ from pathlib import Path
 
 from flask import Flask, Response
 
-from feedsvc.build.builder import feed_meta
-from feedsvc.build.seeds import read_seed, scan_seeds
 from feedsvc.config import load_config
 from feedsvc.core.choose import select_entries
-from feedsvc.core.process import process_seed
+from feedsvc.core.outcome import process_seed
 from feedsvc.core.render.atom import render_atom
+from feedsvc.pipeline.builder import feed_meta
+from feedsvc.pipeline.seeds import read_seed, scan_seeds
 
 
 def create_app() -> Flask:

@@ -486,8 +486,8 @@ def measure_builds(size: int, seeds: Path, work: Path, fig: Figures, cheap: bool
 
 
 def in_process(size: int, seeds: Path, out: Path, fig: Figures, extra: dict[str, str]) -> None:
-    from feedsvc.build.builder import Builder
     from feedsvc.config import load_config
+    from feedsvc.pipeline.builder import Builder
 
     config = load_config(Path(os.devnull), env={k: v for k, v in env_for(seeds, out, **extra).items()
                                                  if k.startswith("FEEDSVC_") and k != "FEEDSVC_CONFIG"})
@@ -779,8 +779,8 @@ def timed_build(env: dict[str, str]) -> tuple[float, float]:
 
 def in_process_event(seeds: Path, env: dict[str, str]) -> float:
     """Median seconds of a rebuild after one change named by a file event, in a warm Builder."""
-    from feedsvc.build.builder import Builder
     from feedsvc.config import load_config
+    from feedsvc.pipeline.builder import Builder
 
     config = load_config(env["FEEDSVC_CONFIG"], env={k: v for k, v in env.items()
                                                      if k.startswith("FEEDSVC_") and k != "FEEDSVC_CONFIG"})

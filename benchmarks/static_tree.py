@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from benchmarks.corpus import write_corpus
-from feedsvc.build.builder import Builder
 from feedsvc.config import load_config
+from feedsvc.pipeline.builder import Builder
 
 
 def edit(path: Path, n: int) -> None:

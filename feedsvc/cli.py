@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc import __version__
-from feedsvc.build.seeds import SeedsDirError, read_limit, read_seed, scan_seeds
 from feedsvc.config import Config, ConfigError, load_config, path_for_log
 from feedsvc.logs import configure_logging
+from feedsvc.pipeline.seeds import SeedsDirError, read_limit, read_seed, scan_seeds
 
 
 def _progress_bar(stream: Any) -> Any:
@@ -48,7 +48,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from feedsvc.build.builder import Builder
+    from feedsvc.pipeline.builder import Builder
 
     config = _config(args)
     if problem := _unusable_static(config):
@@ -77,7 +77,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """`path: reason` per problem a user must fix (exit 1 if any), `path: note: …` per note."""
-    from feedsvc.core.process import process_file
+    from feedsvc.core.outcome import process_file
 
     config = _config(args)
     problems = notes = 0

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from feedsvc.core.filters import PatternError, compile_pattern
-from feedsvc.core.render.documents import FEED_NAME, RESERVED
+from feedsvc.core.routes import FEED_NAME, RESERVED
 from feedsvc.core.transform import PLACEHOLDERS, proxied
 from feedsvc.core.urls import to_uri
 from feedsvc.model import EntrySettings, FeedSpec

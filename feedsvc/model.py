@@ -2,13 +2,13 @@
 
 Plain data, declared once. No I/O, no clock, no behaviour beyond derived fields.
 
-    SeedFile   a file as a scan saw it (stat)                    build/seeds.py
+    SeedFile   a file as a scan saw it (stat)                    pipeline/seeds.py
     Article    the file's bytes, parsed                           core/parse.py
     Entry      the article sanitized, with its id and summary     core/entry.py
-    Outcome    what one file version became: an Entry or why not  core/process.py
-    Record     what the builder and the cache remember of it      build/, build/cache.py
+    Outcome    what one file version became: an Entry or why not  core/outcome.py
+    Record     what the builder and the cache remember of it      pipeline/, pipeline/cache.py
     FeedSpec   one declared feed ([[feeds]] in the configuration)  config.py
-    Feed       one feed a build publishes, from the same Records  build/feeds.py, core/filters.py
+    Feed       one feed a build publishes, from the same Records  pipeline/feeds.py, core/filters.py
     Document   one published URL's bytes                          core/render/, publish/
 """
 

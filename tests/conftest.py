@@ -80,7 +80,7 @@ def seeds(tmp_path: Path) -> Path:
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The files the builder parses and sanitizes in this process, in order."""
-    import feedsvc.build.workers as workers_module
+    import feedsvc.pipeline.workers as workers_module
 
     calls: list[str] = []
     real = workers_module.process_file

@@ -18,11 +18,12 @@ from hypothesis import strategies as st
 from lxml import etree
 from schemas import validate_atom
 
-from feedsvc.build.builder import Builder
 from feedsvc.core.choose import MAX_PIECE, page_number, select_entries, split_archive
 from feedsvc.core.entry import make_entry
-from feedsvc.core.render.documents import ARCHIVE_ROUTE, document_name, render_all
+from feedsvc.core.render.documents import render_all
+from feedsvc.core.routes import ARCHIVE_ROUTE, document_name
 from feedsvc.model import Article, Entry, FeedMeta
+from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import read_manifest, write_atomic
 
 BASE = "https://feeds.example.org/"
@@ -258,7 +259,7 @@ def test_same_seeds_same_bytes_for_every_document(tmp_path: Path, config) -> Non
 
 def test_builder_renders_only_the_archive_pages_that_changed(tmp_path: Path, make_seed, config, monkeypatch) -> None:
     """Pages are planned from light records; full entries are loaded and rendered only for new pages."""
-    import feedsvc.build.documents as build_module
+    import feedsvc.pipeline.render_and_publish as build_module
 
     for i in range(23):
         make_seed(f"{i:03}.txt", stamp_ms=1700000000000 + i * 60_000, title=f"A{i}", url=f"https://e.com/{i}")
@@ -292,7 +293,7 @@ def test_builder_renders_only_the_archive_pages_that_changed(tmp_path: Path, mak
 
 def test_a_new_builder_reuses_the_published_archive_pages(tmp_path: Path, make_seed, config, monkeypatch) -> None:
     """A restart (or a new `feedsvc build`) renders no archive page whose entries did not change."""
-    import feedsvc.build.documents as build_module
+    import feedsvc.pipeline.render_and_publish as build_module
 
     for i in range(23):
         make_seed(f"{i:03}.txt", stamp_ms=1700000000000 + i * 60_000, title=f"A{i}", url=f"https://e.com/{i}")
@@ -339,7 +340,7 @@ def test_pages_replaced_by_another_writer_are_rendered_again(tmp_path: Path, mak
 
 def test_unchanged_builds_render_nothing(make_seed, config, monkeypatch) -> None:
     """A rescan that finds no change renders no document, unless the published state is not ours any more."""
-    import feedsvc.build.documents as build_module
+    import feedsvc.pipeline.render_and_publish as build_module
 
     for i in range(6):
         make_seed(f"{i:03}.txt", stamp_ms=1700000000000 + i * 60_000, title=f"A{i}", url=f"https://e.com/{i}")

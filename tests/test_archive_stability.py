@@ -15,9 +15,9 @@ from pathlib import Path
 from conftest import REPO, seed_text
 from test_archive import walk
 
-import feedsvc.build.documents as build_module
-from feedsvc.build.builder import Builder
-from feedsvc.core.render.documents import ARCHIVE_ROUTE
+import feedsvc.pipeline.render_and_publish as build_module
+from feedsvc.core.routes import ARCHIVE_ROUTE
+from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import read_manifest
 
 SUBSCRIPTION = ("feed.xml", "feed.rss", "feed.json")

@@ -14,7 +14,7 @@ import feedparser
 from conftest import REPO, SAMPLE
 from schemas import validate_atom
 
-from feedsvc.build.builder import Builder
+from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import MANIFEST, OBJECTS, read_manifest
 
 
@@ -166,8 +166,8 @@ def test_leftover_temp_files_are_cleaned(tmp_path: Path, make_seed, config) -> N
 
 
 def test_unreadable_file_is_reported_and_retried(tmp_path: Path, make_seed, config, monkeypatch) -> None:
-    import feedsvc.build.load as build_module
-    import feedsvc.build.workers as pool_module
+    import feedsvc.pipeline.load as build_module
+    import feedsvc.pipeline.workers as pool_module
 
     make_seed("a.txt", url="https://e.com/a")
     real = build_module.read_seed
@@ -194,8 +194,8 @@ def test_unreadable_file_is_reported_and_retried(tmp_path: Path, make_seed, conf
 
 def test_a_cold_build_reads_each_file_once(tmp_path: Path, make_seed, config, monkeypatch) -> None:
     """With nothing cached there is nothing to look up by hash: the files are read once, to be processed."""
-    import feedsvc.build.load as build_module
-    import feedsvc.build.workers as pool_module
+    import feedsvc.pipeline.load as build_module
+    import feedsvc.pipeline.workers as pool_module
 
     for n in range(3):
         make_seed(f"{n}.txt", url=f"https://e.com/{n}")

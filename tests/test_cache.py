@@ -10,12 +10,12 @@ from pathlib import Path
 import feedparser
 from schemas import validate_atom
 
-import feedsvc.build.documents as documents_module
-import feedsvc.build.workers as workers_module
+import feedsvc.pipeline.render_and_publish as documents_module
+import feedsvc.pipeline.workers as workers_module
 from benchmarks.corpus import write_corpus
-from feedsvc.build.builder import Builder
-from feedsvc.build.cache import CACHE_FILE, MemoryCache, SqliteCache
 from feedsvc.core.sanitize import policy
+from feedsvc.pipeline.builder import Builder
+from feedsvc.pipeline.cache import CACHE_FILE, MemoryCache, SqliteCache
 from feedsvc.publish.layout import read_manifest
 
 

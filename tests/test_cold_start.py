@@ -13,11 +13,11 @@ import pytest
 from conftest import SAMPLE, seed_text
 from live import wait_for
 
-import feedsvc.build.builder as builder_module
-from feedsvc.build.builder import Builder
-from feedsvc.build.newest import MIN_FILES
+import feedsvc.pipeline.builder as builder_module
 from feedsvc.config import load_config
 from feedsvc.core.parse import parse_header, parse_seed
+from feedsvc.pipeline.builder import Builder
+from feedsvc.pipeline.newest import MIN_FILES
 from feedsvc.publish.layout import read_manifest
 from feedsvc.publish.reader import read_warming
 from feedsvc.service.leader import Election

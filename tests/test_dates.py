@@ -15,13 +15,13 @@ from live import feed_env, free_port, running, wait_for
 from lxml import etree
 from werkzeug.http import http_date, parse_date
 
-from feedsvc.build.builder import Builder
 from feedsvc.core.entry import make_entry
 from feedsvc.core.render.documents import render_all
 from feedsvc.model import Article, Document, FeedMeta
+from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.writer import publish
 from feedsvc.web import create_app
-from feedsvc.web.documents import not_modified, sent_date
+from feedsvc.web.responder import not_modified, sent_date
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 META = FeedMeta(id="https://f.example/feed.xml", title="T", self_url="https://f.example/feed.xml",

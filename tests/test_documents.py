@@ -1,4 +1,4 @@
-"""The one responder (`feedsvc.web.documents.DocumentResponder`): every published document's answer,
+"""The one responder (`feedsvc.web.responder.DocumentResponder`): every published document's answer,
 header for header, for every server (the Flask test client goes through it as gunicorn does)."""
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.http import http_date, is_resource_modified
 
-from feedsvc.build.builder import Builder
-from feedsvc.core.render.documents import ROUTES
+from feedsvc.core.routes import ROUTES
+from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import read_manifest, write_atomic
 from feedsvc.publish.reader import PublishedStore
 from feedsvc.web import create_app
-from feedsvc.web.documents import DocumentResponder, not_modified
 from feedsvc.web.headers import CONTENT_SECURITY_POLICY, FEED_CONTENT_SECURITY_POLICY
+from feedsvc.web.responder import DocumentResponder, not_modified
 
 # Chromium's, for a page.
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8"

@@ -25,10 +25,10 @@ from conftest import SAMPLE, seed_text
 from live import Server, feed_env, free_port, running, wait_for
 from schemas import validate_atom
 
-import feedsvc.build.load as build_module
-import feedsvc.build.workers as pool_module
+import feedsvc.pipeline.load as build_module
+import feedsvc.pipeline.workers as pool_module
 import feedsvc.publish.writer as publish_module
-from feedsvc.build.builder import Builder
+from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import MANIFEST, read_manifest
 from feedsvc.service.runner import SettleWait
 
@@ -148,7 +148,7 @@ def test_seed_truncated_mid_read_is_published_when_complete(tmp_path: Path, make
 
 
 def test_seeds_folder_unlistable_keeps_the_last_feed(tmp_path: Path, make_seed, config, monkeypatch) -> None:
-    import feedsvc.build.seeds as seeds_module
+    import feedsvc.pipeline.seeds as seeds_module
 
     make_seed("a.txt", title="Kept", url="https://e.com/a")
     builder = Builder(config())
@@ -386,7 +386,7 @@ def test_manifest_is_read_back_whole(tmp_path: Path, make_seed, config) -> None:
 _POOL_CHILD = """
 import sys, time
 from datetime import UTC, datetime
-from feedsvc.build.workers import Workers
+from feedsvc.pipeline.workers import Workers
 from feedsvc.model import EntrySettings
 workers = Workers(EntrySettings(), 1 << 20, datetime.now(UTC), 2)
 workers.start_for(1 << 20)

@@ -16,8 +16,7 @@ import feedparser
 import pytest
 from lxml import etree, html
 
-import feedsvc.build.documents as build_module
-from feedsvc.build.builder import Builder
+import feedsvc.pipeline.render_and_publish as build_module
 from feedsvc.core.choose import select_entries
 from feedsvc.core.entry import make_entry
 from feedsvc.core.render import Paging
@@ -27,6 +26,7 @@ from feedsvc.core.render.html import STYLE, STYLE_HASH, render_feed_page, render
 from feedsvc.core.render.rss import render_rss
 from feedsvc.core.render.xsl import FEED_XSL
 from feedsvc.model import Article, Entry, FeedMeta
+from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import read_manifest, write_atomic
 from feedsvc.web.headers import CONTENT_SECURITY_POLICY
 
@@ -182,7 +182,7 @@ def test_a_manifest_without_browser_pages_gets_them_on_the_next_build(tmp_path: 
     full = read_manifest(out)
     older = {**full, "documents": {k: v for k, v in full["documents"].items() if not k.endswith(".xml.html")}}
     write_atomic(out / "manifest.json", json.dumps(older).encode())
-    caplog.set_level(logging.INFO, logger="feedsvc.build")
+    caplog.set_level(logging.INFO, logger="feedsvc.pipeline")
     assert Builder(cfg).build().published
     assert read_manifest(out)["documents"] == full["documents"]
     assert "rendering them again" not in caplog.text  # no Stale publish

@@ -17,14 +17,14 @@ from conftest import REPO, SAMPLE, seed_text
 from lxml import html as lxml_html
 from schemas import validate_atom, validate_jsonfeed
 
-import feedsvc.build.documents as build_documents
-import feedsvc.build.feeds as feeds_module
+import feedsvc.pipeline.feeds as feeds_module
+import feedsvc.pipeline.render_and_publish as build_documents
 from benchmarks.corpus import write_corpus
-from feedsvc.build.builder import Builder
 from feedsvc.cli import main
 from feedsvc.config import ConfigError, load_config
 from feedsvc.core.filters import TAG
 from feedsvc.core.transform import proxied_html
+from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import read_manifest
 from feedsvc.service.websub import changed_feeds
 from feedsvc.web.app import create_app
@@ -558,7 +558,7 @@ def test_the_archive_pages_of_a_feed_link_within_it(tmp_path: Path) -> None:
 def test_the_process_pool_renders_every_feeds_archive_pages_the_same(tmp_path: Path, monkeypatch) -> None:
     """Converted and proxied archive pages rendered by the workers (from the cache file) are the
     bytes the builder's process renders; nothing is rendered in the builder's process."""
-    import feedsvc.build.workers as workers_module
+    import feedsvc.pipeline.workers as workers_module
 
     seeds = tmp_path / "seeds"
     write_corpus(seeds / "world", 80)  # 140 files: enough for a pool of two

@@ -14,11 +14,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import fuzz_pipeline
 
-from feedsvc.build.builder import Builder
 from feedsvc.core.entry import make_entry
 from feedsvc.core.parse import parse_seed
 from feedsvc.core.sanitize.bleach_backend import sanitize_html
 from feedsvc.core.urls import http_url
+from feedsvc.pipeline.builder import Builder
 
 CRASHES = sorted(p for p in fuzz_pipeline.CRASHES.glob("*") if p.is_file() and not p.name.startswith("."))
 

@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 from lxml import etree
 from schemas import validate_atom
 
-from feedsvc.build.builder import Builder
 from feedsvc.config import load_config
+from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import OBJECTS, read_manifest
 
 settings.register_profile("feedsvc", max_examples=250, deadline=None,

@@ -25,12 +25,12 @@ from lxml import etree
 from rfc3986 import validators
 from schemas import validate_atom, validate_jsonfeed
 
-from feedsvc.build.builder import Builder
 from feedsvc.config import ConfigError, load_config
 from feedsvc.core.entry import make_entry
 from feedsvc.core.parse import parse_seed
 from feedsvc.core.sanitize import BACKENDS, get_sanitizer
 from feedsvc.core.urls import canonical_url, http_url, safe_url, to_uri
+from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import read_manifest
 
 # RFC 3986 Appendix A, for the absolute URIs a feed carries (http(s) with an authority; mailto:, urn:).

@@ -21,10 +21,10 @@ from live import BIN, feed_env, free_port, running, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from test_gunicorn import procfile_command
 
-from feedsvc.build.builder import Builder
 from feedsvc.config import ConfigError, load_config
 from feedsvc.logs import JsonFormatter, gunicorn_logconfig
 from feedsvc.model import BuildResult, Problem
+from feedsvc.pipeline.builder import Builder
 from feedsvc.web import create_app
 from feedsvc.web.metrics import Metrics
 
@@ -199,7 +199,7 @@ def test_json_logs_of_a_serve_session(tmp_path: Path, seeds: Path) -> None:
     assert records and all({"time", "level", "logger", "message", "pid"} <= set(r) for r in records)
     assert all(datetime.fromisoformat(r["time"]).tzinfo is not None for r in records)
     loggers = {r["logger"] for r in records}
-    assert {"gunicorn.error", "feedsvc.build", "feedsvc.leader"} <= loggers, loggers
+    assert {"gunicorn.error", "feedsvc.pipeline", "feedsvc.leader"} <= loggers, loggers
     assert any(r["message"].startswith("Booting worker") for r in records)
     assert any(r["message"] == "Shutting down: Master" for r in records)
     builds = [r for r in records if r["message"].startswith("build: ")]

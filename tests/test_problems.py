@@ -18,11 +18,11 @@ from conftest import REPO, SAMPLE
 from lxml import etree
 from schemas import validate_atom, validate_jsonfeed
 
-from feedsvc.build.builder import Builder
 from feedsvc.config import ConfigError, load_config
 from feedsvc.core.entry import CONTINUE_READING
-from feedsvc.core.process import fingerprint, process_file, process_seed
+from feedsvc.core.outcome import fingerprint, process_file, process_seed
 from feedsvc.model import EntrySettings, SeedFile
+from feedsvc.pipeline.builder import Builder
 from feedsvc.web import create_app
 
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -44,7 +44,7 @@ def test_requests_during_the_first_load_wait_for_it(tmp_path: Path, monkeypatch)
 
 def test_archive_pages_are_read_from_disk_and_survive_collection(make_seed, config) -> None:
     """Archive pages are not held in memory; a page collected under a stale snapshot is served anew."""
-    from feedsvc.build.builder import Builder
+    from feedsvc.pipeline.builder import Builder
     from feedsvc.web import create_app
 
     for i in range(5):

@@ -17,7 +17,7 @@ import pytest
 from conftest import SAMPLE, seed_text
 from live import Server, feed_env, free_port, wait_for
 
-from feedsvc.build.builder import Builder
+from feedsvc.pipeline.builder import Builder
 
 FEEDSVC = [sys.executable, "-m", "feedsvc"]
 # Chromium's: a browser gets the feed page at a feed's URL.

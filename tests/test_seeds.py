@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.build.seeds import SeedsDirError, is_ignored_path, is_seed_name, scan_seeds
+from feedsvc.pipeline.seeds import SeedsDirError, is_ignored_path, is_seed_name, scan_seeds
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,7 @@ def test_sigterm_with_idle_keepalive_connections(tmp_path: Path, seeds: Path, ki
     try:
         srv.wait_ready()
         wait_for(lambda: srv.get("/feed.xml")[0] == 200, 15, what="first publish")
-        wait_for(lambda: "feedsvc.build: build:" in srv.log(), 10, what="the build's log line")
+        wait_for(lambda: "feedsvc.pipeline: build:" in srv.log(), 10, what="the build's log line")
         for _ in range(10):  # browsers and readers that keep their connection open, idle
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             conn.request("GET", "/feed.xml", headers=BROWSER)

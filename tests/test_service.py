@@ -310,7 +310,7 @@ def test_watch_is_the_builder_and_serve_defers_to_it(tmp_path: Path, seeds: Path
             assert health["is_builder"] is False and health["builder_pid"] == watcher.proc.pid
             write_seed(seeds, "w.txt", "Built by watch", n=7)
             wait_for(lambda: "Built by watch" in titles(srv), 10, what="watch's build served by serve")
-            assert "feedsvc.build: build:" not in srv.log()
+            assert "feedsvc.pipeline: build:" not in srv.log()
     finally:
         watcher.stop()
     assert watcher.proc.returncode == 0  # SIGTERM is a clean stop

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from schemas import validate_atom, validate_jsonfeed
 
-from feedsvc.build.builder import Builder
 from feedsvc.model import Entry, FeedMeta
+from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import read_manifest
 
 META = FeedMeta(id="https://f.example/feed.xml", title="T", self_url="https://f.example/feed.xml",

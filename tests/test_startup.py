@@ -18,7 +18,7 @@ import pytest
 from conftest import SAMPLE
 from live import BIN, Server, feed_env, free_port, running, wait_for
 
-from feedsvc.build.builder import Builder
+from feedsvc.pipeline.builder import Builder
 from feedsvc.service.runner import RETRY_MAX_SECONDS, RETRY_SECONDS, BuilderService
 
 FEEDSVC = [str(BIN / "feedsvc")]

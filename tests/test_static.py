@@ -15,8 +15,8 @@ import pytest
 from live import BIN, feed_env, free_port, running, wait_for
 
 from feedsvc import cli
-from feedsvc.build.builder import Builder
 from feedsvc.config import ConfigError, load_config
+from feedsvc.pipeline.builder import Builder
 from feedsvc.publish import static
 from feedsvc.publish.layout import read_manifest
 from feedsvc.publish.static import lay_out, tree_files, versions_dir

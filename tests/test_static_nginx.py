@@ -19,7 +19,7 @@ import pytest
 from feedparser import http as feedparser_http
 from live import BIN, feed_env, free_port, http, running, wait_for
 
-from feedsvc.build.builder import Builder
+from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import read_manifest
 from feedsvc.publish.static import tree_files, versions_dir
 

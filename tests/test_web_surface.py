@@ -12,8 +12,8 @@ import pytest
 from conftest import SAMPLE
 from live import feed_env, free_port, running
 
-from feedsvc.build.builder import Builder
-from feedsvc.core.render.documents import ROUTES, document_name
+from feedsvc.core.routes import ROUTES, document_name
+from feedsvc.pipeline.builder import Builder
 from feedsvc.web import create_app
 
 BASE = "https://feeds.example.org/"

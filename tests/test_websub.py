@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from live import wait_for
 
-from feedsvc.build.builder import Builder
+from feedsvc.pipeline.builder import Builder
 from feedsvc.service.websub import Pinger, PingError, post_ping, wait_idle
 
 BASE = "https://feeds.example.org/"

@@ -53,8 +53,8 @@ def test_whole_corpus_through_the_pipeline(tmp_path: Path) -> None:
     from lxml import etree
     from schemas import validate_atom
 
-    from feedsvc.build.builder import Builder
     from feedsvc.config import load_config
+    from feedsvc.pipeline.builder import Builder
 
     seeds = tmp_path / "seeds"
     seeds.mkdir()

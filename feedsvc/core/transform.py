@@ -1,6 +1,6 @@
 """What a declared feed does to each sanitized entry on its way out: OpenCC conversion of its text,
 and image URLs sent through an image proxy (`transform_entry`). Pure: the converter is given as
-a function (feedsvc/build/feeds.py makes it; OpenCC reads its dictionaries from files).
+a function (feedsvc/pipeline/feeds.py makes it; OpenCC reads its dictionaries from files).
 
 - `convert` changes text only: the title, the summary, the text between the content's tags, and
   the `alt` and `title` attributes. Tags, every other attribute and every URL keep their bytes.

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc.config import path_for_log, path_for_public
-from feedsvc.core.render.documents import page_name
+from feedsvc.core.routes import page_name
 from feedsvc.publish.layout import OBJECTS, TMP_PREFIX, fsync_dir, read_manifest, write_atomic
 from feedsvc.publish.writer import publish_lock
 

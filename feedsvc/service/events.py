@@ -1,7 +1,7 @@
 """File events: watchdog's observer on the seeds folder, filtered down to changes that can matter.
 
 Editors save by write-then-rename and tools leave swap and temp files: only seed names count
-(`feedsvc.build.seeds.is_ignored_path`), and a moved file counts at both ends. inotify watches an
+(`feedsvc.pipeline.seeds.is_ignored_path`), and a moved file counts at both ends. inotify watches an
 inode, so a seeds folder that is deleted and recreated is watched again (`Watcher.rearm`). On
 file systems that send no events (NFS, CIFS, VM shares) the polling observer, or the interval
 rescan alone, stands in.
@@ -40,8 +40,8 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from feedsvc.build.seeds import is_ignored_path
 from feedsvc.model import StatKey
+from feedsvc.pipeline.seeds import is_ignored_path
 
 log = logging.getLogger("feedsvc.watch")
 

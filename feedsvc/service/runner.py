@@ -39,10 +39,10 @@ from typing import Any
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from feedsvc.build.builder import Builder
 from feedsvc.config import Config, path_for_log
-from feedsvc.core.render.documents import topics
+from feedsvc.core.routes import topics
 from feedsvc.model import BuildResult, StatKey
+from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import MANIFEST
 from feedsvc.publish.writer import write_warming
 from feedsvc.service.events import Watcher

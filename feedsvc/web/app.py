@@ -1,5 +1,5 @@
 """The Flask app: `/healthz`, error pages, and the per-process state; documents are answered in
-front of it by `feedsvc.web.documents.DocumentResponder`. It never builds on a request.
+front of it by `feedsvc.web.responder.DocumentResponder`. It never builds on a request.
 
 Each process that creates an app joins the builder election: exactly one process per output
 directory builds; every process serves what was last published.
@@ -21,8 +21,8 @@ from feedsvc.logs import configure_logging
 from feedsvc.model import BuildResult
 from feedsvc.publish.reader import PublishedStore, read_status, read_warming
 from feedsvc.service.leader import Election, current_leader
-from feedsvc.web.documents import MAX_BODY, DocumentResponder
 from feedsvc.web.headers import security_headers_for
+from feedsvc.web.responder import MAX_BODY, DocumentResponder
 
 if TYPE_CHECKING:
     from feedsvc.web.metrics import Metrics
@@ -33,7 +33,7 @@ EXTENSION = "feedsvc"
 
 
 # Set by gunicorn's post_fork hook (feedsvc.web.server) in each worker, before the app is loaded:
-# the worker that wins the election builds in a child process (feedsvc/service/process.py), so
+# the worker that wins the election builds in a child process (feedsvc/service/builder_process.py), so
 # that web workers stay small. `flask run` and the test client build in their own process.
 BUILDER_IN_CHILD = False
 
@@ -52,7 +52,7 @@ class FeedState:
         if run_builder:
             self.election = Election(config.output_dir, on_elected=self._elected)
             if BUILDER_IN_CHILD:
-                from feedsvc.service.process import BuilderProcess
+                from feedsvc.service.builder_process import BuilderProcess
 
                 # Its builds' metrics are the child's own (prometheus_client's multiprocess files).
                 self.service = BuilderProcess(config, on_result=self._published, on_start=self.election.announce)

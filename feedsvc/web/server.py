@@ -2,7 +2,7 @@
 
 Both run the same stack: gunicorn's threaded (gthread) worker, `create_app()` loaded in every
 worker (never preloaded, so every worker joins the builder election and exactly one builds), and
-`feedsvc.web.documents.DocumentResponder` in front of Flask. They differ only in their defaults:
+`feedsvc.web.responder.DocumentResponder` in front of Flask. They differ only in their defaults:
 the Procfile listens on 0.0.0.0:$PORT behind a platform router; `feedsvc serve` listens on the
 configured host and port and closes idle connections sooner, so that it stops within a second or
 two of SIGTERM (a stopping gthread worker keeps kept-alive connections open up to their
@@ -72,7 +72,7 @@ def check_address(host: str, port: int) -> None:
 
 def post_fork(_server: Any, _worker: Any) -> None:
     """gunicorn's `post_fork` hook, in a new worker before it loads the app: the worker that wins
-    the builder election builds in a child process of its own (feedsvc/service/process.py), so
+    the builder election builds in a child process of its own (feedsvc/service/builder_process.py), so
     that every web worker's memory stays with what is published."""
     from feedsvc.web import app
 

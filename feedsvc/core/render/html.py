@@ -108,7 +108,7 @@ title="{{ meta.title }} (Atom)" href="{{ paging.current }}">
 {% endif %}{% endblock %}"""
 
 # What a feed page's bytes depend on besides its entries and links: a published archive page is
-# reused only while this is the same (feedsvc.build.documents.page_key), so a new template or
+# reused only while this is the same (feedsvc.pipeline.render_and_publish.page_key), so a new template or
 # style (and so a new STYLE_HASH in the CSP) never leaves old pages behind.
 PAGE_TEMPLATE_KEY = hashlib.sha256(repr((_HEAD, _PAGE, STYLE, DATE_FORMAT)).encode()).hexdigest()[:16]
 # The same for the documents of a declared feed's subscription (its index and feed pages).

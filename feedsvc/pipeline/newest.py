@@ -22,20 +22,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from feedsvc.build.cache import SqliteCache
-from feedsvc.build.documents import FeedPlan, Published, render_and_publish
-from feedsvc.build.feeds import FeedMemory
-from feedsvc.build.load import Cache, Loaded, Observer, Progress, entries_by_key, load
-from feedsvc.build.seeds import read_head
-from feedsvc.build.workers import Workers
 from feedsvc.config import Config
 from feedsvc.core.changes import Changes
 from feedsvc.core.choose import by_order, select_entries
 from feedsvc.core.parse import parse_header
 from feedsvc.core.render.documents import fit_feed
 from feedsvc.model import Entry, Record, SeedFile
+from feedsvc.pipeline.cache import SqliteCache
+from feedsvc.pipeline.feeds import FeedMemory
+from feedsvc.pipeline.load import Cache, Loaded, Observer, Progress, entries_by_key, load
+from feedsvc.pipeline.render_and_publish import FeedPlan, Published, render_and_publish
+from feedsvc.pipeline.seeds import read_head
+from feedsvc.pipeline.workers import Workers
 
-log = logging.getLogger("feedsvc.build")
+log = logging.getLogger("feedsvc.pipeline")
 
 # Promises taken at least this many at a time: a few skipped files or duplicates cost no extra round.
 _BATCH = 8

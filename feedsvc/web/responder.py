@@ -43,7 +43,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags
 
 from feedsvc.config import Config
-from feedsvc.core.render.documents import ROUTES, document_name, is_topic, page_name
+from feedsvc.core.routes import ROUTES, document_name, is_topic, page_name
 from feedsvc.publish.reader import Served, Snapshot
 from feedsvc.web.headers import security_headers_for
 

@@ -35,17 +35,18 @@ from datetime import datetime
 from pathlib import Path
 
 from feedsvc import __version__
-from feedsvc.build.feeds import EntriesOf, transform_key
-from feedsvc.build.workers import Workers, archive_document, default_workers
 from feedsvc.core.render import feed_updated
 from feedsvc.core.render.archive import archive_name
-from feedsvc.core.render.documents import page_name, render_documents, subscription_names
+from feedsvc.core.render.documents import render_documents
 from feedsvc.core.render.html import PAGE_TEMPLATE_KEY, TEMPLATES_KEY
+from feedsvc.core.routes import page_name, subscription_names
 from feedsvc.model import Document, Feed, FeedMeta, Page, Record, Reuse, Stored
+from feedsvc.pipeline.feeds import EntriesOf, transform_key
+from feedsvc.pipeline.workers import Workers, archive_document, default_workers
 from feedsvc.publish.layout import compress, etag_for, read_manifest
 from feedsvc.publish.writer import Stale, publish
 
-log = logging.getLogger("feedsvc.build")
+log = logging.getLogger("feedsvc.pipeline")
 
 Planned = Callable[[], Document | Reuse | Stored]
 

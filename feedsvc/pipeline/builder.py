@@ -2,14 +2,14 @@
 
 `build()` is the one function where a build happens; each stage is a module of its own:
 
-    build/seeds.py        which files are seeds, their stats (all, or the paths events named)
+    pipeline/seeds.py        which files are seeds, their stats (all, or the paths events named)
     core/changes.py       what changed: a pure diff of those stats against the records
-    build/load.py         reading and processing: a Record per changed file (workers.py: the pool);
-                          on a cold start, build/newest.py publishes the newest entries first
+    pipeline/load.py         reading and processing: a Record per changed file (workers.py: the pool);
+                          on a cold start, pipeline/newest.py publishes the newest entries first
     core/choose.py        which entries, in which order, which archive pages
-    build/feeds.py        the feeds: the top-level one and the declared ones, each chosen from the
+    pipeline/feeds.py        the feeds: the top-level one and the declared ones, each chosen from the
                           same Records (core/filters.py) and transformed (core/transform.py)
-    build/documents.py    rendering what changed, and publishing every feed's documents as one version
+    pipeline/render_and_publish.py    rendering what changed, and publishing every feed's documents as one version
 
 What the builder remembers between builds is plain data (`Memory`: the records, what it last
 published). A bad file is reported once per change of its bytes and skipped; it never stops the
@@ -34,26 +34,26 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from feedsvc.build.cache import CacheError, MemoryCache, SqliteCache, open_cache
-from feedsvc.build.documents import FeedPlan, Published, render_and_publish, zipper
-from feedsvc.build.feeds import FeedMemory, feeds_of, folder_warnings
-from feedsvc.build.load import Cache, Loaded, Progress, entries_by_key, load
-from feedsvc.build.newest import First, publish_newest
-from feedsvc.build.seeds import SeedsDirError, read_limit, scan_seeds, stat_seeds
-from feedsvc.build.workers import Workers
 from feedsvc.config import Config, path_for_log, path_for_public
 from feedsvc.core.changes import Changes, diff
 from feedsvc.core.choose import by_order, select_entries, split_archive
 from feedsvc.core.filters import by_top_folder
-from feedsvc.core.process import fingerprint
+from feedsvc.core.outcome import fingerprint
 from feedsvc.core.render.documents import fit_feed, oversize_reason
 from feedsvc.core.render.xsl import STYLESHEET_PATH
 from feedsvc.model import BuildResult, Entry, Feed, FeedMeta, Problem, Record, StatKey
+from feedsvc.pipeline.cache import CacheError, MemoryCache, SqliteCache, open_cache
+from feedsvc.pipeline.feeds import FeedMemory, feeds_of, folder_warnings
+from feedsvc.pipeline.load import Cache, Loaded, Progress, entries_by_key, load
+from feedsvc.pipeline.newest import First, publish_newest
+from feedsvc.pipeline.render_and_publish import FeedPlan, Published, render_and_publish, zipper
+from feedsvc.pipeline.seeds import SeedsDirError, read_limit, scan_seeds, stat_seeds
+from feedsvc.pipeline.workers import Workers
 from feedsvc.publish.layout import MANIFEST
 from feedsvc.publish.static import StaticDirError, lay_out
 from feedsvc.publish.writer import write_status
 
-log = logging.getLogger("feedsvc.build")
+log = logging.getLogger("feedsvc.pipeline")
 
 
 @dataclass
@@ -181,7 +181,7 @@ def _load(
     progress: Progress | None,
 ) -> tuple[First, Loaded]:
     """Read and process the files to read: on a cold start (`newest_first`), those whose headers
-    promise the newest entries first, published at once (`build/newest.py`), then the rest."""
+    promise the newest entries first, published at once (`pipeline/newest.py`), then the rest."""
     records, feeds = memory.records or {}, memory.feeds
     assert feeds is not None
     fingerprint_, observe = _fingerprint(config), feeds.matches.observe

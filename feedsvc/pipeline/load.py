@@ -18,11 +18,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from feedsvc.build.cache import MemoryCache, SqliteCache
-from feedsvc.build.seeds import read_seed
-from feedsvc.build.workers import Item, Workers, process_files
-from feedsvc.core.process import outcome_key
+from feedsvc.core.outcome import outcome_key
 from feedsvc.model import Entry, Outcome, Record, SeedFile
+from feedsvc.pipeline.cache import MemoryCache, SqliteCache
+from feedsvc.pipeline.seeds import read_seed
+from feedsvc.pipeline.workers import Item, Workers, process_files
 
 _WRITE_BATCH = 1024  # outcomes written to the cache per transaction
 # Records looked up in the cache at a time: the rows and the records they become are not all held

@@ -24,16 +24,16 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from pathlib import Path
 
-from feedsvc.build.cache import CacheError, SqliteCache
-from feedsvc.build.feeds import transformer
-from feedsvc.build.seeds import read_seed
-from feedsvc.core.process import process_file
+from feedsvc.core.outcome import process_file
 from feedsvc.core.render.documents import render_archive_page
 from feedsvc.model import Document, EntrySettings, Feed, Outcome, Page, SeedFile, Stored
+from feedsvc.pipeline.cache import CacheError, SqliteCache
+from feedsvc.pipeline.feeds import transformer
+from feedsvc.pipeline.seeds import read_seed
 from feedsvc.publish.layout import compress
 from feedsvc.publish.writer import store
 
-log = logging.getLogger("feedsvc.build")
+log = logging.getLogger("feedsvc.pipeline")
 
 # Below this many files to process, starting worker processes costs more than it saves. Measured
 # here (2 cores, bleach ~2 ms a file, nh3 ~0.3 ms): a forked pool already wins at a few hundred
