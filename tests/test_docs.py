@@ -1,6 +1,6 @@
-"""The documents cannot drift: the configuration reference matches `Config`, every relative link in
-README.md, BENCHMARKS.md, feedsvc/core/README.md and docs/ reaches a file (and, with `#anchor`, a heading), and the README stays short
-(it is also the wheel's long description)."""
+"""The documents cannot drift: the configuration reference matches `Config`; every relative link in
+README.md, BENCHMARKS.md, feedsvc/core/README.md and docs/ reaches a file (and, with `#anchor`, a
+heading); and the README stays short (it is also the wheel's long description)."""
 
 from __future__ import annotations
 
@@ -119,12 +119,8 @@ def documented_keys() -> dict[str, tuple[str, str]]:
 
 
 def config_defaults() -> dict[str, Any]:
-    out = {}
-    for f in dataclasses.fields(Config):
-        if f.name in NOT_KEYS:
-            continue
-        out[f.name] = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-    return out
+    defaults = Config()
+    return {f.name: getattr(defaults, f.name) for f in dataclasses.fields(Config) if f.name not in NOT_KEYS}
 
 
 def as_toml(value: Any) -> Any:
