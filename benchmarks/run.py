@@ -21,7 +21,8 @@ the server's peak memory, each as a ratio to the one-feed figure.
 Load comes from `wrk` and the static limit from `nginx` when installed (`apt-get install nginx
 wrk`); without them the script says so, uses a small Python load generator, and skips nginx.
 Everything listens on 127.0.0.1 on free ports; every load is bounded in count and time. The
-results print as a table and go to BENCHMARKS.md (machine, date, command, table).
+results print as a table; `--output FILE` also writes them as a report (machine, date, command,
+table) to copy into BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -866,7 +867,7 @@ def write_report(path: Path, fig: Figures, sizes: list[int], command: str, start
     notes = "".join(f"- {note}\n" for note in fig.notes)
     path.write_text(
         "# Benchmarks\n\n"
-        "Produced by `benchmarks/run.py` (see README, \"Performance\"). Limits are measured in the same run on the "
+        "Produced by `benchmarks/run.py` (see docs/performance.md). Limits are measured in the same run on the "
         "same machine, so compare the ratios: this is a shared, noisy machine.\n\n"
         f"- **Machine:** {machine()}\n"
         f"- **Date:** {started.isoformat(timespec='seconds')}\n"
@@ -900,7 +901,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh-files", type=int, default=20, help="files dropped for each freshness figure")
     parser.add_argument("--naive-requests", type=int, default=3, help="requests sent to the naive handler")
     parser.add_argument("--workdir", type=Path, help="where corpora and outputs go (default: a temp dir)")
-    parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="also write the run's report here (BENCHMARKS.md is curated by hand: one table per group)")
     parser.add_argument("--feeds", type=int, default=0,
                         help="also measure this many declared feeds against one, at each of --sizes")
     args = parser.parse_args(argv)
@@ -929,8 +931,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(fig, all_sizes))
     for note in fig.notes:
         print(f"note: {note}")
-    write_report(args.output, fig, all_sizes, command, started)
-    log(f"wrote {args.output}")
+    if args.output is not None:
+        write_report(args.output, fig, all_sizes, command, started)
+        log(f"wrote {args.output}")
     return 0
 
 
