@@ -115,7 +115,7 @@ def check_published(out: Path) -> list[str]:
     return problems
 
 
-def soak(work: Path, iterations: int, seconds: float, rng: random.Random, log=print) -> dict:  # type: ignore[no-untyped-def]
+def soak(work: Path, iterations: int, seconds: float, rng: random.Random, log=print) -> dict:
     """Kill a publishing child `iterations` times (or until `seconds` pass); returns counts and problems."""
     seeds, out = work / "seeds", work / "out"
     seeds.mkdir(parents=True, exist_ok=True)

@@ -51,8 +51,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from feedsvc.pipeline.builder import Builder
 
     config = _config(args)
-    if problem := _unusable_static(config):
-        print(f"feedsvc build: {problem}", file=sys.stderr)
+    if unusable := _unusable_static(config):
+        print(f"feedsvc build: {unusable}", file=sys.stderr)
         return 2
     # Only what this command does not print itself: a failed build is the one `feedsvc build:` line.
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")

@@ -365,7 +365,7 @@ def _feeds(tables: Any, top: Config, source: str) -> tuple[FeedSpec, ...]:
 
 def _checked(config: Config) -> Config:
     """The merged configuration, its URLs in URI form; a ConfigError for a value no layer could judge alone."""
-    urls = {
+    urls: dict[str, Any] = {
         key: _check_url(key, getattr(config, key), config.describe(key))
         for key in ("base_url", "site_url", "websub_hub")
         if key == "base_url" or getattr(config, key)

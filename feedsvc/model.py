@@ -135,7 +135,7 @@ class Record:
     stat_key: StatKey = _UNREAD
     problems: tuple[str, ...] = ()
     valid_until: datetime | None = None
-    order: tuple = field(default=(), compare=False)
+    order: tuple[Any, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.id is not None and not self.order:

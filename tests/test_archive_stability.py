@@ -111,7 +111,7 @@ def test_a_new_builder_and_a_new_process_change_only_those_pages(tmp_path: Path,
     rendered: list[int] = []
     real = build_module.archive_document
 
-    def counting(meta, page, key):  # type: ignore[no-untyped-def]
+    def counting(meta, page, key):
         rendered.append(page.number)
         return real(meta, page, key)
 

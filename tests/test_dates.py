@@ -124,13 +124,13 @@ def test_if_modified_since_later_than_now_is_ignored() -> None:
     assert sent_date(datetime(2100, 1, 1, tzinfo=UTC), now) == datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def _dates(srv, path: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def _dates(srv, path: str) -> tuple[float, float]:
     status, headers, _ = srv.get(path)
     assert status == 200, path
     return parse_date(headers["last-modified"]).timestamp(), parse_date(headers["date"]).timestamp()
 
 
-def _documents(srv) -> list[str]:  # type: ignore[no-untyped-def]
+def _documents(srv) -> list[str]:
     """Every published document's path: the fixed ones, and the archive pages walked by prev-archive."""
     paths, body = ["/feed.xml", "/feed.rss", "/feed.json", "/", "/feed.xsl"], srv.get("/feed.xml")[2]
     while (link := etree.fromstring(body).find(f"{ATOM}link[@rel='prev-archive']")) is not None:

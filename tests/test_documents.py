@@ -31,7 +31,7 @@ HUB = "https://hub.example/"
 
 
 @pytest.fixture
-def published(make_seed, config):  # type: ignore[no-untyped-def]
+def published(make_seed, config):
     make_seed("a.txt", url="https://e.com/a", title="A & <b>")
     make_seed("b.txt", url="https://e.com/b", title="B", stamp_ms=1_600_000_000_000)
     cfg = config(archive_page_size=1, max_entries=1, websub_hub=HUB)
@@ -40,17 +40,17 @@ def published(make_seed, config):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def client(published):  # type: ignore[no-untyped-def]
+def client(published):
     return create_app(published, run_builder=False).test_client()
 
 
-def manifest_entry(cfg, name: str) -> dict:  # type: ignore[no-untyped-def]
+def manifest_entry(cfg, name: str) -> dict:
     """{"identity"|"gzip": {"etag", "size"}} of a published document, as a web process sees it."""
     doc = PublishedStore(cfg.output_dir).snapshot.documents[name]
     return {kind: {"etag": v.etag, "size": v.size} for kind, v in (("identity", doc.identity), ("gzip", doc.gzip))}
 
 
-def headers_of(response) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def headers_of(response) -> list[tuple[str, str]]:
     return [(k, v) for k, v in response.headers.items() if k != "Date"]
 
 
@@ -76,13 +76,13 @@ def expected_unchanged(etag: str, vary: str, csp: str, link: str | None = None) 
     ]
 
 
-def test_flask_has_no_document_route(client) -> None:  # type: ignore[no-untyped-def]
+def test_flask_has_no_document_route(client) -> None:
     assert {rule.rule for rule in client.application.url_map.iter_rules()} == {"/healthz", "/metrics"}
     assert isinstance(client.application.wsgi_app, DocumentResponder)
 
 
 @pytest.mark.parametrize("gz", [False, True])
-def test_feed_header_for_header(published, client, gz: bool) -> None:  # type: ignore[no-untyped-def]
+def test_feed_header_for_header(published, client, gz: bool) -> None:
     entry = manifest_entry(published, "feed.xml")
     variant = entry["gzip" if gz else "identity"]
     response = client.get("/feed.xml", headers={"Accept-Encoding": "gzip, deflate, br"} if gz else {})
@@ -105,7 +105,7 @@ def test_feed_header_for_header(published, client, gz: bool) -> None:  # type: i
     assert head.status_code == 200 and head.data == b"" and headers_of(head) == headers_of(response)
 
 
-def test_conditional_requests(client) -> None:  # type: ignore[no-untyped-def]
+def test_conditional_requests(client) -> None:
     plain = client.get("/feed.xml")
     last_modified = plain.headers["Last-Modified"]
     assert client.get("/feed.xml", headers={"If-Modified-Since": last_modified}).status_code == 304
@@ -123,7 +123,7 @@ def test_conditional_requests(client) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("gz", [False, True])
-def test_browser_gets_the_feed_page(published, client, gz: bool) -> None:  # type: ignore[no-untyped-def]
+def test_browser_gets_the_feed_page(published, client, gz: bool) -> None:
     """A browser's Accept at /feed.xml and /feed.rss: the browser page, header for header: text/html,
     its own ETag, the strict CSP (no script at all), Vary: Accept."""
     encoding = {"Accept-Encoding": "gzip"} if gz else {}
@@ -148,7 +148,7 @@ def test_browser_gets_the_feed_page(published, client, gz: bool) -> None:  # typ
         assert client.get(path, headers={"If-None-Match": page["etag"], **encoding}).status_code == 200
 
 
-def test_browser_gets_the_archive_page_from_disk(published, client) -> None:  # type: ignore[no-untyped-def]
+def test_browser_gets_the_archive_page_from_disk(published, client) -> None:
     page = manifest_entry(published, "archive/202009001.xml.html")["identity"]
     response = client.get("/archive/202009001.xml", headers={"Accept": BROWSER_ACCEPT})
     assert headers_of(response) == expected_ok("text/html; charset=utf-8", page["etag"],
@@ -173,7 +173,7 @@ READER_ACCEPTS = [
 
 
 @pytest.mark.parametrize("accept", READER_ACCEPTS)
-def test_readers_get_the_feed_bytes_and_etag(published, client, accept: str | None) -> None:  # type: ignore[no-untyped-def]
+def test_readers_get_the_feed_bytes_and_etag(published, client, accept: str | None) -> None:
     for name in ("feed.xml", "feed.rss", "archive/202009001.xml"):
         path = "/" + name
         doc = PublishedStore(published.output_dir).snapshot.documents[name]
@@ -189,12 +189,12 @@ def test_readers_get_the_feed_bytes_and_etag(published, client, accept: str | No
             assert client.get(path, headers={**headers, "If-None-Match": variant.etag}).status_code == 304
 
 
-def test_browser_pages_have_no_route_of_their_own(client) -> None:  # type: ignore[no-untyped-def]
+def test_browser_pages_have_no_route_of_their_own(client) -> None:
     for path in ("/feed.xml.html", "/feed.rss.html", "/archive/202009001.xml.html", "/index.html.html"):
         assert client.get(path, headers={"Accept": BROWSER_ACCEPT}).status_code == 404, path
 
 
-def test_a_manifest_without_browser_pages_serves_the_feed(published, client) -> None:  # type: ignore[no-untyped-def]
+def test_a_manifest_without_browser_pages_serves_the_feed(published, client) -> None:
     """A manifest an older builder published (no browser pages yet): a browser gets the feed itself."""
     manifest = read_manifest(published.output_dir)
     feed = manifest["documents"]["feed.xml"]
@@ -208,7 +208,7 @@ def test_a_manifest_without_browser_pages_serves_the_feed(published, client) -> 
     assert response.headers["Vary"] == "Accept, Accept-Encoding"
 
 
-def test_index_json_and_xsl(published, client) -> None:  # type: ignore[no-untyped-def]
+def test_index_json_and_xsl(published, client) -> None:
     index = client.get("/", headers={"Accept": BROWSER_ACCEPT})
     entry = manifest_entry(published, "index.html")
     assert headers_of(index) == expected_ok("text/html; charset=utf-8", entry["identity"]["etag"],
@@ -223,7 +223,7 @@ def test_index_json_and_xsl(published, client) -> None:  # type: ignore[no-untyp
     assert "Link" not in xsl.headers
 
 
-def test_archive_pages(published, client) -> None:  # type: ignore[no-untyped-def]
+def test_archive_pages(published, client) -> None:
     # b.txt (September 2020) is the one archived entry: the first page of its month.
     entry = manifest_entry(published, "archive/202009001.xml")
     page = client.get("/archive/202009001.xml")
@@ -244,7 +244,7 @@ def test_archive_pages(published, client) -> None:  # type: ignore[no-untyped-de
      "public, max-age=5, s-maxage=120, stale-while-revalidate=30, stale-if-error=600"),
     ({"stale_while_revalidate": 0, "stale_if_error": 0}, "public, max-age=300"),
 ])
-def test_cache_control_on_every_document(published, keys, expected) -> None:  # type: ignore[no-untyped-def]
+def test_cache_control_on_every_document(published, keys, expected) -> None:
     client = create_app(dataclasses.replace(published, **keys), run_builder=False).test_client()
     archive = [n for n in PublishedStore(published.output_dir).snapshot.documents if n.startswith("archive/")]
     routes = [route for route, name in ROUTES.items() if name != "feeds.opml"]  # no [[feeds]]: no OPML
@@ -258,7 +258,7 @@ def test_cache_control_on_every_document(published, keys, expected) -> None:  # 
             assert again.status_code == 304 and again.headers["Cache-Control"] == expected, (path, headers)
 
 
-def test_archive_page_collected_meanwhile_is_read_again_once(published) -> None:  # type: ignore[no-untyped-def]
+def test_archive_page_collected_meanwhile_is_read_again_once(published) -> None:
     """An OSError reading a page's object file: the store is refreshed and the page read once more."""
     app = create_app(published, run_builder=False)
     client = app.test_client()
@@ -274,15 +274,15 @@ def test_archive_page_collected_meanwhile_is_read_again_once(published) -> None:
         path.write_bytes(body)  # what a newer manifest would name
         return real_refresh()
 
-    store.refresh = refresh  # type: ignore[method-assign]
+    store.refresh = refresh
     assert client.get("/archive/202009001.xml").data == body and refreshed == [True]
     path.unlink()
-    store.refresh = real_refresh  # type: ignore[method-assign]
+    store.refresh = real_refresh
     gone = client.get("/archive/202009001.xml")
     assert gone.status_code == 503 and gone.headers["Retry-After"] == "5"
 
 
-def test_404_for_an_unpublished_document(make_seed, config) -> None:  # type: ignore[no-untyped-def]
+def test_404_for_an_unpublished_document(make_seed, config) -> None:
     make_seed("a.txt", url="https://e.com/a")
     cfg = config(stylesheet=False)
     Builder(cfg).build()
@@ -293,7 +293,7 @@ def test_404_for_an_unpublished_document(make_seed, config) -> None:  # type: ig
     assert client.head("/feed.xsl").data == b""
 
 
-def test_503_before_the_first_publish(config) -> None:  # type: ignore[no-untyped-def]
+def test_503_before_the_first_publish(config) -> None:
     client = create_app(config(), run_builder=False).test_client()
     for path in (*ROUTES, "/archive/1.xml"):
         response = client.get(path)
@@ -305,14 +305,14 @@ def test_503_before_the_first_publish(config) -> None:  # type: ignore[no-untype
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"])
 @pytest.mark.parametrize("path", ["/feed.xml", "/", "/archive/1.xml"])
-def test_405_for_other_methods(client, path: str, method: str) -> None:  # type: ignore[no-untyped-def]
+def test_405_for_other_methods(client, path: str, method: str) -> None:
     response = client.open(path, method=method, data=b"x")
     assert response.status_code == 405 and response.headers["Allow"] == "GET, HEAD"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY  # werkzeug's HTML page
 
 
-def test_413_for_large_bodies_on_any_path(client) -> None:  # type: ignore[no-untyped-def]
+def test_413_for_large_bodies_on_any_path(client) -> None:
     for path in ("/feed.xml", "/healthz", "/nope", "/archive/1.xml"):
         assert client.post(path, data=b"x" * (16 * 1024 + 1)).status_code == 413, path
         assert client.get(path, data=b"x" * 100_000).status_code == 413, path
@@ -321,7 +321,7 @@ def test_413_for_large_bodies_on_any_path(client) -> None:  # type: ignore[no-un
     assert client.post("/feed.xml", data=b"x" * (16 * 1024)).status_code == 405
 
 
-def raw_call(app, path: str, body: bytes, **extra: str) -> str:  # type: ignore[no-untyped-def]
+def raw_call(app, path: str, body: bytes, **extra: str) -> str:
     """A POST through the app's WSGI stack with a hand-made environ, as a server makes it; the status line."""
     started: list[str] = []
     environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path, "wsgi.input": io.BytesIO(body), "SERVER_NAME": "x",
@@ -331,7 +331,7 @@ def raw_call(app, path: str, body: bytes, **extra: str) -> str:  # type: ignore[
     return started[0]
 
 
-def test_413_for_a_chunked_body_beyond_the_limit(published) -> None:  # type: ignore[no-untyped-def]
+def test_413_for_a_chunked_body_beyond_the_limit(published) -> None:
     app = create_app(published, run_builder=False)
 
     def call(body: bytes, path: str = "/feed.xml") -> str:
@@ -343,7 +343,7 @@ def test_413_for_a_chunked_body_beyond_the_limit(published) -> None:  # type: ig
     assert call(b"x" * 10, "/healthz").startswith("405")
 
 
-def test_other_paths_go_to_flask(client) -> None:  # type: ignore[no-untyped-def]
+def test_other_paths_go_to_flask(client) -> None:
     assert client.get("/healthz").status_code == 200
     for path in ("/nope", "/feed.xml/", "/FEED.XML", "/index.html"):
         response = client.get(path)
@@ -351,7 +351,7 @@ def test_other_paths_go_to_flask(client) -> None:  # type: ignore[no-untyped-def
     assert client.post("/healthz").status_code == 405
 
 
-def test_query_strings_are_ignored(client) -> None:  # type: ignore[no-untyped-def]
+def test_query_strings_are_ignored(client) -> None:
     assert client.get("/feed.xml?_=123").data == client.get("/feed.xml").data
 
 

@@ -103,7 +103,7 @@ def test_write_failing_midway_leaves_no_temp_file_and_a_complete_feed(tmp_path: 
     assert feed_titles((out / "feed.xml").read_bytes()) == ["First"]
 
 
-def read_where_files_are_read(monkeypatch, read) -> None:  # type: ignore[no-untyped-def]
+def read_where_files_are_read(monkeypatch, read) -> None:
     """Files are read to be hashed (build) and to be processed (pool; on a cold build, only there)."""
     for module in (build_module, pool_module):
         monkeypatch.setattr(module, "read_seed", read)
@@ -115,7 +115,7 @@ def test_seed_deleted_mid_read(tmp_path: Path, make_seed, config, monkeypatch) -
         make_seed(f"{name}.txt", title=name.upper(), url=f"https://e.com/{name}")
     real = build_module.read_seed
 
-    def vanishing(seed, limit):  # type: ignore[no-untyped-def]
+    def vanishing(seed, limit):
         if seed.rel == "b.txt":
             Path(seed.path).unlink()
         return real(seed, limit)
@@ -133,7 +133,7 @@ def test_seed_truncated_mid_read_is_published_when_complete(tmp_path: Path, make
     full = path.read_bytes()
     real = build_module.read_seed
 
-    def truncating(seed, limit):  # type: ignore[no-untyped-def]
+    def truncating(seed, limit):
         path.write_bytes(full[:70])  # the writer truncates and starts over
         return real(seed, limit)
 
@@ -156,7 +156,7 @@ def test_seeds_folder_unlistable_keeps_the_last_feed(tmp_path: Path, make_seed, 
     before = (tmp_path / "out" / "feed.xml").read_bytes()
     real = seeds_module.os.scandir
 
-    def denied(path):  # type: ignore[no-untyped-def]
+    def denied(path):
         raise PermissionError(errno.EACCES, "Permission denied", path)
 
     monkeypatch.setattr(seeds_module.os, "scandir", denied)

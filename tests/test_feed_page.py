@@ -197,7 +197,7 @@ def test_a_new_page_template_renders_the_archive_pages_again(tmp_path: Path, con
     rendered: list[int] = []
     real = build_module.archive_document
 
-    def counting(meta, page, key):  # type: ignore[no-untyped-def]
+    def counting(meta, page, key):
         rendered.append(page.number)
         return real(meta, page, key)
 

@@ -273,7 +273,7 @@ def test_a_change_in_one_folder_changes_only_the_feeds_that_hold_it(tmp_path: Pa
     rendered: list[str] = []
     real = build_documents.render_documents
 
-    def counting(*args):  # type: ignore[no-untyped-def]
+    def counting(*args):
         rendered.append(args[4] if len(args) > 4 else "")
         return real(*args)
 
@@ -575,7 +575,7 @@ def test_the_process_pool_renders_every_feeds_archive_pages_the_same(tmp_path: P
     monkeypatch.setattr(workers_module, "SPAWN_MIN_FILES", {"bleach": 1})
     monkeypatch.setattr(workers_module, "POOL_MIN_PAGES", 1)
 
-    def not_here(*args):  # type: ignore[no-untyped-def]
+    def not_here(*args):
         raise AssertionError("an archive page was rendered in the builder's process")
 
     monkeypatch.setattr(build_documents, "archive_document", not_here)

@@ -76,7 +76,7 @@ def test_first_load_is_shared_not_a_503(tmp_path: Path) -> None:
     real_load = store._load
     loading = threading.Event()
 
-    def slow_load():  # type: ignore[no-untyped-def]
+    def slow_load():
         loading.set()
         time.sleep(0.3)  # a worker busy under load
         return real_load()

@@ -217,7 +217,7 @@ def srv_etag(out: Path) -> str:
 
 
 @pytest.fixture
-def published(tmp_path: Path, config):  # type: ignore[no-untyped-def]
+def published(tmp_path: Path, config):
     write_seeds(tmp_path / "seeds", good=1)
     cfg = config()
     assert Builder(cfg).build().published
@@ -227,7 +227,7 @@ def published(tmp_path: Path, config):  # type: ignore[no-untyped-def]
 STRANGER = {"REMOTE_ADDR": "203.0.113.9"}
 
 
-def test_access_loopback_token_and_off(published, config) -> None:  # type: ignore[no-untyped-def]
+def test_access_loopback_token_and_off(published, config) -> None:
     client = create_app(published, run_builder=False).test_client()
     response = client.get("/metrics")  # the test client's REMOTE_ADDR is 127.0.0.1
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -259,7 +259,7 @@ def test_access_loopback_token_and_off(published, config) -> None:  # type: igno
     assert client_off.get("/feed.xml").status_code == 200
 
 
-def test_test_client_counts_every_answer(published) -> None:  # type: ignore[no-untyped-def]
+def test_test_client_counts_every_answer(published) -> None:
     client = create_app(published, run_builder=False).test_client()
     before = parse(client.get("/metrics").data)  # one process: counts are this process's, so deltas
     etag = client.get("/feed.xml").headers["ETag"]

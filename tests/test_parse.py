@@ -10,13 +10,12 @@ from hypothesis import strategies as st
 
 from feedsvc.core.parse import (
     SeedError,
-    _clean_url,
-    _inline_text,
     decode_seed,
     parse_header,
     parse_markdown_title,
     parse_seed,
 )
+from feedsvc.core.title import _clean_url, _inline_text
 
 BODY = "<div><i><br>2023-04-16T13:06:27.989Z</i></div><p>正文 text</p>"
 MTIME = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)

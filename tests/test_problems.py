@@ -42,7 +42,7 @@ def gb18030_sample() -> bytes:
 
 
 def test_problems_and_notes_are_told_apart() -> None:
-    def outcome(data: bytes):  # type: ignore[no-untyped-def]
+    def outcome(data: bytes):
         return process_seed(data, "a.txt", MTIME, EntrySettings(), NOW)
 
     legacy = outcome(gb18030_sample())
@@ -194,11 +194,11 @@ class _Balance(HTMLParser):
         self.open: list[str] = []
         self.errors: list[str] = []
 
-    def handle_starttag(self, tag, attrs):  # type: ignore[no-untyped-def]
+    def handle_starttag(self, tag, attrs):
         if tag not in self.VOID:
             self.open.append(tag)
 
-    def handle_endtag(self, tag):  # type: ignore[no-untyped-def]
+    def handle_endtag(self, tag):
         if not self.open or self.open.pop() != tag:
             self.errors.append(tag)
 

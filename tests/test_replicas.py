@@ -159,7 +159,7 @@ def test_replicas_publish_the_same_bytes_and_etags(start: Callable[..., list[Rep
 
 
 def test_replicas_that_built_at_different_times_agree_once_an_entry_ahead_is_due(
-    tmp_path: Path, make_seed, config  # type: ignore[no-untyped-def]
+    tmp_path: Path, make_seed, config
 ) -> None:
     """An entry stamped ahead of the clock (valid up to a day ahead) dates the feeds at the build
     instead, so two replicas that built at different times differ; each renders again once the

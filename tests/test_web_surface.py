@@ -23,7 +23,7 @@ EVIL_HEADERS = {"Host": "evil.example", "X-Forwarded-Host": "evil2.example", "X-
 
 
 @pytest.fixture
-def client(tmp_path: Path, config):  # type: ignore[no-untyped-def]
+def client(tmp_path: Path, config):
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     shutil.copy(SAMPLE, seeds / SAMPLE.name)
@@ -33,7 +33,7 @@ def client(tmp_path: Path, config):  # type: ignore[no-untyped-def]
     return app.test_client()
 
 
-def test_routes_are_a_fixed_list(client) -> None:  # type: ignore[no-untyped-def]
+def test_routes_are_a_fixed_list(client) -> None:
     # Flask routes only /healthz and /metrics; documents are answered in front of it, from a fixed table.
     rules = {rule.rule: rule for rule in client.application.url_map.iter_rules()}
     assert set(rules) == {"/healthz", "/metrics"}
@@ -59,7 +59,7 @@ def test_routes_are_a_fixed_list(client) -> None:  # type: ignore[no-untyped-def
 
 @pytest.mark.parametrize("path", ["/feed.xml", "/", "/healthz", "/metrics"])
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND", "MKCOL"])
-def test_only_get_and_head(client, path: str, method: str) -> None:  # type: ignore[no-untyped-def]
+def test_only_get_and_head(client, path: str, method: str) -> None:
     response = client.open(path, method=method, data=b"x" * 10)
     assert response.status_code == 405
     assert set(response.headers["Allow"].split(", ")) <= {"GET", "HEAD"}
@@ -71,19 +71,19 @@ def test_only_get_and_head(client, path: str, method: str) -> None:  # type: ign
     "/feed.xml%00", "/index.html", "/seeds/000_76cb3dcc68cf4183.txt", "/etc/passwd", "//etc/passwd",
     "/FEED.XML", "/feed.xml;.json",
 ])
-def test_no_path_reaches_the_filesystem(client, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_no_path_reaches_the_filesystem(client, path: str) -> None:
     response = client.get(path)
     assert response.status_code in (404, 308), path
     assert b'"documents"' not in response.data and b"<!--1681696026000-->" not in response.data
 
 
-def test_objects_are_not_served_by_name(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_objects_are_not_served_by_name(client, tmp_path: Path) -> None:
     for obj in (tmp_path / "out" / "objects").iterdir():
         assert client.get(f"/objects/{obj.name}").status_code == 404
         assert client.get(f"/{obj.name}").status_code == 404
 
 
-def test_host_headers_never_change_the_feed(client) -> None:  # type: ignore[no-untyped-def]
+def test_host_headers_never_change_the_feed(client) -> None:
     plain = client.get("/feed.xml")
     spoofed = client.get("/feed.xml", headers=EVIL_HEADERS)
     assert plain.status_code == spoofed.status_code == 200
@@ -95,7 +95,7 @@ def test_host_headers_never_change_the_feed(client) -> None:  # type: ignore[no-
 
 
 @pytest.mark.parametrize("path", ["/", "/nope", "/feed.xml/"])
-def test_security_headers_on_html(client, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_security_headers_on_html(client, path: str) -> None:
     response = client.get(path)
     assert response.mimetype == "text/html"
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
@@ -105,7 +105,7 @@ def test_security_headers_on_html(client, path: str) -> None:  # type: ignore[no
     assert response.headers["Referrer-Policy"] == "no-referrer"
 
 
-def test_security_headers_on_405(client) -> None:  # type: ignore[no-untyped-def]
+def test_security_headers_on_405(client) -> None:
     response = client.post("/")
     assert response.status_code == 405 and response.headers["X-Content-Type-Options"] == "nosniff"
     if response.mimetype == "text/html":
@@ -115,7 +115,7 @@ def test_security_headers_on_405(client) -> None:  # type: ignore[no-untyped-def
 LIMIT = 16 * 1024  # the largest request body any route would accept (none takes one)
 
 
-def test_oversized_body_refused(client, served) -> None:  # type: ignore[no-untyped-def]
+def test_oversized_body_refused(client, served) -> None:
     # Flask's own limit is set. No route reads a body (only GET and HEAD are routed, see above), so
     # through Flask any POST is a 405 whatever its size: the refusal itself is checked live.
     limit = client.application.config["MAX_CONTENT_LENGTH"]
@@ -162,7 +162,7 @@ def status_of(answer: bytes) -> int:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def served(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("surface")
     seeds = tmp / "seeds"
     seeds.mkdir()
@@ -174,7 +174,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
         yield srv
 
 
-def test_live_oversized_request_line_header_and_count(served) -> None:  # type: ignore[no-untyped-def]
+def test_live_oversized_request_line_header_and_count(served) -> None:
     port = served.port
     assert status_of(raw(port, b"GET /feed.xml HTTP/1.1\r\nHost: x\r\n\r\n")) == 200
     assert status_of(raw(port, b"GET /feed.xml?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")) in (400, 414)
@@ -188,7 +188,7 @@ def test_live_oversized_request_line_header_and_count(served) -> None:  # type: 
     assert served.get("/healthz")[0] == 200  # and the server is still up
 
 
-def test_live_host_header_and_absolute_form(served) -> None:  # type: ignore[no-untyped-def]
+def test_live_host_header_and_absolute_form(served) -> None:
     normal = raw(served.port, b"GET /feed.xml HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     for request in (
         b"GET /feed.xml HTTP/1.1\r\nHost: evil.example\r\nX-Forwarded-Host: evil2.example\r\nConnection: close\r\n\r\n",
@@ -201,7 +201,7 @@ def test_live_host_header_and_absolute_form(served) -> None:  # type: ignore[no-
         assert body == normal.split(b"\r\n\r\n", 1)[1]
 
 
-def test_live_paths_and_methods(served) -> None:  # type: ignore[no-untyped-def]
+def test_live_paths_and_methods(served) -> None:
     for path in ("/manifest.json", "/objects/", "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/status.json"):
         answer = raw(served.port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         assert status_of(answer) in (400, 404), path

@@ -56,14 +56,14 @@ class Choosable(Protocol):
 E = TypeVar("E", bound=Choosable)
 
 
-def newest_first(entry: Choosable) -> tuple:
+def newest_first(entry: Choosable) -> tuple[Any, ...]:
     """The feed's order as a sort key (largest first)."""
     return (entry.updated, entry.published or entry.updated, entry.id, entry.source)
 
 
 # The key of Choosables that carry their `newest_first` key precomputed as `.order` (Records):
 # a C-level getter, as a rebuild sorts every record.
-by_order: Callable[[Any], tuple] = operator.attrgetter("order")
+by_order: Callable[[Any], tuple[Any, ...]] = operator.attrgetter("order")
 
 
 def select_entries(

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-import re2
+import re2  # type: ignore[import-untyped]  # google-re2 ships no types
 
 # What a key of a match result depends on besides the patterns: bump it when `searchable` changes.
 FILTERS_VERSION = 1

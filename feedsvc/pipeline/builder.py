@@ -412,7 +412,7 @@ class Builder:
         newest_first: bool = False,
     ) -> BuildResult:
         """Build and publish once (see `build`); a result with `waiting` set published nothing."""
-        options = {
+        options: dict[str, Any] = {
             "changed": None if changed is None else set(changed),
             "complete": complete,
             "settle": settle,

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 from feedsvc.model import Entry, Outcome, Record, StatKey
 
@@ -236,7 +237,7 @@ class SqliteCache:
                 title=row[2],
                 link=row[3],
                 published=_date(row[4]),
-                updated=_date(row[5]),  # type: ignore[arg-type]
+                updated=cast(datetime, _date(row[5])),  # an entry's outcome has a date
                 content_html=row[6],
                 summary=row[7],
                 source=row[8],

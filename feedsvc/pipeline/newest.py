@@ -20,7 +20,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from feedsvc.config import Config
 from feedsvc.core.changes import Changes
@@ -141,7 +141,7 @@ def _enough(promises: Sequence[Promise], done: int, newest: Sequence[Record], ma
     last = min(len(promises), _MOST * max_entries + _BATCH)
     if len(newest) < max_entries:
         return min(last, done + max(max_entries - len(newest), _BATCH))
-    floor = newest[-1].updated
+    floor = cast(datetime, newest[-1].updated)  # chosen records have a date
     end = done
     while end < last and promises[end][0] >= floor:
         end += 1

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 from feedsvc import __version__
 from feedsvc.core.render import feed_updated
@@ -151,7 +152,7 @@ def subscription_key(feed: Feed, current: Sequence[Record], newest_page: int | N
     """What a declared feed's subscription documents are made from: its metadata and name, its
     entries' cache keys, its newest archive page (the prev-archive link), its date (the newest
     entry's, never later than `now`), the templates, and what it does to its entries."""
-    parts = (feed.meta, feed.prefix, newest_page, [r.key for r in current], feed_updated(current, now))
+    parts: tuple[Any, ...] = (feed.meta, feed.prefix, newest_page, [r.key for r in current], feed_updated(current, now))
     parts += (TEMPLATES_KEY, __version__, transform_key(feed))
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
@@ -197,7 +198,7 @@ def _archive(
     feed = plan.feed
     for page, key in todo:
         if (feed.name, page.number) not in made:
-            full = dataclasses.replace(page, entries=tuple(plan.entries_of(page.entries)))
+            full = dataclasses.replace(cast("Page[Any]", page), entries=tuple(plan.entries_of(page.entries)))
             made[(feed.name, page.number)] = archive_document(feed, full, key)
     planned: list[Planned] = []
     for page, key in zip(plan.pages, keys, strict=True):
@@ -210,7 +211,7 @@ def _archive(
 
 def _by_keys(page: Page[Record]) -> Page[str]:
     """A page as a worker gets it: its entries named by their cache keys."""
-    return dataclasses.replace(page, entries=tuple(r.key for r in page.entries))
+    return dataclasses.replace(cast("Page[Any]", page), entries=tuple(r.key for r in page.entries))
 
 
 def _names(feed: Feed, page: Page[Record]) -> tuple[str, str]:

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 from feedsvc.core.outcome import process_file
 from feedsvc.core.render.documents import render_archive_page
@@ -110,7 +111,7 @@ def render_pages(cache: Path, out_dir: Path, feed: Feed, pages: Sequence[PageTas
                 documents.append(None)
                 continue
             entries = tuple(found[key] if apply is None else apply(found[key]) for key in listed.entries)
-            page = dataclasses.replace(listed, entries=entries)
+            page = dataclasses.replace(cast("Page[Any]", listed), entries=entries)
             documents.append(tuple(store(out_dir, d) for d in archive_document(feed, page, source_key)))
         return documents
     except (CacheError, sqlite3.Error):

@@ -38,6 +38,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from feedsvc.model import StatKey
@@ -107,7 +108,7 @@ class Watcher:
         self.mode = mode
         self.notify = notify
         self.watching = "off"
-        self._observer: Observer | PollingObserver | None = None
+        self._observer: BaseObserver | None = None
         self._watched: tuple[int, int] | None = None  # (st_dev, st_ino) of the folder watched
 
     def _identity(self) -> tuple[int, int] | None:
@@ -159,9 +160,10 @@ class Watcher:
             self._observer = None
 
 
-def _observer(name: str) -> Observer | PollingObserver:
+def _observer(name: str) -> BaseObserver:
     if name == "polling":
         return PollingObserver(timeout=1.0)
     # inotify (Linux): a file moved in from outside the folder is a move (its name appeared whole),
     # not a creation, which a writer about to write would also cause.
-    return Observer(generate_full_events=True) if sys.platform.startswith("linux") else Observer()
+    # watchdog types Observer by a protocol that omits the Linux (inotify) observer's generate_full_events.
+    return Observer(generate_full_events=True) if sys.platform.startswith("linux") else Observer()  # type: ignore[call-arg]

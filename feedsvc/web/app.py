@@ -212,5 +212,6 @@ def create_app(config: Config | None = None, *, run_builder: bool = True) -> Fla
         count=metrics.count if metrics is not None else None,
     )
     app.extensions["feedsvc.documents"] = responder
+    # Flask's documented way to wrap the app; its types declare wsgi_app a method, not an attribute.
     app.wsgi_app = responder  # type: ignore[method-assign]
     return app

@@ -29,7 +29,7 @@ import socket
 import tempfile
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]  # gunicorn ships no types
 
 from feedsvc.config import MULTIPROCESS_ENV, Config
 from feedsvc.logs import gunicorn_logconfig
@@ -174,7 +174,7 @@ def serve_options(config: Config) -> dict[str, Any]:
     )
 
 
-class EmbeddedServer(BaseApplication):  # type: ignore[misc]
+class EmbeddedServer(BaseApplication):
     def __init__(self, config: Config, options: dict[str, Any]) -> None:
         self.feed_config = config
         self.options = options

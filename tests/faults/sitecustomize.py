@@ -48,13 +48,13 @@ if _DIR:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         _fsync(fd)
 
-    def mkstemp(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def mkstemp(*args, **kwargs):
         directory = kwargs.get("dir") or (args[2] if len(args) > 2 else None)
         if directory is not None and _on("read-only") and _under(directory, _OUT):
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(directory))
         return _mkstemp(*args, **kwargs)
 
-    def scandir(path="."):  # type: ignore[no-untyped-def]
+    def scandir(path="."):
         if _on("seeds-unreadable") and not isinstance(path, int) and _under(path, _SEEDS):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
         return _scandir(path)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from feedsvc.core.choose import Choosable
 from feedsvc.model import Entry
 
 # The feed's `updated` when it has no entries: a fixed instant, never the clock.
@@ -37,11 +38,11 @@ def article_date(entry: Entry) -> datetime:
 DATE_FORMAT = "%Y-%m-%d %H:%M UTC"
 
 
-def feed_updated(entries: Sequence[Entry], now: datetime | None = None) -> datetime:
+def feed_updated(entries: Sequence[Choosable], now: datetime | None = None) -> datetime:
     """The newest entry's `updated`: the feed changes when its content does, not when it is rebuilt.
 
     Never later than `now` (the publish), when given: an entry stamped ahead of the clock must not
-    date the feed (or its Last-Modified) in the future.
+    date the feed (or its Last-Modified) in the future. Entries, or the builder's Records of them.
     """
-    newest = max((e.updated for e in entries), default=EPOCH)
+    newest: datetime = max((e.updated for e in entries), default=EPOCH)
     return newest if now is None or newest <= now else now

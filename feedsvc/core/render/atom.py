@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from feedgen.feed import FeedGenerator
+from feedgen.feed import FeedGenerator  # type: ignore[import-untyped]  # feedgen ships no types
 
 from feedsvc import __version__
 from feedsvc.core.render import Paging, feed_updated

@@ -15,9 +15,9 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from feedgen.ext.base import BaseEntryExtension, BaseExtension
-from feedgen.feed import FeedGenerator
-from feedgen.util import xml_elem
+from feedgen.ext.base import BaseEntryExtension, BaseExtension  # type: ignore[import-untyped]  # feedgen ships no types
+from feedgen.feed import FeedGenerator  # type: ignore[import-untyped]  # feedgen ships no types
+from feedgen.util import xml_elem  # type: ignore[import-untyped]  # feedgen ships no types
 
 from feedsvc.core.text import xml_safe
 from feedsvc.model import Entry
@@ -66,14 +66,14 @@ def add_thumbnail(fe: Any, entry: Entry, atom: bool) -> None:
         fe.enclosure(url, 0, image_type(url))
 
 
-class EntryExtras(BaseEntryExtension):
+class EntryExtras(BaseEntryExtension):  # type: ignore[misc]  # feedgen ships no types: its base is Any
     """Atom entry links, with their rel and type, and link posts (see the module docstring)."""
 
     def __init__(self) -> None:
         self.links: list[dict[str, str]] = []
         self.without_content = False
 
-    def extend_atom(self, entry):  # type: ignore[no-untyped-def]
+    def extend_atom(self, entry: Any) -> Any:  # an lxml element, as feedgen passes it
         for attributes in self.links:
             xml_elem("link", entry, **attributes)
         if self.without_content and (content := entry.find("content")) is not None:
@@ -81,7 +81,7 @@ class EntryExtras(BaseEntryExtension):
         return entry
 
 
-class FeedExtras(BaseExtension):
+class FeedExtras(BaseExtension):  # type: ignore[misc]  # feedgen ships no types: its base is Any
     """Feed-level elements feedgen lacks: fh:archive (Atom) and the hub link (RSS)."""
 
     def __init__(self) -> None:
@@ -91,12 +91,12 @@ class FeedExtras(BaseExtension):
     def extend_ns(self) -> dict[str, str]:
         return {"fh": FH_NS} if self.archive else {}
 
-    def extend_atom(self, feed):  # type: ignore[no-untyped-def]
+    def extend_atom(self, feed: Any) -> Any:
         if self.archive:
             xml_elem(f"{{{FH_NS}}}archive", feed)
         return feed
 
-    def extend_rss(self, feed):  # type: ignore[no-untyped-def]
+    def extend_rss(self, feed: Any) -> Any:
         if self.hub:
             xml_elem(f"{{{ATOM_NS}}}link", feed.find("channel"), href=self.hub, rel="hub")
         return feed
@@ -107,8 +107,8 @@ def generator(hub: str = "", archive: bool = False) -> FeedGenerator:
     fg = FeedGenerator()
     fg.load_extension("media")
     fg.register_extension("feedsvc", FeedExtras, EntryExtras)
-    fg.feedsvc.archive = archive  # type: ignore[attr-defined]
-    fg.feedsvc.hub = hub  # type: ignore[attr-defined]
+    fg.feedsvc.archive = archive
+    fg.feedsvc.hub = hub
     return fg
 
 

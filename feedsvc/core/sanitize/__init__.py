@@ -13,7 +13,7 @@ from typing import Protocol
 
 
 class Sanitizer(Protocol):
-    def __call__(self, html: str, base_url: str | None = None, text_limit: int | None = None) -> tuple[str, str]: ...
+    def __call__(self, html: str, /, base_url: str | None = None, text_limit: int | None = None) -> tuple[str, str]: ...
 
 
 BACKENDS = ("bleach", "nh3")

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from html.entities import html5 as html5_entities
 from typing import Any
 
-from bleach.sanitizer import Cleaner
+from bleach.sanitizer import Cleaner  # type: ignore[import-untyped]  # bleach ships no types
 
 import feedsvc.core.sanitize.policy as policy
 from feedsvc.core.text import one_line, xml_safe
