@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from conftest import REPO, seed_text
 from test_archive import walk
 
@@ -102,6 +103,7 @@ def test_a_backdated_article_changes_only_its_page_and_its_neighbours(tmp_path: 
     assert len(seen) == len(set(seen)) == 303
 
 
+@pytest.mark.live
 def test_a_new_builder_and_a_new_process_change_only_those_pages(tmp_path: Path, config, monkeypatch) -> None:
     """A restart knows the published pages from the manifest: it renders and changes the same pages only."""
     seeds, out = tmp_path / "seeds", tmp_path / "out"
@@ -182,6 +184,7 @@ def test_in_a_month_of_several_pages_only_the_late_articles_piece_changes(tmp_pa
     assert len(seen) == len(set(seen)) == 303
 
 
+@pytest.mark.live
 def test_two_builders_build_the_same_pages(tmp_path: Path, config) -> None:
     """Pages are a function of the seeds alone: a builder that saw the seeds arrive in three batches, in a
     shuffled order, and a cold `feedsvc build` in another process (whose pool renders the pages) publish

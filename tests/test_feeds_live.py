@@ -14,6 +14,8 @@ from live import Server, feed_env, free_port, running, wait_for
 from test_readers import run_newsboat
 from test_websub import FakeHub, fake_hub
 
+pytestmark = pytest.mark.live
+
 BASE = "https://feeds.example.org/"
 CONFIG = """
 [[feeds]]

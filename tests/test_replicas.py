@@ -19,6 +19,8 @@ from live import Server, feed_env, free_port, wait_for
 
 from feedsvc.pipeline.builder import Builder
 
+pytestmark = pytest.mark.live
+
 FEEDSVC = [sys.executable, "-m", "feedsvc"]
 # Chromium's: a browser gets the feed page at a feed's URL.
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",

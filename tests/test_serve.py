@@ -69,6 +69,7 @@ def test_serve_and_procfile_share_one_set_of_options() -> None:
     assert serve["workers"] == 2 and serve["threads"] == 8 and serve["bind"] == ["127.0.0.1:8000"]
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("kind", ["serve", "procfile"])
 def test_sigterm_with_idle_keepalive_connections(tmp_path: Path, seeds: Path, kind: str) -> None:
     port = free_port()
@@ -97,6 +98,7 @@ def test_sigterm_with_idle_keepalive_connections(tmp_path: Path, seeds: Path, ki
     assert len(re.findall(r"Worker exiting", log)) == 2  # no worker needed a SIGKILL
 
 
+@pytest.mark.live
 def test_a_browser_session_logs_nothing_alarming(tmp_path: Path, seeds: Path) -> None:
     port = free_port()
     env = feed_env(tmp_path, seeds, tmp_path / "out")
@@ -135,6 +137,7 @@ def test_a_browser_session_logs_nothing_alarming(tmp_path: Path, seeds: Path) ->
     quiet(log)
 
 
+@pytest.mark.live
 def test_a_half_closed_request_is_answered(tmp_path: Path, seeds: Path) -> None:
     """`printf 'GET /feed.xml HTTP/1.0\\r\\n\\r\\n' | nc -N host port`: the client shuts its sending
     side right after the request (RFC 9112 §9.6 allows it) and still gets the whole answer."""

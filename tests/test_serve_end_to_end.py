@@ -22,6 +22,8 @@ from feedsvc.model import Document
 from feedsvc.publish.writer import publish
 from feedsvc.service.leader import Election
 
+pytestmark = pytest.mark.live
+
 FEEDSVC = [sys.executable, "-m", "feedsvc"]
 
 

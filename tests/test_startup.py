@@ -58,6 +58,7 @@ def seeds(here: Path) -> Path:
 # --- a busy port ---------------------------------------------------------------------------------
 
 
+@pytest.mark.live
 def test_a_second_serve_on_a_busy_port_says_so_in_one_line(here: Path, seeds: Path) -> None:
     port = free_port()
     env = feed_env(here, seeds, here / "out")
@@ -77,6 +78,7 @@ def test_a_second_serve_on_a_busy_port_says_so_in_one_line(here: Path, seeds: Pa
 # --- a missing seeds folder under serve ----------------------------------------------------------
 
 
+@pytest.mark.live
 def test_serve_without_a_seeds_folder_warns_once_retries_quietly_and_recovers(here: Path) -> None:
     port = free_port()
     env = feed_env(here, Path("seeds"), Path("out"))  # relative, to the working directory `here`
@@ -142,12 +144,14 @@ def test_failed_builds_back_off_and_warn_once_per_reason(tmp_path: Path, config,
 # --- `feedsvc build` and relative paths from another folder -------------------------------------
 
 
+@pytest.mark.live
 def test_build_prints_a_failure_once(here: Path) -> None:
     done = run(["build", "--seeds", "nope", "--out", "out"], here)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines() == [f"feedsvc build: seeds directory nope (relative to {here}) does not exist"]
 
 
+@pytest.mark.live
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -169,6 +173,7 @@ def test_relative_paths_say_which_working_directory(here: Path, seeds: Path, arg
     assert done.stderr.splitlines() == [message.format(cwd=here)]
 
 
+@pytest.mark.live
 def test_watch_without_a_seeds_folder_names_the_working_directory(here: Path) -> None:
     env = feed_env(here, Path("seeds"), Path("out"))
     srv = Server([*FEEDSVC, "watch"], env, 0, here / "watch.log", cwd=here)
@@ -185,6 +190,7 @@ def test_watch_without_a_seeds_folder_names_the_working_directory(here: Path) ->
 # --- `watch` says it stopped ---------------------------------------------------------------------
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_watch_logs_that_it_stopped(here: Path, seeds: Path, sig: signal.Signals) -> None:
     env = feed_env(here, seeds, here / "out")
@@ -204,6 +210,7 @@ def test_watch_logs_that_it_stopped(here: Path, seeds: Path, sig: signal.Signals
 # --- /healthz names files relative to the seeds folder ------------------------------------------
 
 
+@pytest.mark.live
 def test_healthz_with_an_absolute_seeds_dir_shows_no_absolute_path(here: Path, seeds: Path) -> None:
     (seeds / "empty.txt").write_bytes(b"")
     (seeds / "sub").mkdir()

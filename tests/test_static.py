@@ -281,6 +281,7 @@ def test_static_dir_is_a_config_key_off_by_default(tmp_path: Path) -> None:
         load_config(empty, env={}, overrides={"static_dir": "."})
 
 
+@pytest.mark.live
 def test_serve_honours_static_dir(tmp_path: Path, seeds: Path, www: Path) -> None:
     """`feedsvc serve` with FEEDSVC_STATIC_DIR: the tree follows every publish of its builder."""
     port = free_port()

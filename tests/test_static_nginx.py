@@ -23,6 +23,8 @@ from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import read_manifest
 from feedsvc.publish.static import tree_files, versions_dir
 
+pytestmark = pytest.mark.live
+
 NGINX = "/usr/sbin/nginx"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 # The types feedsvc serve sends, by extension (README, "Deploy"); charset as feedsvc sends it.
