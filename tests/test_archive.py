@@ -12,6 +12,7 @@ from collections import namedtuple
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import conftest
 import feedparser
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -214,7 +215,7 @@ def test_editing_an_archived_article_keeps_it_exactly_once() -> None:
 
 def write_seed(seeds: Path, i: int) -> None:
     stamp = int((T0 + timedelta(hours=i)).timestamp() * 1000)
-    (seeds / f"{i:04}.txt").write_text(f"<!--{stamp}-->\n[Article {i}](https://e.com/{i})\n------\n\n<p>{i}</p>\n")
+    conftest.write_seed(seeds, f"{i:04}.txt", stamp, f"Article {i}", f"https://e.com/{i}", f"<p>{i}</p>")
 
 
 def test_builder_publishes_archives_whose_etags_stay(tmp_path: Path, config) -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import REPO, seed_text
+from conftest import REPO, write_seed
 from test_archive import walk
 
 import feedsvc.pipeline.render_and_publish as build_module
@@ -25,9 +25,8 @@ SUBSCRIPTION = ("feed.xml", "feed.rss", "feed.json")
 
 
 def write(seeds: Path, name: str, when: datetime) -> None:
-    seeds.mkdir(parents=True, exist_ok=True)
     stamp = int(when.timestamp() * 1000)
-    (seeds / name).write_text(seed_text(stamp, f"Article {name}", f"https://e.com/{name}", f"<p>{name}</p>"))
+    write_seed(seeds, name, stamp, f"Article {name}", f"https://e.com/{name}", f"<p>{name}</p>")
 
 
 def corpus(seeds: Path, start: datetime, step: timedelta, count: int, prefix: str = "") -> None:

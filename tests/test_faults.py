@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import conftest
 import feedparser
 import pytest
 from conftest import SAMPLE, seed_text
@@ -236,7 +237,7 @@ def healthy(srv: Server) -> dict | None:
 
 
 def write_seed(folder: Path, name: str, title: str, n: int) -> None:
-    (folder / name).write_text(seed_text(1700000000000 + n * 1000, title, f"https://e.com/{name}", f"<p>{title}</p>"))
+    conftest.write_seed(folder, name, 1700000000000 + n * 1000, title, f"https://e.com/{name}", f"<p>{title}</p>")
 
 
 @pytest.mark.live

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from conftest import write_seed
 from lxml import etree, html
 
 import feedsvc.pipeline.render_and_publish as build_module
@@ -166,7 +167,7 @@ def test_the_style_keeps_the_url_whole_and_is_allowed_by_its_hash() -> None:
 def write_seeds(seeds: Path, n: int) -> None:
     for i in range(n):
         stamp = int((T0 + timedelta(hours=i)).timestamp() * 1000)
-        (seeds / f"{i:04}.txt").write_text(f"<!--{stamp}-->\n[Article {i}](https://e.com/{i})\n------\n\n<p>{i}</p>\n")
+        write_seed(seeds, f"{i:04}.txt", stamp, f"Article {i}", f"https://e.com/{i}", f"<p>{i}</p>")
 
 
 def test_a_manifest_without_browser_pages_gets_them_on_the_next_build(tmp_path: Path, config, caplog) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLE, seed_text
+from conftest import REPO, SAMPLE, seed_text, write_seed
 from live import BIN, feed_env, free_port, running, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from test_gunicorn import procfile_command
@@ -62,7 +62,7 @@ def write_seeds(folder: Path, good: int) -> None:
     folder.mkdir(exist_ok=True)
     shutil.copy(SAMPLE, folder / SAMPLE.name)
     for i in range(good - 1):
-        (folder / f"s{i}.txt").write_text(seed_text(1700000000000 + i, f"Story {i}", f"https://e.com/{i}", "<p>x</p>"))
+        write_seed(folder, f"s{i}.txt", 1700000000000 + i, f"Story {i}", f"https://e.com/{i}", "<p>x</p>")
     (folder / "bad.txt").write_bytes(b"")  # reported and skipped
 
 

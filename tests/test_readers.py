@@ -23,7 +23,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import SAMPLE, seed_text
+from conftest import SAMPLE, write_seed
 from feedparser import http as feedparser_http
 from live import Server, feed_env, free_port, running, wait_for
 from schemas import validate_atom, validate_jsonfeed
@@ -39,8 +39,8 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/av
 
 def write_article(seeds: Path, n: int) -> None:
     body = f'<p>Story number {n}.</p><img src="https://img.example/{n}.png"><p>More.</p>'
-    (seeds / f"story-{n:02}.txt").write_text(seed_text(1700000000000 + n * 60000, f"Story {n}",
-                                                       f"https://news.example.com/{n}", body))
+    write_seed(seeds, f"story-{n:02}.txt", 1700000000000 + n * 60000, f"Story {n}", f"https://news.example.com/{n}",
+               body)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import conftest
 import pytest
 from live import BIN, feed_env, free_port, running, wait_for
 
@@ -27,9 +28,7 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 def write_seed(seeds: Path, i: int, body: str = "") -> Path:
     """Article i, one per ten days: with max_entries=2 and pages of 2, a few months of archive."""
     stamp = int((T0 + timedelta(days=10 * i)).timestamp() * 1000)
-    path = seeds / f"{i:04}.txt"
-    path.write_text(f"<!--{stamp}-->\n[Article {i}](https://e.com/{i})\n------\n\n<p>{i}</p>{body}\n")
-    return path
+    return conftest.write_seed(seeds, f"{i:04}.txt", stamp, f"Article {i}", f"https://e.com/{i}", f"<p>{i}</p>{body}")
 
 
 @pytest.fixture

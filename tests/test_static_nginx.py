@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from http.client import HTTPConnection
 from pathlib import Path
 
+import conftest
 import pytest
 from feedparser import http as feedparser_http
 from live import BIN, feed_env, free_port, http, running, wait_for
@@ -87,7 +88,7 @@ def nginx(root: Path, prefix: Path) -> Iterator[int]:
 def write_seed(seeds: Path, i: int, body: str = "") -> str:
     stamp = int((T0 + timedelta(days=10 * i)).timestamp() * 1000)
     name = f"{i:04}.txt"
-    (seeds / name).write_text(f"<!--{stamp}-->\n[Article {i}](https://e.com/{i})\n------\n\n<p>{i} 文章</p>{body}\n")
+    conftest.write_seed(seeds, name, stamp, f"Article {i}", f"https://e.com/{i}", f"<p>{i} 文章</p>{body}")
     return name
 
 

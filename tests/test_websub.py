@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import write_seed
 from live import wait_for
 
 from feedsvc.pipeline.builder import Builder
@@ -92,7 +93,7 @@ def test_unreachable_hub_is_retryable() -> None:
 def seeds(tmp_path: Path) -> Path:
     folder = tmp_path / "seeds"
     folder.mkdir()
-    (folder / "a.txt").write_text("<!--1700000000000-->\n[A](https://e.com/a)\n------\n\n<p>a</p>\n")
+    write_seed(folder, "a.txt", 1700000000000, "A", "https://e.com/a", "<p>a</p>")
     return folder
 
 
@@ -115,7 +116,7 @@ def test_one_ping_per_changed_feed_and_none_when_nothing_changed(tmp_path: Path,
             assert wait_idle(pinger, 5)
             assert len(hub.posts) == 3 and pinger.sent == 3
             # A real change: one more ping per feed, not more.
-            (seeds / "b.txt").write_text("<!--1700000001000-->\n[B](https://e.com/b)\n------\n\n<p>b</p>\n")
+            write_seed(seeds, "b.txt", 1700000001000, "B", "https://e.com/b", "<p>b</p>")
             assert builder.build().published
             wait_for(lambda: len(hub.posts) >= 6 and wait_idle(pinger, 5), 10, what="second pings")
             assert wait_idle(pinger, 5) and builder.builds == 4
@@ -156,7 +157,7 @@ def test_the_build_never_waits_for_the_hub(tmp_path: Path, seeds: Path, config) 
     builder = Builder(cfg, on_publish=pinger.on_publish)
     try:
         for n in range(5):
-            (seeds / f"{n}.txt").write_text(f"<!--170000000{n}000-->\n[N{n}](https://e.com/{n})\n------\n\n<p>n</p>\n")
+            write_seed(seeds, f"{n}.txt", 1700000000000 + n * 1000, f"N{n}", f"https://e.com/{n}", "<p>n</p>")
             started = time.monotonic()
             assert builder.build().published
             assert time.monotonic() - started < 5  # the hanging hub did not hold the build
