@@ -8,14 +8,13 @@ import gzip
 import http.client
 import re
 import runpy
-import shutil
 import socket
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLE, seed_text
+from conftest import REPO, seed_text
 from live import BIN, Server, feed_env, free_port, running, wait_for
 
 from feedsvc.config import load_config
@@ -48,14 +47,6 @@ def command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
         return [*FEEDSVC, "serve", "--port", str(port)], {}
     return ([str(BIN / "gunicorn"), "--config", "config/gunicorn.conf.py", "feedsvc.web:create_app()",
              "--bind", f"127.0.0.1:{port}"], {"PORT": str(port)})
-
-
-@pytest.fixture
-def seeds(tmp_path: Path) -> Path:
-    folder = tmp_path / "seeds"
-    folder.mkdir()
-    shutil.copy(SAMPLE, folder / SAMPLE.name)
-    return folder
 
 
 def test_serve_and_procfile_share_one_set_of_options() -> None:

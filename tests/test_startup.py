@@ -48,7 +48,8 @@ def here(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def seeds(here: Path) -> Path:
+def seeds_here(here: Path) -> Path:
+    """here/seeds with the sample: conftest's `seeds`, under the path the command sees."""
     folder = here / "seeds"
     folder.mkdir()
     shutil.copy(SAMPLE, folder / SAMPLE.name)
@@ -59,9 +60,9 @@ def seeds(here: Path) -> Path:
 
 
 @pytest.mark.live
-def test_a_second_serve_on_a_busy_port_says_so_in_one_line(here: Path, seeds: Path) -> None:
+def test_a_second_serve_on_a_busy_port_says_so_in_one_line(here: Path, seeds_here: Path) -> None:
     port = free_port()
-    env = feed_env(here, seeds, here / "out")
+    env = feed_env(here, seeds_here, here / "out")
     with running([*FEEDSVC, "serve", "--port", str(port)], env, port, here / "first.log"):
         started = time.monotonic()
         second = run(["serve", "--port", str(port), "--out", str(here / "out2")], here, env)
@@ -164,7 +165,8 @@ def test_build_prints_a_failure_once(here: Path) -> None:
     ],
     ids=["check-seeds", "build-output", "serve-output", "watch-output"],
 )
-def test_relative_paths_say_which_working_directory(here: Path, seeds: Path, args: list[str], message: str) -> None:
+def test_relative_paths_say_which_working_directory(here: Path, seeds_here: Path, args: list[str],
+                                                    message: str) -> None:
     (here / "afile").write_text("a file, not a folder")
     if "--seeds" not in args:
         args = [*args, "--seeds", "seeds"]
@@ -192,8 +194,8 @@ def test_watch_without_a_seeds_folder_names_the_working_directory(here: Path) ->
 
 @pytest.mark.live
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_watch_logs_that_it_stopped(here: Path, seeds: Path, sig: signal.Signals) -> None:
-    env = feed_env(here, seeds, here / "out")
+def test_watch_logs_that_it_stopped(here: Path, seeds_here: Path, sig: signal.Signals) -> None:
+    env = feed_env(here, seeds_here, here / "out")
     srv = Server([*FEEDSVC, "watch"], env, 0, here / "watch.log")
     try:
         wait_for(lambda: "published" in srv.log(), 20, what="the first build")
@@ -211,14 +213,14 @@ def test_watch_logs_that_it_stopped(here: Path, seeds: Path, sig: signal.Signals
 
 
 @pytest.mark.live
-def test_healthz_with_an_absolute_seeds_dir_shows_no_absolute_path(here: Path, seeds: Path) -> None:
-    (seeds / "empty.txt").write_bytes(b"")
-    (seeds / "sub").mkdir()
-    (seeds / "sub" / "garbage.txt").write_bytes(bytes(range(0x80, 0x100)) * 4)
+def test_healthz_with_an_absolute_seeds_dir_shows_no_absolute_path(here: Path, seeds_here: Path) -> None:
+    (seeds_here / "empty.txt").write_bytes(b"")
+    (seeds_here / "sub").mkdir()
+    (seeds_here / "sub" / "garbage.txt").write_bytes(bytes(range(0x80, 0x100)) * 4)
     out = here / "out"
     port = free_port()
-    env = feed_env(here, seeds, out)
-    assert seeds.is_absolute() and out.is_absolute()
+    env = feed_env(here, seeds_here, out)
+    assert seeds_here.is_absolute() and out.is_absolute()
     with running([*FEEDSVC, "serve", "--port", str(port)], env, port, here / "serve.log") as srv:
         state = wait_for(lambda: (h := health(srv))["status"] == "ok" and h, 20, what="the first feed")
         assert sorted(s["source"] for s in state["skipped"]) == ["empty.txt", "sub/garbage.txt"]
@@ -226,14 +228,14 @@ def test_healthz_with_an_absolute_seeds_dir_shows_no_absolute_path(here: Path, s
         assert str(here) not in srv.get("/healthz")[2].decode()
         assert str(here) not in (out / "status.json").read_text()
         # The logs keep the full path (the line is written as the build reports; wait for it).
-        wait_for(lambda: f"skipped {seeds / 'empty.txt'}: empty file" in srv.log(), 10, what="the skip logged")
+        wait_for(lambda: f"skipped {seeds_here / 'empty.txt'}: empty file" in srv.log(), 10, what="the skip logged")
 
-        shutil.rmtree(seeds)
+        shutil.rmtree(seeds_here)
         state = wait_for(lambda: (h := health(srv))["status"] == "degraded" and h, 20, what="the failure")
         assert state["last_build"]["error"] == "seeds directory (seeds_dir) does not exist"
         assert str(here) not in srv.get("/healthz")[2].decode()
         assert str(here) not in (out / "status.json").read_text()
-        wait_for(lambda: f"seeds directory {seeds} does not exist" in srv.log(), 10, what="the failure logged")
+        wait_for(lambda: f"seeds directory {seeds_here} does not exist" in srv.log(), 10, what="the failure logged")
 
 
 def test_build_result_names_files_relative_to_the_seeds_folder(tmp_path: Path, make_seed, config) -> None:

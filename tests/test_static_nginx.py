@@ -93,7 +93,8 @@ def write_seed(seeds: Path, i: int, body: str = "") -> str:
 
 
 @pytest.fixture
-def seeds(tmp_path: Path) -> Path:
+def nine_articles(tmp_path: Path) -> Path:
+    """tmp_path/seeds with articles 0-8 (write_seed), ten days apart."""
     folder = tmp_path / "seeds"
     folder.mkdir()
     for i in range(9):
@@ -105,9 +106,9 @@ def url_of(name: str) -> str:
     return "/" if name == "index.html" else "/" + name
 
 
-def test_nginx_serves_feedsvc_serves_bytes_for_every_document(tmp_path: Path, seeds: Path) -> None:
+def test_nginx_serves_feedsvc_serves_bytes_for_every_document(tmp_path: Path, nine_articles: Path) -> None:
     out, www = tmp_path / "out", tmp_path / "www"
-    env = feed_env(tmp_path, seeds, out, FEEDSVC_MAX_ENTRIES="2", FEEDSVC_ARCHIVE_PAGE_SIZE="2")
+    env = feed_env(tmp_path, nine_articles, out, FEEDSVC_MAX_ENTRIES="2", FEEDSVC_ARCHIVE_PAGE_SIZE="2")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")} | env
     done = subprocess.run([str(BIN / "feedsvc"), "build", "--static", str(www)], env=full_env,
                           capture_output=True, text=True, timeout=60)
@@ -142,7 +143,7 @@ def published_bytes(out: Path, files: dict[str, set[bytes]]) -> None:
 
 
 def test_hammering_nginx_during_50_republishes_sees_no_404_and_no_torn_body(
-    tmp_path: Path, seeds: Path, config
+    tmp_path: Path, nine_articles: Path, config
 ) -> None:
     out, www = tmp_path / "out", tmp_path / "www"
     builder = Builder(config(max_entries=2, archive_page_size=2, static_dir=str(www)))
@@ -178,7 +179,7 @@ def test_hammering_nginx_during_50_republishes_sees_no_404_and_no_torn_body(
             for n in range(50):
                 before = len(seen)
                 # The newest article (the feeds change) or an archived one (its archive page changes).
-                changed = write_seed(seeds, 8 if n % 2 else n % 6, body=f"<p>edit {n}</p>" * (1 + n % 5))
+                changed = write_seed(nine_articles, 8 if n % 2 else n % 6, body=f"<p>edit {n}</p>" * (1 + n % 5))
                 result = builder.build(changed=[changed])
                 assert result.ok and result.published
                 published_bytes(out, versions)
