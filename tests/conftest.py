@@ -81,6 +81,26 @@ def seeds(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def count_archive_pages(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[int]]:
+    """Call it to start counting: the numbers of the archive pages rendered from then on, in order
+    (render_and_publish.archive_document, patched in this process)."""
+    import feedsvc.pipeline.render_and_publish as render_module
+
+    def start() -> list[int]:
+        rendered: list[int] = []
+        real = render_module.archive_document
+
+        def counting(meta: Any, page: Any, key: Any) -> object:
+            rendered.append(page.number)
+            return real(meta, page, key)
+
+        monkeypatch.setattr(render_module, "archive_document", counting)
+        return rendered
+
+    return start
+
+
+@pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The files the builder parses and sanitizes in this process, in order."""
     import feedsvc.pipeline.workers as workers_module

@@ -292,22 +292,15 @@ def test_builder_renders_only_the_archive_pages_that_changed(tmp_path: Path, mak
     assert not builder.build().published and rendered == []
 
 
-def test_a_new_builder_reuses_the_published_archive_pages(tmp_path: Path, make_seed, config, monkeypatch) -> None:
+def test_a_new_builder_reuses_the_published_archive_pages(tmp_path: Path, make_seed, config,
+                                                           count_archive_pages) -> None:
     """A restart (or a new `feedsvc build`) renders no archive page whose entries did not change."""
-    import feedsvc.pipeline.render_and_publish as build_module
 
     for i in range(23):
         make_seed(f"{i:03}.txt", stamp_ms=1700000000000 + i * 60_000, title=f"A{i}", url=f"https://e.com/{i}")
     assert Builder(config(max_entries=3, archive_page_size=4)).build().published
     before = read_manifest(tmp_path / "out")
-    rendered: list[int] = []
-    real = build_module.archive_document
-
-    def counting(meta, page, key):  # type: ignore[no-untyped-def]
-        rendered.append(page.number)
-        return real(meta, page, key)
-
-    monkeypatch.setattr(build_module, "archive_document", counting)
+    rendered = count_archive_pages()
     restarted = Builder(config(max_entries=3, archive_page_size=4))
     assert not restarted.build().published and rendered == []
     assert read_manifest(tmp_path / "out")["documents"] == before["documents"]

@@ -16,7 +16,6 @@ import pytest
 from conftest import REPO, write_seed
 from test_archive import walk
 
-import feedsvc.pipeline.render_and_publish as build_module
 from feedsvc.core.routes import ARCHIVE_ROUTE
 from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import read_manifest
@@ -103,20 +102,14 @@ def test_a_backdated_article_changes_only_its_page_and_its_neighbours(tmp_path: 
 
 
 @pytest.mark.live
-def test_a_new_builder_and_a_new_process_change_only_those_pages(tmp_path: Path, config, monkeypatch) -> None:
+def test_a_new_builder_and_a_new_process_change_only_those_pages(tmp_path: Path, config,
+                                                                  count_archive_pages) -> None:
     """A restart knows the published pages from the manifest: it renders and changes the same pages only."""
     seeds, out = tmp_path / "seeds", tmp_path / "out"
     corpus(seeds, DAILY, timedelta(days=1), 300)
     assert Builder(config()).build().published
     before = etags(out)
-    rendered: list[int] = []
-    real = build_module.archive_document
-
-    def counting(meta, page, key):  # type: ignore[no-untyped-def]
-        rendered.append(page.number)
-        return real(meta, page, key)
-
-    monkeypatch.setattr(build_module, "archive_document", counting)
+    rendered = count_archive_pages()
     write(seeds, "backfill.txt", datetime(2022, 12, 15, tzinfo=UTC))
     assert Builder(config()).build().published
     after = etags(out)

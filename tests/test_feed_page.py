@@ -189,20 +189,14 @@ def test_a_manifest_without_browser_pages_gets_them_on_the_next_build(tmp_path: 
     assert "rendering them again" not in caplog.text  # no Stale publish
 
 
-def test_a_new_page_template_renders_the_archive_pages_again(tmp_path: Path, config, monkeypatch) -> None:
+def test_a_new_page_template_renders_the_archive_pages_again(tmp_path: Path, config, monkeypatch,
+                                                              count_archive_pages) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     write_seeds(seeds, 9)
     cfg = config(max_entries=2, archive_page_size=3)
     assert Builder(cfg).build().published
-    rendered: list[int] = []
-    real = build_module.archive_document
-
-    def counting(meta, page, key):  # type: ignore[no-untyped-def]
-        rendered.append(page.number)
-        return real(meta, page, key)
-
-    monkeypatch.setattr(build_module, "archive_document", counting)
+    rendered = count_archive_pages()
     assert not Builder(cfg).build().published and rendered == []  # same template: every page reused
     monkeypatch.setattr(build_module, "PAGE_TEMPLATE_KEY", "another template")
     Builder(cfg).build()
