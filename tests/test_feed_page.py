@@ -1,5 +1,5 @@
 """The browser page of each Atom and RSS document (feed.xml, feed.rss, each archive page), and the one
-date every page shows. (The responder's negotiation: tests/test_documents.py; Chromium:
+date every page shows. (The responder's negotiation: tests/test_responder.py; Chromium:
 tests/test_readers.py.)"""
 
 from __future__ import annotations
