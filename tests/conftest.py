@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -38,19 +39,21 @@ def seed_text(stamp_ms: int, title: str, url: str | None, body: str) -> str:
     return f"<!--{stamp_ms}-->\n{header}\n------\n\n{body}\n"
 
 
+def write_seed(folder: Path, name: str, stamp_ms: int = 1681696026000, title: str = "Title", url: str | None = None,
+               body: str = "<p>Body text</p>", raw: bytes | None = None) -> Path:
+    """The one seed writer: folder/name (its folders made) holding seed_text(...), UTF-8, or `raw` as it is."""
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(raw if raw is not None else seed_text(stamp_ms, title, url, body).encode())
+    return path
+
+
 @pytest.fixture
 def make_seed(tmp_path: Path) -> Callable[..., Path]:
+    """write_seed into tmp_path/seeds: make_seed(name, stamp_ms=..., title=..., url=..., body=..., raw=...)."""
     seeds = tmp_path / "seeds"
     seeds.mkdir(exist_ok=True)
-
-    def write(name: str, stamp_ms: int = 1681696026000, title: str = "Title", url: str | None = None,
-              body: str = "<p>Body text</p>", raw: bytes | None = None) -> Path:
-        path = seeds / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(raw if raw is not None else seed_text(stamp_ms, title, url, body).encode())
-        return path
-
-    return write
+    return functools.partial(write_seed, seeds)
 
 
 @pytest.fixture
@@ -75,6 +78,26 @@ def seeds(tmp_path: Path) -> Path:
     folder.mkdir(exist_ok=True)
     shutil.copy(SAMPLE, folder / SAMPLE.name)
     return folder
+
+
+@pytest.fixture
+def count_archive_pages(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[int]]:
+    """Call it to start counting: the numbers of the archive pages rendered from then on, in order
+    (render_and_publish.archive_document, patched in this process)."""
+    import feedsvc.pipeline.render_and_publish as render_module
+
+    def start() -> list[int]:
+        rendered: list[int] = []
+        real = render_module.archive_document
+
+        def counting(meta: Any, page: Any, key: Any) -> object:
+            rendered.append(page.number)
+            return real(meta, page, key)
+
+        monkeypatch.setattr(render_module, "archive_document", counting)
+        return rendered
+
+    return start
 
 
 @pytest.fixture

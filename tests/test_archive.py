@@ -12,6 +12,7 @@ from collections import namedtuple
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import conftest
 import feedparser
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -214,7 +215,7 @@ def test_editing_an_archived_article_keeps_it_exactly_once() -> None:
 
 def write_seed(seeds: Path, i: int) -> None:
     stamp = int((T0 + timedelta(hours=i)).timestamp() * 1000)
-    (seeds / f"{i:04}.txt").write_text(f"<!--{stamp}-->\n[Article {i}](https://e.com/{i})\n------\n\n<p>{i}</p>\n")
+    conftest.write_seed(seeds, f"{i:04}.txt", stamp, f"Article {i}", f"https://e.com/{i}", f"<p>{i}</p>")
 
 
 def test_builder_publishes_archives_whose_etags_stay(tmp_path: Path, config) -> None:
@@ -291,22 +292,15 @@ def test_builder_renders_only_the_archive_pages_that_changed(tmp_path: Path, mak
     assert not builder.build().published and rendered == []
 
 
-def test_a_new_builder_reuses_the_published_archive_pages(tmp_path: Path, make_seed, config, monkeypatch) -> None:
+def test_a_new_builder_reuses_the_published_archive_pages(tmp_path: Path, make_seed, config,
+                                                           count_archive_pages) -> None:
     """A restart (or a new `feedsvc build`) renders no archive page whose entries did not change."""
-    import feedsvc.pipeline.render_and_publish as build_module
 
     for i in range(23):
         make_seed(f"{i:03}.txt", stamp_ms=1700000000000 + i * 60_000, title=f"A{i}", url=f"https://e.com/{i}")
     assert Builder(config(max_entries=3, archive_page_size=4)).build().published
     before = read_manifest(tmp_path / "out")
-    rendered: list[int] = []
-    real = build_module.archive_document
-
-    def counting(meta, page, key):
-        rendered.append(page.number)
-        return real(meta, page, key)
-
-    monkeypatch.setattr(build_module, "archive_document", counting)
+    rendered = count_archive_pages()
     restarted = Builder(config(max_entries=3, archive_page_size=4))
     assert not restarted.build().published and rendered == []
     assert read_manifest(tmp_path / "out")["documents"] == before["documents"]

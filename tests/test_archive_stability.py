@@ -12,10 +12,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from conftest import REPO, seed_text
+import pytest
+from conftest import REPO, write_seed
 from test_archive import walk
 
-import feedsvc.pipeline.render_and_publish as build_module
 from feedsvc.core.routes import ARCHIVE_ROUTE
 from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import read_manifest
@@ -24,9 +24,8 @@ SUBSCRIPTION = ("feed.xml", "feed.rss", "feed.json")
 
 
 def write(seeds: Path, name: str, when: datetime) -> None:
-    seeds.mkdir(parents=True, exist_ok=True)
     stamp = int(when.timestamp() * 1000)
-    (seeds / name).write_text(seed_text(stamp, f"Article {name}", f"https://e.com/{name}", f"<p>{name}</p>"))
+    write_seed(seeds, name, stamp, f"Article {name}", f"https://e.com/{name}", f"<p>{name}</p>")
 
 
 def corpus(seeds: Path, start: datetime, step: timedelta, count: int, prefix: str = "") -> None:
@@ -102,20 +101,15 @@ def test_a_backdated_article_changes_only_its_page_and_its_neighbours(tmp_path: 
     assert len(seen) == len(set(seen)) == 303
 
 
-def test_a_new_builder_and_a_new_process_change_only_those_pages(tmp_path: Path, config, monkeypatch) -> None:
+@pytest.mark.live
+def test_a_new_builder_and_a_new_process_change_only_those_pages(tmp_path: Path, config,
+                                                                  count_archive_pages) -> None:
     """A restart knows the published pages from the manifest: it renders and changes the same pages only."""
     seeds, out = tmp_path / "seeds", tmp_path / "out"
     corpus(seeds, DAILY, timedelta(days=1), 300)
     assert Builder(config()).build().published
     before = etags(out)
-    rendered: list[int] = []
-    real = build_module.archive_document
-
-    def counting(meta, page, key):
-        rendered.append(page.number)
-        return real(meta, page, key)
-
-    monkeypatch.setattr(build_module, "archive_document", counting)
+    rendered = count_archive_pages()
     write(seeds, "backfill.txt", datetime(2022, 12, 15, tzinfo=UTC))
     assert Builder(config()).build().published
     after = etags(out)
@@ -182,6 +176,7 @@ def test_in_a_month_of_several_pages_only_the_late_articles_piece_changes(tmp_pa
     assert len(seen) == len(set(seen)) == 303
 
 
+@pytest.mark.live
 def test_two_builders_build_the_same_pages(tmp_path: Path, config) -> None:
     """Pages are a function of the seeds alone: a builder that saw the seeds arrive in three batches, in a
     shuffled order, and a cold `feedsvc build` in another process (whose pool renders the pages) publish

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO
+
+pytestmark = pytest.mark.live
 
 
 def test_benchmark_smoke(tmp_path: Path) -> None:

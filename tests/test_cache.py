@@ -8,6 +8,7 @@ import pickle
 from pathlib import Path
 
 import feedparser
+import pytest
 from schemas import validate_atom
 
 import feedsvc.pipeline.render_and_publish as documents_module
@@ -126,6 +127,7 @@ def test_an_event_hint_builds_like_a_full_scan(tmp_path, make_seed, config, coun
     assert builder.build(changed=["sub"]).files == 5  # a folder: only a full scan will do
 
 
+@pytest.mark.live
 def test_the_process_pool_gives_the_same_feed(tmp_path, config, monkeypatch) -> None:
     write_corpus(tmp_path / "seeds", 150)
     (tmp_path / "seeds" / "bad.txt").write_bytes(b"")
@@ -143,6 +145,7 @@ def test_the_process_pool_gives_the_same_feed(tmp_path, config, monkeypatch) -> 
     assert (tmp_path / "inline" / "feed.xml").read_bytes() == feed(tmp_path)
 
 
+@pytest.mark.live
 def test_the_process_pool_renders_the_archive_pages(tmp_path, config, monkeypatch) -> None:
     """Many changed pages are rendered, compressed and written by the workers: the same documents
     as rendered in the builder, objects in place, nothing rendered in the builder's process."""

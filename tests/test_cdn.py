@@ -18,6 +18,8 @@ import pytest
 from conftest import SAMPLE, seed_text
 from live import Server, feed_env, free_port, running, wait_for
 
+pytestmark = pytest.mark.live
+
 FEEDSVC = [sys.executable, "-m", "feedsvc"]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 MAX_AGE = 2

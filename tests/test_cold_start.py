@@ -10,7 +10,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import SAMPLE, seed_text
+from conftest import SAMPLE, write_seed
 from live import wait_for
 
 import feedsvc.pipeline.builder as builder_module
@@ -32,14 +32,13 @@ def write_corpus(seeds: Path, count: int) -> None:
     seeds.mkdir(parents=True, exist_ok=True)
     for n in range(count):
         body = f"<div><i><br>2023-01-01T00:00:00Z</i></div><p>article {n} " + "text " * 20 + "</p>"
-        text = seed_text(BASE + n * 3_600_000, f"Article {n}", f"https://e.com/{n}", body)
-        (seeds / f"a{n:04d}.txt").write_text(text)
+        write_seed(seeds, f"a{n:04d}.txt", BASE + n * 3_600_000, f"Article {n}", f"https://e.com/{n}", body)
     newest = BASE + count * 3_600_000
     # The same article twice among the newest (http and https): one entry, the newer copy.
-    (seeds / "dup-old.txt").write_text(seed_text(newest + 1000, "Dup older", "http://e.com/dup", "<p>old</p>"))
-    (seeds / "dup-new.txt").write_text(seed_text(newest + 2000, "Dup newer", "https://e.com/dup", "<p>new</p>"))
+    write_seed(seeds, "dup-old.txt", newest + 1000, "Dup older", "http://e.com/dup", "<p>old</p>")
+    write_seed(seeds, "dup-new.txt", newest + 2000, "Dup newer", "https://e.com/dup", "<p>new</p>")
     # Promises to be the newest, and is skipped: its link is no http(s) URL and it has no body.
-    (seeds / "skipped.txt").write_text(seed_text(newest + 3000, "No link, no body", "javascript:alert(1)", ""))
+    write_seed(seeds, "skipped.txt", newest + 3000, "No link, no body", "javascript:alert(1)", "")
     # No stamp, so its date is the body's date line; beyond the header's first bytes (a very long
     # title), which therefore promise the (old) mtime: it is in the feed only after the full build.
     late = "[" + "Long title " * 400 + "](https://e.com/late)\n------\n\n<div><i><br>2024-06-01T00:00:00Z</i></div><p>x</p>\n"

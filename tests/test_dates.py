@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
+import pytest
 from conftest import seed_text
 from live import feed_env, free_port, running, wait_for
 from lxml import etree
@@ -140,6 +141,7 @@ def _documents(srv) -> list[str]:
     return paths
 
 
+@pytest.mark.live
 def test_a_poller_by_date_alone_sees_new_articles_live(tmp_path: Path) -> None:
     """`feedsvc serve` with one seed stamped 2100 (invalid: it falls back) and two a few hours
     ahead (valid): every Last-Modified ≤ Date ≤ now; a new article then reaches a poller that

@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import conftest
 import feedparser
 import pytest
 from conftest import SAMPLE, seed_text
@@ -236,9 +237,10 @@ def healthy(srv: Server) -> dict | None:
 
 
 def write_seed(folder: Path, name: str, title: str, n: int) -> None:
-    (folder / name).write_text(seed_text(1700000000000 + n * 1000, title, f"https://e.com/{name}", f"<p>{title}</p>"))
+    conftest.write_seed(folder, name, 1700000000000 + n * 1000, title, f"https://e.com/{name}", f"<p>{title}</p>")
 
 
+@pytest.mark.live
 def test_disk_full_and_read_only_output_live(tmp_path: Path, seeds: Path) -> None:
     out = tmp_path / "out"
     markers = tmp_path / "faults"
@@ -272,6 +274,7 @@ def test_disk_full_and_read_only_output_live(tmp_path: Path, seeds: Path) -> Non
         assert "Traceback" not in srv.log()
 
 
+@pytest.mark.live
 def test_seeds_folder_vanishes_reappears_and_becomes_unreadable_live(tmp_path: Path, seeds: Path) -> None:
     out = tmp_path / "out"
     port = free_port()
@@ -324,6 +327,7 @@ def test_seeds_folder_vanishes_reappears_and_becomes_unreadable_live(tmp_path: P
         assert state["etag"] == srv.get("/feed.xml")[1]["etag"]
 
 
+@pytest.mark.live
 def test_slowly_written_seed_is_never_published_half_written(tmp_path: Path, seeds: Path) -> None:
     """A writer appends a chunk every 0.2 s (less than the 0.5 s settle time) for ~2.5 s; readers poll."""
     out = tmp_path / "out"
@@ -405,6 +409,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.live
 def test_pool_workers_exit_when_their_builder_is_killed(tmp_path: Path) -> None:
     """A builder killed mid-build (SIGKILL, or gunicorn's graceful timeout) leaves no pool worker
     behind: they hold both ends of the pool's queues, so nothing else would tell them."""

@@ -1,5 +1,5 @@
 """The browser page of each Atom and RSS document (feed.xml, feed.rss, each archive page), and the one
-date every page shows. (The responder's negotiation: tests/test_documents.py; Chromium:
+date every page shows. (The responder's negotiation: tests/test_responder.py; Chromium:
 tests/test_readers.py.)"""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from conftest import write_seed
 from lxml import etree, html
 
 import feedsvc.pipeline.render_and_publish as build_module
@@ -166,7 +167,7 @@ def test_the_style_keeps_the_url_whole_and_is_allowed_by_its_hash() -> None:
 def write_seeds(seeds: Path, n: int) -> None:
     for i in range(n):
         stamp = int((T0 + timedelta(hours=i)).timestamp() * 1000)
-        (seeds / f"{i:04}.txt").write_text(f"<!--{stamp}-->\n[Article {i}](https://e.com/{i})\n------\n\n<p>{i}</p>\n")
+        write_seed(seeds, f"{i:04}.txt", stamp, f"Article {i}", f"https://e.com/{i}", f"<p>{i}</p>")
 
 
 def test_a_manifest_without_browser_pages_gets_them_on_the_next_build(tmp_path: Path, config, caplog) -> None:
@@ -188,20 +189,14 @@ def test_a_manifest_without_browser_pages_gets_them_on_the_next_build(tmp_path: 
     assert "rendering them again" not in caplog.text  # no Stale publish
 
 
-def test_a_new_page_template_renders_the_archive_pages_again(tmp_path: Path, config, monkeypatch) -> None:
+def test_a_new_page_template_renders_the_archive_pages_again(tmp_path: Path, config, monkeypatch,
+                                                              count_archive_pages) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     write_seeds(seeds, 9)
     cfg = config(max_entries=2, archive_page_size=3)
     assert Builder(cfg).build().published
-    rendered: list[int] = []
-    real = build_module.archive_document
-
-    def counting(meta, page, key):
-        rendered.append(page.number)
-        return real(meta, page, key)
-
-    monkeypatch.setattr(build_module, "archive_document", counting)
+    rendered = count_archive_pages()
     assert not Builder(cfg).build().published and rendered == []  # same template: every page reused
     monkeypatch.setattr(build_module, "PAGE_TEMPLATE_KEY", "another template")
     Builder(cfg).build()

@@ -555,6 +555,7 @@ def test_the_archive_pages_of_a_feed_link_within_it(tmp_path: Path) -> None:
     assert {link.rel: link.href for link in page.feed.links}["current"] == BASE + "world/feed.xml"
 
 
+@pytest.mark.live
 def test_the_process_pool_renders_every_feeds_archive_pages_the_same(tmp_path: Path, monkeypatch) -> None:
     """Converted and proxied archive pages rendered by the workers (from the cache file) are the
     bytes the builder's process renders; nothing is rendered in the builder's process."""

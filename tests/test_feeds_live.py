@@ -9,10 +9,12 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import seed_text
+from conftest import write_seed
 from live import Server, feed_env, free_port, running, wait_for
 from test_readers import run_newsboat
 from test_websub import FakeHub, fake_hub
+
+pytestmark = pytest.mark.live
 
 BASE = "https://feeds.example.org/"
 CONFIG = """
@@ -29,10 +31,8 @@ folder = "asia"
 
 
 def write(seeds: Path, rel: str, n: int, title: str) -> None:
-    path = seeds / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
     url = "https://news.example.com/" + rel.removesuffix(".txt")
-    path.write_text(seed_text(1700000000000 + n * 60000, title, url, f"<p>{title}。</p>"))
+    write_seed(seeds, rel, 1700000000000 + n * 60000, title, url, f"<p>{title}。</p>")
 
 
 @pytest.fixture(scope="module")

@@ -65,6 +65,7 @@ def test_build_publishes_an_article_with_a_broken_link(tmp_path: Path, make_seed
     assert result.entries == 1 and result.skipped == []
 
 
+@pytest.mark.live
 def test_short_fuzz_run(tmp_path: Path) -> None:
     """A short coverage-guided run (or, without atheris, random mutations): no crash.
 

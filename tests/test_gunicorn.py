@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 
 import feedparser
+import pytest
 from conftest import REPO, SAMPLE, seed_text
 from live import BIN, feed_env, free_port, parent_of, running, wait_for
+
+pytestmark = pytest.mark.live
 
 
 def procfile_command(name: str) -> list[str]:

@@ -18,6 +18,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import loadgen
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("target", ["procfile", "serve"])
 def test_no_failed_or_torn_response_under_load(tmp_path: Path, target: str) -> None:
     report, published = loadgen.against(target, tmp_path, seconds=3.5, max_requests=20_000, clients=6)

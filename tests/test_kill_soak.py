@@ -7,6 +7,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -17,6 +18,7 @@ from feedsvc.model import Document
 from feedsvc.publish.writer import publish
 
 
+@pytest.mark.live
 def test_sigkill_at_random_moments_never_tears_the_feed(tmp_path: Path) -> None:
     report = kill_soak.soak(tmp_path, iterations=14, seconds=25, rng=random.Random(4))
     assert report["problems"] == []

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 PACKAGE = REPO / "feedsvc"
@@ -66,6 +67,7 @@ GRAPH = {name: imports(tree) for name, tree in TREES.items()}
 PURE = {name for name in TREES if name.startswith("feedsvc.core") or name == "feedsvc.model"}
 
 
+@pytest.mark.live
 def test_ruff_is_clean() -> None:
     targets = [name for name in ("feedsvc", "tests", "benchmarks", "scripts") if (REPO / name).is_dir()]
     done = subprocess.run([sys.executable, "-m", "ruff", "check", *targets], cwd=REPO, capture_output=True, text=True)

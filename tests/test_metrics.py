@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLE, seed_text
+from conftest import REPO, SAMPLE, seed_text, write_seed
 from live import BIN, feed_env, free_port, running, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from test_gunicorn import procfile_command
@@ -62,10 +62,11 @@ def write_seeds(folder: Path, good: int) -> None:
     folder.mkdir(exist_ok=True)
     shutil.copy(SAMPLE, folder / SAMPLE.name)
     for i in range(good - 1):
-        (folder / f"s{i}.txt").write_text(seed_text(1700000000000 + i, f"Story {i}", f"https://e.com/{i}", "<p>x</p>"))
+        write_seed(folder, f"s{i}.txt", 1700000000000 + i, f"Story {i}", f"https://e.com/{i}", "<p>x</p>")
     (folder / "bad.txt").write_bytes(b"")  # reported and skipped
 
 
+@pytest.mark.live
 def test_three_gunicorn_workers_one_set_of_metrics(tmp_path: Path) -> None:
     seeds, out, tmp = tmp_path / "seeds", tmp_path / "out", tmp_path / "tmp"
     write_seeds(seeds, good=3)
@@ -142,6 +143,7 @@ def test_three_gunicorn_workers_one_set_of_metrics(tmp_path: Path) -> None:
     assert not list(tmp.glob("feedsvc-metrics-*")), "the master removes the folder it made"
 
 
+@pytest.mark.live
 def test_a_given_multiprocess_dir_is_wiped_between_runs(tmp_path: Path, seeds: Path) -> None:
     given = tmp_path / "prom"
     env = feed_env(tmp_path, seeds, tmp_path / "out", FEEDSVC_WORKERS="2", PROMETHEUS_MULTIPROC_DIR=str(given))
@@ -156,6 +158,7 @@ def test_a_given_multiprocess_dir_is_wiped_between_runs(tmp_path: Path, seeds: P
         assert list(given.glob("counter_*.db")), "a given folder is the operator's: it stays"
 
 
+@pytest.mark.live
 def test_one_process_flask_run(tmp_path: Path, seeds: Path) -> None:
     port = free_port()
     env = feed_env(tmp_path, seeds, tmp_path / "out")
@@ -180,6 +183,7 @@ def test_one_process_flask_run(tmp_path: Path, seeds: Path) -> None:
         assert value(samples, "feedsvc_build_duration_seconds_count") >= 1
 
 
+@pytest.mark.live
 def test_json_logs_of_a_serve_session(tmp_path: Path, seeds: Path) -> None:
     port = free_port()
     env = feed_env(tmp_path, seeds, tmp_path / "out", FEEDSVC_LOG_FORMAT="json")
@@ -347,6 +351,7 @@ def test_gunicorn_logconfig_routes_its_loggers() -> None:
     assert gunicorn_logconfig("info", "/var/log/a.log")["handlers"]["access"]["filename"] == "/var/log/a.log"
 
 
+@pytest.mark.live
 def test_gunicorn_access_log_lines_are_json(tmp_path: Path, seeds: Path) -> None:
     port = free_port()
     env = feed_env(tmp_path, seeds, tmp_path / "out", PORT=str(port), WEB_CONCURRENCY="1",
@@ -377,6 +382,7 @@ def test_config_keys() -> None:
         load_config(None, env={"FEEDSVC_CONFIG": str(REPO / "config" / "feedsvc.toml"), "FEEDSVC_LOG_FORMAT": "xml"})
 
 
+@pytest.mark.live
 def test_no_prometheus_client_in_a_gunicorn_master_before_it_starts() -> None:
     """prometheus_client picks its multiprocess mode when first imported: a master that imported it
     before its on_starting hook set PROMETHEUS_MULTIPROC_DIR would hand every worker a private

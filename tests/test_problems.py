@@ -120,6 +120,7 @@ def test_problems_reach_the_result_the_cache_status_json_and_healthz(tmp_path, m
         f"{seeds / 'zero.txt'}: {problems['zero.txt']}"]
 
 
+@pytest.mark.live
 def test_check_exits_1_only_for_problems(tmp_path: Path) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()

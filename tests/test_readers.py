@@ -23,7 +23,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import SAMPLE, seed_text
+from conftest import SAMPLE, write_seed
 from feedparser import http as feedparser_http
 from live import Server, feed_env, free_port, running, wait_for
 from schemas import validate_atom, validate_jsonfeed
@@ -39,8 +39,8 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/av
 
 def write_article(seeds: Path, n: int) -> None:
     body = f'<p>Story number {n}.</p><img src="https://img.example/{n}.png"><p>More.</p>'
-    (seeds / f"story-{n:02}.txt").write_text(seed_text(1700000000000 + n * 60000, f"Story {n}",
-                                                       f"https://news.example.com/{n}", body))
+    write_seed(seeds, f"story-{n:02}.txt", 1700000000000 + n * 60000, f"Story {n}", f"https://news.example.com/{n}",
+               body)
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +92,7 @@ NEWEST = ["Story 9", "Story 8", "Story 7", "Story 6"]
 ALL = [f"Story {n}" for n in range(9, 0, -1)] + ["中國防長會見普京 談加強軍事合作"]
 
 
+@pytest.mark.live
 def test_feedparser_reads_atom_and_rss_alike(server: Server) -> None:
     parsed = {}
     for path in ("/feed.xml", "/feed.rss"):
@@ -111,6 +112,7 @@ def test_feedparser_reads_atom_and_rss_alike(server: Server) -> None:
     assert validate_atom(server.get("/feed.xml")[2]) == []
 
 
+@pytest.mark.live
 def test_json_feed_is_valid_and_has_the_same_entries(server: Server) -> None:
     # feedparser 6.0.14, the newest release, has no JSON Feed parser: the JSON Feed 1.1 schema checks it.
     status, headers, body = server.get("/feed.json")
@@ -122,6 +124,7 @@ def test_json_feed_is_valid_and_has_the_same_entries(server: Server) -> None:
     assert [i["image"] for i in doc["items"]] == [f"https://img.example/{t.split()[-1]}.png" for t in NEWEST]
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("path", ["/feed.rss", "/feed.json", "/feed.xsl", "/archive/202304001.xml",
                                   "/archive/202311749002.xml"])
 def test_every_document_gets_the_feed_caching_rules(server: Server, path: str) -> None:
@@ -140,6 +143,7 @@ def test_every_document_gets_the_feed_caching_rules(server: Server, path: str) -
     assert server.get(path, method="POST")[0] == 405
 
 
+@pytest.mark.live
 def test_archive_chain_backfills_every_entry_once(server: Server) -> None:
     seen: list[str] = []
     url: str | None = BASE + "feed.xml"
@@ -159,6 +163,7 @@ def test_archive_chain_backfills_every_entry_once(server: Server) -> None:
     assert hops == 4
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("path", ["/archive/0.xml", "/archive/1.xml", "/archive/202311003.xml", "/archive/01.xml",
                                   "/archive/202311001.xml.gz",
                                   "/archive/1", "/archive/", "/archive/..%2Fmanifest.json", "/archive/%2E%2E/feed.xml",
@@ -167,6 +172,7 @@ def test_unknown_archive_paths_are_404(server: Server, path: str) -> None:
     assert server.get(path)[0] == 404
 
 
+@pytest.mark.live
 def test_browsers_get_the_feed_page_and_readers_the_feed(server: Server) -> None:
     _, feed_headers, feed_body = server.get("/feed.xml")
     status, headers, body = server.get("/feed.xml", headers={"Accept": BROWSER_ACCEPT})
@@ -213,6 +219,7 @@ def newsboat_accept(tmp_path: Path) -> str | None:
     return seen[0]
 
 
+@pytest.mark.live
 def test_readers_accept_headers_get_the_feed_bytes_and_etag(server: Server, tmp_path: Path) -> None:
     """newsboat's (recorded), feedparser's, curl's and none: the feed's bytes and ETag, exactly."""
     accepts = {"newsboat": newsboat_accept(tmp_path), "feedparser": feedparser_http.ACCEPT_HEADER, "curl": "*/*",
@@ -227,6 +234,7 @@ def test_readers_accept_headers_get_the_feed_bytes_and_etag(server: Server, tmp_
             assert headers["content-type"] == plain_headers["content-type"] != "text/html; charset=utf-8"
 
 
+@pytest.mark.live
 def test_websub_discovery_and_pings(server: Server, hub: FakeHub) -> None:
     for path in FEEDS:
         headers = server.get(path)[1]
@@ -268,6 +276,7 @@ def run_newsboat(tmp_path: Path, urls: list[str]) -> tuple[str, list[tuple[str, 
     return done.stdout.strip(), rows
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("path", ["/feed.xml", "/feed.rss"])
 def test_newsboat_reports_every_entry(server: Server, tmp_path: Path, path: str) -> None:
     output, rows = run_newsboat(tmp_path, [server.url(path)])
@@ -276,6 +285,7 @@ def test_newsboat_reports_every_entry(server: Server, tmp_path: Path, path: str)
     assert titles == NEWEST
 
 
+@pytest.mark.live
 def test_newsboat_sees_atom_and_rss_as_the_same_articles(server: Server, tmp_path: Path) -> None:
     """newsboat keys articles by guid/id: both subscriptions together are still 4 articles, not 8."""
     output, rows = run_newsboat(tmp_path, [server.url("/feed.xml"), server.url("/feed.rss")])
@@ -298,6 +308,7 @@ def chromium(tmp_path: Path, url: str, *extra: str) -> tuple[str, list[str]]:
     return done.stdout, console
 
 
+@pytest.mark.live
 def test_chromium_shows_the_index_page(server: Server, tmp_path: Path) -> None:
     _, headers, body = server.get("/")
     assert headers["content-security-policy"] == index_csp(served_style(body))
@@ -308,6 +319,7 @@ def test_chromium_shows_the_index_page(server: Server, tmp_path: Path) -> None:
     assert 'href="/feed.rss"' in dom and 'href="/feed.json"' in dom
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("path", ["/feed.xml", "/feed.rss", "/archive/202311749001.xml"])
 def test_chromium_shows_the_feed_page_without_xslt(server: Server, tmp_path: Path, path: str) -> None:
     """Chromium with its own settings (its XSLT deprecation banner not switched off): the feed page,
@@ -327,6 +339,7 @@ def test_chromium_shows_the_feed_page_without_xslt(server: Server, tmp_path: Pat
         assert f'href="{BASE}archive/202311749002.xml">Older articles</a>' in dom
 
 
+@pytest.mark.live
 def test_chromium_screenshot_of_the_feed_page(server: Server, tmp_path: Path) -> None:
     """The README's "See it" command, run for real."""
     shot = tmp_path / "feed.png"

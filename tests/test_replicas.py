@@ -19,6 +19,8 @@ from live import Server, feed_env, free_port, wait_for
 
 from feedsvc.pipeline.builder import Builder
 
+pytestmark = pytest.mark.live
+
 FEEDSVC = [sys.executable, "-m", "feedsvc"]
 # Chromium's: a browser gets the feed page at a feed's URL.
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
@@ -36,7 +38,7 @@ def write(path: Path, text: str) -> None:
 
 
 @pytest.fixture
-def seeds(tmp_path: Path) -> Path:
+def replica_seeds(tmp_path: Path) -> Path:
     """Enough articles over several months for archive pages; one without a stamp (dated by its
     mtime), one link post."""
     folder = tmp_path / "seeds"
@@ -61,7 +63,7 @@ class Replica:
 
 
 @pytest.fixture
-def start(tmp_path: Path, seeds: Path) -> Iterator[Callable[..., list[Replica]]]:
+def start(tmp_path: Path, replica_seeds: Path) -> Iterator[Callable[..., list[Replica]]]:
     """Starts `feedsvc serve` replicas on `seeds`, each with its own output folder, on free ports."""
     started: list[Server] = []
 
@@ -69,7 +71,7 @@ def start(tmp_path: Path, seeds: Path) -> Iterator[Callable[..., list[Replica]]]
         made = []
         for name in names:
             port, out = free_port(), tmp_path / f"out-{name}"
-            env = feed_env(tmp_path, seeds, out, FEEDSVC_MAX_ENTRIES="4", FEEDSVC_ARCHIVE_PAGE_SIZE="2")
+            env = feed_env(tmp_path, replica_seeds, out, FEEDSVC_MAX_ENTRIES="4", FEEDSVC_ARCHIVE_PAGE_SIZE="2")
             log = tmp_path / f"{name}-{len(started)}.log"
             started.append(Server([*FEEDSVC, "serve", "--port", str(port)], env, port, log))
             made.append(Replica(started[-1], out))
@@ -123,20 +125,21 @@ def on_all(replicas: Sequence[Replica], path: str, text: bytes) -> None:
         wait_for(lambda s=server: text in s.get(path)[2], timeout=20, what=f"{text!r} at {server.base}{path}")
 
 
-def test_replicas_publish_the_same_bytes_and_etags(start: Callable[..., list[Replica]], seeds: Path) -> None:
+def test_replicas_publish_the_same_bytes_and_etags(start: Callable[..., list[Replica]], replica_seeds: Path) -> None:
     a, b = start("a", "b")
     assert_agree(a, b)
 
     # An edit of an archived article: its page changes, on both alike.
     page = next(p for p in paths(a.documents()) if b"Article 1<" in a.server.get(p)[2])
     assert page.startswith("/archive/")
-    (seeds / "a1.txt").write_text(seed_text(1_650_000_000_000 + MONTH_MS // 2, "Article 1, edited",
+    (replica_seeds / "a1.txt").write_text(seed_text(1_650_000_000_000 + MONTH_MS // 2, "Article 1, edited",
                                             "https://e.com/1", "<p>Edited</p>"))
     on_all((a, b), page, b"Article 1, edited")
     assert_agree(a, b)
 
     # A new article: the feed's oldest entry moves onto the archive pages.
-    (seeds / "new.txt").write_text(seed_text(1_700_000_000_000, "A new article", "https://e.com/new", "<p>New</p>"))
+    (replica_seeds / "new.txt").write_text(seed_text(1_700_000_000_000, "A new article", "https://e.com/new",
+                                                     "<p>New</p>"))
     on_all((a, b), "/feed.xml", b"A new article")
     assert_agree(a, b)
 

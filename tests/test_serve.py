@@ -8,14 +8,13 @@ import gzip
 import http.client
 import re
 import runpy
-import shutil
 import socket
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLE, seed_text
+from conftest import REPO, seed_text
 from live import BIN, Server, feed_env, free_port, running, wait_for
 
 from feedsvc.config import load_config
@@ -50,14 +49,6 @@ def command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
              "--bind", f"127.0.0.1:{port}"], {"PORT": str(port)})
 
 
-@pytest.fixture
-def seeds(tmp_path: Path) -> Path:
-    folder = tmp_path / "seeds"
-    folder.mkdir()
-    shutil.copy(SAMPLE, folder / SAMPLE.name)
-    return folder
-
-
 def test_serve_and_procfile_share_one_set_of_options() -> None:
     procfile = runpy.run_path(str(REPO / "config" / "gunicorn.conf.py"))
     serve = serve_options(load_config(REPO / "config" / "feedsvc.toml", env={}))
@@ -69,6 +60,7 @@ def test_serve_and_procfile_share_one_set_of_options() -> None:
     assert serve["workers"] == 2 and serve["threads"] == 8 and serve["bind"] == ["127.0.0.1:8000"]
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("kind", ["serve", "procfile"])
 def test_sigterm_with_idle_keepalive_connections(tmp_path: Path, seeds: Path, kind: str) -> None:
     port = free_port()
@@ -97,6 +89,7 @@ def test_sigterm_with_idle_keepalive_connections(tmp_path: Path, seeds: Path, ki
     assert len(re.findall(r"Worker exiting", log)) == 2  # no worker needed a SIGKILL
 
 
+@pytest.mark.live
 def test_a_browser_session_logs_nothing_alarming(tmp_path: Path, seeds: Path) -> None:
     port = free_port()
     env = feed_env(tmp_path, seeds, tmp_path / "out")
@@ -135,6 +128,7 @@ def test_a_browser_session_logs_nothing_alarming(tmp_path: Path, seeds: Path) ->
     quiet(log)
 
 
+@pytest.mark.live
 def test_a_half_closed_request_is_answered(tmp_path: Path, seeds: Path) -> None:
     """`printf 'GET /feed.xml HTTP/1.0\\r\\n\\r\\n' | nc -N host port`: the client shuts its sending
     side right after the request (RFC 9112 §9.6 allows it) and still gets the whole answer."""

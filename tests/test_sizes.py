@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
-from conftest import seed_text
+from conftest import write_seed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from schemas import validate_atom, validate_jsonfeed
@@ -23,8 +23,7 @@ META = FeedMeta(id="https://f.example/feed.xml", title="T", self_url="https://f.
 
 def write(seeds: Path, n: int, body_bytes: int) -> None:
     paragraph = f"<p>Article {n}: " + "長" * (body_bytes // 3) + "</p>"
-    (seeds / f"{n:03}.txt").write_text(seed_text(1700000000000 + n * 3_600_000, f"Article {n}",
-                                                 f"https://e.com/{n}", paragraph), encoding="utf-8")
+    write_seed(seeds, f"{n:03}.txt", 1700000000000 + n * 3_600_000, f"Article {n}", f"https://e.com/{n}", paragraph)
 
 
 def documents(out: Path) -> dict[str, bytes]:

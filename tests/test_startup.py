@@ -48,7 +48,8 @@ def here(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def seeds(here: Path) -> Path:
+def seeds_here(here: Path) -> Path:
+    """here/seeds with the sample: conftest's `seeds`, under the path the command sees."""
     folder = here / "seeds"
     folder.mkdir()
     shutil.copy(SAMPLE, folder / SAMPLE.name)
@@ -58,9 +59,10 @@ def seeds(here: Path) -> Path:
 # --- a busy port ---------------------------------------------------------------------------------
 
 
-def test_a_second_serve_on_a_busy_port_says_so_in_one_line(here: Path, seeds: Path) -> None:
+@pytest.mark.live
+def test_a_second_serve_on_a_busy_port_says_so_in_one_line(here: Path, seeds_here: Path) -> None:
     port = free_port()
-    env = feed_env(here, seeds, here / "out")
+    env = feed_env(here, seeds_here, here / "out")
     with running([*FEEDSVC, "serve", "--port", str(port)], env, port, here / "first.log"):
         started = time.monotonic()
         second = run(["serve", "--port", str(port), "--out", str(here / "out2")], here, env)
@@ -77,6 +79,7 @@ def test_a_second_serve_on_a_busy_port_says_so_in_one_line(here: Path, seeds: Pa
 # --- a missing seeds folder under serve ----------------------------------------------------------
 
 
+@pytest.mark.live
 def test_serve_without_a_seeds_folder_warns_once_retries_quietly_and_recovers(here: Path) -> None:
     port = free_port()
     env = feed_env(here, Path("seeds"), Path("out"))  # relative, to the working directory `here`
@@ -142,12 +145,14 @@ def test_failed_builds_back_off_and_warn_once_per_reason(tmp_path: Path, config,
 # --- `feedsvc build` and relative paths from another folder -------------------------------------
 
 
+@pytest.mark.live
 def test_build_prints_a_failure_once(here: Path) -> None:
     done = run(["build", "--seeds", "nope", "--out", "out"], here)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines() == [f"feedsvc build: seeds directory nope (relative to {here}) does not exist"]
 
 
+@pytest.mark.live
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -160,7 +165,8 @@ def test_build_prints_a_failure_once(here: Path) -> None:
     ],
     ids=["check-seeds", "build-output", "serve-output", "watch-output"],
 )
-def test_relative_paths_say_which_working_directory(here: Path, seeds: Path, args: list[str], message: str) -> None:
+def test_relative_paths_say_which_working_directory(here: Path, seeds_here: Path, args: list[str],
+                                                    message: str) -> None:
     (here / "afile").write_text("a file, not a folder")
     if "--seeds" not in args:
         args = [*args, "--seeds", "seeds"]
@@ -169,6 +175,7 @@ def test_relative_paths_say_which_working_directory(here: Path, seeds: Path, arg
     assert done.stderr.splitlines() == [message.format(cwd=here)]
 
 
+@pytest.mark.live
 def test_watch_without_a_seeds_folder_names_the_working_directory(here: Path) -> None:
     env = feed_env(here, Path("seeds"), Path("out"))
     srv = Server([*FEEDSVC, "watch"], env, 0, here / "watch.log", cwd=here)
@@ -185,9 +192,10 @@ def test_watch_without_a_seeds_folder_names_the_working_directory(here: Path) ->
 # --- `watch` says it stopped ---------------------------------------------------------------------
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_watch_logs_that_it_stopped(here: Path, seeds: Path, sig: signal.Signals) -> None:
-    env = feed_env(here, seeds, here / "out")
+def test_watch_logs_that_it_stopped(here: Path, seeds_here: Path, sig: signal.Signals) -> None:
+    env = feed_env(here, seeds_here, here / "out")
     srv = Server([*FEEDSVC, "watch"], env, 0, here / "watch.log")
     try:
         wait_for(lambda: "published" in srv.log(), 20, what="the first build")
@@ -204,14 +212,15 @@ def test_watch_logs_that_it_stopped(here: Path, seeds: Path, sig: signal.Signals
 # --- /healthz names files relative to the seeds folder ------------------------------------------
 
 
-def test_healthz_with_an_absolute_seeds_dir_shows_no_absolute_path(here: Path, seeds: Path) -> None:
-    (seeds / "empty.txt").write_bytes(b"")
-    (seeds / "sub").mkdir()
-    (seeds / "sub" / "garbage.txt").write_bytes(bytes(range(0x80, 0x100)) * 4)
+@pytest.mark.live
+def test_healthz_with_an_absolute_seeds_dir_shows_no_absolute_path(here: Path, seeds_here: Path) -> None:
+    (seeds_here / "empty.txt").write_bytes(b"")
+    (seeds_here / "sub").mkdir()
+    (seeds_here / "sub" / "garbage.txt").write_bytes(bytes(range(0x80, 0x100)) * 4)
     out = here / "out"
     port = free_port()
-    env = feed_env(here, seeds, out)
-    assert seeds.is_absolute() and out.is_absolute()
+    env = feed_env(here, seeds_here, out)
+    assert seeds_here.is_absolute() and out.is_absolute()
     with running([*FEEDSVC, "serve", "--port", str(port)], env, port, here / "serve.log") as srv:
         state = wait_for(lambda: (h := health(srv))["status"] == "ok" and h, 20, what="the first feed")
         assert sorted(s["source"] for s in state["skipped"]) == ["empty.txt", "sub/garbage.txt"]
@@ -219,14 +228,14 @@ def test_healthz_with_an_absolute_seeds_dir_shows_no_absolute_path(here: Path, s
         assert str(here) not in srv.get("/healthz")[2].decode()
         assert str(here) not in (out / "status.json").read_text()
         # The logs keep the full path (the line is written as the build reports; wait for it).
-        wait_for(lambda: f"skipped {seeds / 'empty.txt'}: empty file" in srv.log(), 10, what="the skip logged")
+        wait_for(lambda: f"skipped {seeds_here / 'empty.txt'}: empty file" in srv.log(), 10, what="the skip logged")
 
-        shutil.rmtree(seeds)
+        shutil.rmtree(seeds_here)
         state = wait_for(lambda: (h := health(srv))["status"] == "degraded" and h, 20, what="the failure")
         assert state["last_build"]["error"] == "seeds directory (seeds_dir) does not exist"
         assert str(here) not in srv.get("/healthz")[2].decode()
         assert str(here) not in (out / "status.json").read_text()
-        wait_for(lambda: f"seeds directory {seeds} does not exist" in srv.log(), 10, what="the failure logged")
+        wait_for(lambda: f"seeds directory {seeds_here} does not exist" in srv.log(), 10, what="the failure logged")
 
 
 def test_build_result_names_files_relative_to_the_seeds_folder(tmp_path: Path, make_seed, config) -> None:

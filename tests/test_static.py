@@ -11,6 +11,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import conftest
 import pytest
 from live import BIN, feed_env, free_port, running, wait_for
 
@@ -27,13 +28,12 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 def write_seed(seeds: Path, i: int, body: str = "") -> Path:
     """Article i, one per ten days: with max_entries=2 and pages of 2, a few months of archive."""
     stamp = int((T0 + timedelta(days=10 * i)).timestamp() * 1000)
-    path = seeds / f"{i:04}.txt"
-    path.write_text(f"<!--{stamp}-->\n[Article {i}](https://e.com/{i})\n------\n\n<p>{i}</p>{body}\n")
-    return path
+    return conftest.write_seed(seeds, f"{i:04}.txt", stamp, f"Article {i}", f"https://e.com/{i}", f"<p>{i}</p>{body}")
 
 
 @pytest.fixture
-def seeds(tmp_path: Path) -> Path:
+def nine_articles(tmp_path: Path) -> Path:
+    """tmp_path/seeds with articles 0-8 (write_seed): a few months of archive pages."""
     folder = tmp_path / "seeds"
     folder.mkdir()
     for i in range(9):
@@ -57,7 +57,7 @@ def tree(www: Path) -> dict[str, Path]:
 
 
 def test_every_published_document_is_a_file_at_its_url_path_with_its_gzip_beside_it(
-    tmp_path: Path, seeds: Path, www: Path, config
+    tmp_path: Path, nine_articles: Path, www: Path, config
 ) -> None:
     result = builder(config, www).build()
     assert result.ok and result.published
@@ -84,7 +84,7 @@ def test_every_published_document_is_a_file_at_its_url_path_with_its_gzip_beside
 
 
 def test_a_republish_links_unchanged_files_keeps_the_previous_version_and_removes_older_ones(
-    tmp_path: Path, seeds: Path, www: Path, config
+    tmp_path: Path, nine_articles: Path, www: Path, config
 ) -> None:
     build = builder(config, www)
     assert build.build().published
@@ -93,7 +93,7 @@ def test_a_republish_links_unchanged_files_keeps_the_previous_version_and_remove
         targets.append(os.readlink(www))
         inodes.append({name: path.stat().st_ino for name, path in tree(www).items()})
         bodies.append({name: path.read_bytes() for name, path in tree(www).items()})
-        write_seed(seeds, 8, body=f"<p>edit {n}</p>")  # the newest article: the feeds change
+        write_seed(nine_articles, 8, body=f"<p>edit {n}</p>")  # the newest article: the feeds change
         assert build.build(changed=["0008.txt"]).published
     now = {name: path.stat() for name, path in tree(www).items()}
     # Only the current and the previous version are kept, and the previous one is whole.
@@ -115,20 +115,20 @@ def test_a_republish_links_unchanged_files_keeps_the_previous_version_and_remove
 
 
 def test_the_tree_is_always_the_manifests_as_documents_come_and_go(
-    tmp_path: Path, seeds: Path, www: Path, config
+    tmp_path: Path, nine_articles: Path, www: Path, config
 ) -> None:
     """Versions are recycled (the one before the previous is made into the next): whatever was
     published before, the tree holds exactly the current manifest's files, and no empty folder."""
     build = builder(config, www)
     steps = [
-        lambda: write_seed(seeds, 8, body="<p>edit</p>"),
-        lambda: (seeds / "0000.txt").unlink(),  # January's page loses an entry, then goes
-        lambda: (seeds / "0001.txt").unlink(),
-        lambda: write_seed(seeds, 20),
-        lambda: write_seed(seeds, 3, body="<p>archived edit</p>"),
-        lambda: write_seed(seeds, 0),  # back again
-        lambda: [(seeds / f"{i:04}.txt").unlink() for i in range(2, 9)],  # no archive at all
-        lambda: [write_seed(seeds, i) for i in range(9)],
+        lambda: write_seed(nine_articles, 8, body="<p>edit</p>"),
+        lambda: (nine_articles / "0000.txt").unlink(),  # January's page loses an entry, then goes
+        lambda: (nine_articles / "0001.txt").unlink(),
+        lambda: write_seed(nine_articles, 20),
+        lambda: write_seed(nine_articles, 3, body="<p>archived edit</p>"),
+        lambda: write_seed(nine_articles, 0),  # back again
+        lambda: [(nine_articles / f"{i:04}.txt").unlink() for i in range(2, 9)],  # no archive at all
+        lambda: [write_seed(nine_articles, i) for i in range(9)],
     ]
     objects = tmp_path / "out" / "objects"
     names: set[str] = set()
@@ -148,11 +148,12 @@ def test_the_tree_is_always_the_manifests_as_documents_come_and_go(
     assert len([name for name in names if name.startswith("archive/")]) >= 6
 
 
-def test_an_edited_archived_article_changes_its_page_only(tmp_path: Path, seeds: Path, www: Path, config) -> None:
+def test_an_edited_archived_article_changes_its_page_only(tmp_path: Path, nine_articles: Path, www: Path,
+                                                          config) -> None:
     build = builder(config, www)
     assert build.build().published
     before = {name: path.read_bytes() for name, path in tree(www).items()}
-    write_seed(seeds, 0, body="<p>corrected</p>")
+    write_seed(nine_articles, 0, body="<p>corrected</p>")
     assert build.build(changed=["0000.txt"]).published
     after = {name: path.read_bytes() for name, path in tree(www).items()}
     assert after.keys() == before.keys()
@@ -161,7 +162,8 @@ def test_an_edited_archived_article_changes_its_page_only(tmp_path: Path, seeds:
     assert b"corrected" in after[changed[0]]
 
 
-def test_an_unchanged_build_lays_out_the_published_state_once(tmp_path: Path, seeds: Path, www: Path, config) -> None:
+def test_an_unchanged_build_lays_out_the_published_state_once(tmp_path: Path, nine_articles: Path, www: Path,
+                                                              config) -> None:
     """A static_dir set on an output folder published before: the tree follows the manifest."""
     assert Builder(config(max_entries=2, archive_page_size=2)).build().published
     assert not www.exists()
@@ -175,12 +177,13 @@ def test_an_unchanged_build_lays_out_the_published_state_once(tmp_path: Path, se
     assert lay_out(tmp_path / "out", www) is False  # already the manifest's tree
 
 
-def test_a_plain_directory_is_refused_and_left_alone(tmp_path: Path, seeds: Path, www: Path, capsys) -> None:
+def test_a_plain_directory_is_refused_and_left_alone(tmp_path: Path, nine_articles: Path, www: Path, capsys) -> None:
     www.mkdir()
     (www / "mine.html").write_text("the user's own file")
     config = tmp_path / "empty.toml"
     config.write_text("")
-    args = ["--config", str(config), "--seeds", str(seeds), "--out", str(tmp_path / "out"), "--static", str(www)]
+    args = ["--config", str(config), "--seeds", str(nine_articles), "--out", str(tmp_path / "out"),
+            "--static", str(www)]
     for command in ("build", "watch"):
         assert cli.main([command, *args]) == 2
         err = capsys.readouterr().err.strip().splitlines()
@@ -192,7 +195,7 @@ def test_a_plain_directory_is_refused_and_left_alone(tmp_path: Path, seeds: Path
     assert not (tmp_path / "out" / "manifest.json").exists() and not versions_dir(www).exists()
 
 
-def test_a_symlink_feedsvc_did_not_make_is_refused(tmp_path: Path, seeds: Path, www: Path, config) -> None:
+def test_a_symlink_feedsvc_did_not_make_is_refused(tmp_path: Path, nine_articles: Path, www: Path, config) -> None:
     elsewhere = tmp_path / "site"
     elsewhere.mkdir()
     www.symlink_to(elsewhere)
@@ -205,7 +208,7 @@ def test_a_symlink_feedsvc_did_not_make_is_refused(tmp_path: Path, seeds: Path, 
 
 
 def test_a_failed_layout_fails_the_build_keeps_the_last_tree_and_is_retried(
-    tmp_path: Path, seeds: Path, www: Path, config, monkeypatch
+    tmp_path: Path, nine_articles: Path, www: Path, config, monkeypatch
 ) -> None:
     build = builder(config, www)
     assert build.build().published
@@ -216,7 +219,7 @@ def test_a_failed_layout_fails_the_build_keeps_the_last_tree_and_is_retried(
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(static.os, "symlink", full)
-    write_seed(seeds, 8, body="<p>new</p>")
+    write_seed(nine_articles, 8, body="<p>new</p>")
     result = build.build(changed=["0008.txt"])
     assert result.published and not result.ok  # the feed is published; the tree could not follow
     assert result.error == f"static directory {www} cannot be laid out: No space left on device"
@@ -229,7 +232,8 @@ def test_a_failed_layout_fails_the_build_keeps_the_last_tree_and_is_retried(
     assert not [p for p in versions_dir(www).iterdir() if p.name.startswith(".")]  # no temp leftovers
 
 
-def test_on_another_file_system_objects_are_copied(tmp_path: Path, seeds: Path, www: Path, config, monkeypatch) -> None:
+def test_on_another_file_system_objects_are_copied(tmp_path: Path, nine_articles: Path, www: Path, config,
+                                                   monkeypatch) -> None:
     """os.link from the output folder fails with EXDEV: the files are copies, unchanged ones still linked."""
     real_link = os.link
     def cross_device(source: str, target: str, *, src_dir_fd: int, dst_dir_fd: int) -> None:
@@ -246,7 +250,7 @@ def test_on_another_file_system_objects_are_copied(tmp_path: Path, seeds: Path, 
     assert files["feed.xml"].read_bytes() == (objects / documents["feed.xml"]["object"]).read_bytes()
     assert all(path.stat().st_nlink == 1 for path in files.values())
     inode = files["feed.xsl"].stat().st_ino
-    write_seed(seeds, 8, body="<p>new</p>")
+    write_seed(nine_articles, 8, body="<p>new</p>")
     assert build.build(changed=["0008.txt"]).ok
     assert tree(www)["feed.xsl"].stat().st_ino == inode  # from the previous version, same file system
 
@@ -281,15 +285,16 @@ def test_static_dir_is_a_config_key_off_by_default(tmp_path: Path) -> None:
         load_config(empty, env={}, overrides={"static_dir": "."})
 
 
-def test_serve_honours_static_dir(tmp_path: Path, seeds: Path, www: Path) -> None:
+@pytest.mark.live
+def test_serve_honours_static_dir(tmp_path: Path, nine_articles: Path, www: Path) -> None:
     """`feedsvc serve` with FEEDSVC_STATIC_DIR: the tree follows every publish of its builder."""
     port = free_port()
-    env = feed_env(tmp_path, seeds, tmp_path / "out", FEEDSVC_STATIC_DIR=str(www), FEEDSVC_MAX_ENTRIES="2",
+    env = feed_env(tmp_path, nine_articles, tmp_path / "out", FEEDSVC_STATIC_DIR=str(www), FEEDSVC_MAX_ENTRIES="2",
                    FEEDSVC_ARCHIVE_PAGE_SIZE="2")
     with running([str(BIN / "feedsvc"), "serve", "--port", str(port)], env, port, tmp_path / "serve.log") as srv:
         wait_for(lambda: srv.get("/feed.xml")[0] == 200 and www.is_symlink(), what="the first publish")
         assert (www / "feed.xml").read_bytes() == srv.get("/feed.xml")[2]
-        write_seed(seeds, 30)  # a new newest article
+        write_seed(nine_articles, 30)  # a new newest article
         wait_for(lambda: b"Article 30" in srv.get("/feed.xml")[2], what="the new article served")
         wait_for(lambda: (www / "feed.xml").read_bytes() == srv.get("/feed.xml")[2], what="the tree following")
         assert (www / "archive").is_dir()

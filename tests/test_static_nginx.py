@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from http.client import HTTPConnection
 from pathlib import Path
 
+import conftest
 import pytest
 from feedparser import http as feedparser_http
 from live import BIN, feed_env, free_port, http, running, wait_for
@@ -22,6 +23,8 @@ from live import BIN, feed_env, free_port, http, running, wait_for
 from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import read_manifest
 from feedsvc.publish.static import tree_files, versions_dir
+
+pytestmark = pytest.mark.live
 
 NGINX = "/usr/sbin/nginx"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -85,12 +88,13 @@ def nginx(root: Path, prefix: Path) -> Iterator[int]:
 def write_seed(seeds: Path, i: int, body: str = "") -> str:
     stamp = int((T0 + timedelta(days=10 * i)).timestamp() * 1000)
     name = f"{i:04}.txt"
-    (seeds / name).write_text(f"<!--{stamp}-->\n[Article {i}](https://e.com/{i})\n------\n\n<p>{i} 文章</p>{body}\n")
+    conftest.write_seed(seeds, name, stamp, f"Article {i}", f"https://e.com/{i}", f"<p>{i} 文章</p>{body}")
     return name
 
 
 @pytest.fixture
-def seeds(tmp_path: Path) -> Path:
+def nine_articles(tmp_path: Path) -> Path:
+    """tmp_path/seeds with articles 0-8 (write_seed), ten days apart."""
     folder = tmp_path / "seeds"
     folder.mkdir()
     for i in range(9):
@@ -102,9 +106,9 @@ def url_of(name: str) -> str:
     return "/" if name == "index.html" else "/" + name
 
 
-def test_nginx_serves_feedsvc_serves_bytes_for_every_document(tmp_path: Path, seeds: Path) -> None:
+def test_nginx_serves_feedsvc_serves_bytes_for_every_document(tmp_path: Path, nine_articles: Path) -> None:
     out, www = tmp_path / "out", tmp_path / "www"
-    env = feed_env(tmp_path, seeds, out, FEEDSVC_MAX_ENTRIES="2", FEEDSVC_ARCHIVE_PAGE_SIZE="2")
+    env = feed_env(tmp_path, nine_articles, out, FEEDSVC_MAX_ENTRIES="2", FEEDSVC_ARCHIVE_PAGE_SIZE="2")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")} | env
     done = subprocess.run([str(BIN / "feedsvc"), "build", "--static", str(www)], env=full_env,
                           capture_output=True, text=True, timeout=60)
@@ -139,7 +143,7 @@ def published_bytes(out: Path, files: dict[str, set[bytes]]) -> None:
 
 
 def test_hammering_nginx_during_50_republishes_sees_no_404_and_no_torn_body(
-    tmp_path: Path, seeds: Path, config
+    tmp_path: Path, nine_articles: Path, config
 ) -> None:
     out, www = tmp_path / "out", tmp_path / "www"
     builder = Builder(config(max_entries=2, archive_page_size=2, static_dir=str(www)))
@@ -175,7 +179,7 @@ def test_hammering_nginx_during_50_republishes_sees_no_404_and_no_torn_body(
             for n in range(50):
                 before = len(seen)
                 # The newest article (the feeds change) or an archived one (its archive page changes).
-                changed = write_seed(seeds, 8 if n % 2 else n % 6, body=f"<p>edit {n}</p>" * (1 + n % 5))
+                changed = write_seed(nine_articles, 8 if n % 2 else n % 6, body=f"<p>edit {n}</p>" * (1 + n % 5))
                 result = builder.build(changed=[changed])
                 assert result.ok and result.published
                 published_bytes(out, versions)

@@ -115,6 +115,7 @@ def test_security_headers_on_405(client) -> None:
 LIMIT = 16 * 1024  # the largest request body any route would accept (none takes one)
 
 
+@pytest.mark.live
 def test_oversized_body_refused(client, served) -> None:
     # Flask's own limit is set. No route reads a body (only GET and HEAD are routed, see above), so
     # through Flask any POST is a 405 whatever its size: the refusal itself is checked live.
@@ -174,6 +175,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):
         yield srv
 
 
+@pytest.mark.live
 def test_live_oversized_request_line_header_and_count(served) -> None:
     port = served.port
     assert status_of(raw(port, b"GET /feed.xml HTTP/1.1\r\nHost: x\r\n\r\n")) == 200
@@ -188,6 +190,7 @@ def test_live_oversized_request_line_header_and_count(served) -> None:
     assert served.get("/healthz")[0] == 200  # and the server is still up
 
 
+@pytest.mark.live
 def test_live_host_header_and_absolute_form(served) -> None:
     normal = raw(served.port, b"GET /feed.xml HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     for request in (
@@ -201,6 +204,7 @@ def test_live_host_header_and_absolute_form(served) -> None:
         assert body == normal.split(b"\r\n\r\n", 1)[1]
 
 
+@pytest.mark.live
 def test_live_paths_and_methods(served) -> None:
     for path in ("/manifest.json", "/objects/", "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/status.json"):
         answer = raw(served.port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())

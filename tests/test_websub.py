@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import write_seed
 from live import wait_for
 
 from feedsvc.pipeline.builder import Builder
@@ -89,14 +90,15 @@ def test_unreachable_hub_is_retryable() -> None:
 
 
 @pytest.fixture
-def seeds(tmp_path: Path) -> Path:
+def one_article(tmp_path: Path) -> Path:
+    """tmp_path/seeds with one small article, a.txt."""
     folder = tmp_path / "seeds"
     folder.mkdir()
-    (folder / "a.txt").write_text("<!--1700000000000-->\n[A](https://e.com/a)\n------\n\n<p>a</p>\n")
+    write_seed(folder, "a.txt", 1700000000000, "A", "https://e.com/a", "<p>a</p>")
     return folder
 
 
-def test_one_ping_per_changed_feed_and_none_when_nothing_changed(tmp_path: Path, seeds: Path, config) -> None:
+def test_one_ping_per_changed_feed_and_none_when_nothing_changed(tmp_path: Path, one_article: Path, config) -> None:
     with fake_hub() as hub:
         cfg = config(websub_hub=hub.url)
         pinger = Pinger(hub.url, cfg.base_url, cfg.output_dir, SUBSCRIPTION_FEEDS, backoff=(0.05,))
@@ -107,7 +109,7 @@ def test_one_ping_per_changed_feed_and_none_when_nothing_changed(tmp_path: Path,
             assert sorted(hub.topics()) == sorted(TOPICS)
             # A rebuild that changes nothing publishes nothing and pings nothing.
             assert builder.build().published is False
-            (seeds / "a.txt").touch()  # new mtime, same bytes
+            (one_article / "a.txt").touch()  # new mtime, same bytes
             assert builder.build().published is False
             # Both builds have run (build() returns when done): whatever they queued, the pinger
             # has sent once it is idle again, and the hub has recorded before answering.
@@ -115,7 +117,7 @@ def test_one_ping_per_changed_feed_and_none_when_nothing_changed(tmp_path: Path,
             assert wait_idle(pinger, 5)
             assert len(hub.posts) == 3 and pinger.sent == 3
             # A real change: one more ping per feed, not more.
-            (seeds / "b.txt").write_text("<!--1700000001000-->\n[B](https://e.com/b)\n------\n\n<p>b</p>\n")
+            write_seed(one_article, "b.txt", 1700000001000, "B", "https://e.com/b", "<p>b</p>")
             assert builder.build().published
             wait_for(lambda: len(hub.posts) >= 6 and wait_idle(pinger, 5), 10, what="second pings")
             assert wait_idle(pinger, 5) and builder.builds == 4
@@ -141,7 +143,7 @@ def test_failed_pings_are_retried_with_backoff_then_given_up() -> None:
             pinger.stop()
 
 
-def test_the_build_never_waits_for_the_hub(tmp_path: Path, seeds: Path, config) -> None:
+def test_the_build_never_waits_for_the_hub(tmp_path: Path, one_article: Path, config) -> None:
     """A hub that hangs: builds keep publishing at full speed, pings queue up (one per feed)."""
     release = threading.Event()
     calls: list[str] = []
@@ -156,7 +158,7 @@ def test_the_build_never_waits_for_the_hub(tmp_path: Path, seeds: Path, config) 
     builder = Builder(cfg, on_publish=pinger.on_publish)
     try:
         for n in range(5):
-            (seeds / f"{n}.txt").write_text(f"<!--170000000{n}000-->\n[N{n}](https://e.com/{n})\n------\n\n<p>n</p>\n")
+            write_seed(one_article, f"{n}.txt", 1700000000000 + n * 1000, f"N{n}", f"https://e.com/{n}", "<p>n</p>")
             started = time.monotonic()
             assert builder.build().published
             assert time.monotonic() - started < 5  # the hanging hub did not hold the build

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from browser_eye import inert_problems, visible_text
+from conftest import write_seed
 
 from feedsvc.core.sanitize import BACKENDS, get_sanitizer
 
@@ -59,10 +60,8 @@ def test_whole_corpus_through_the_pipeline(tmp_path: Path) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     for n, item in enumerate(CORPUS):
-        (seeds / f"{n:04}.txt").write_text(
-            f"<!--{1600000000000 + n * 1000}-->\n[{item['name']}](https://example.com/a/{n})\n------\n\n{item['html']}\n",
-            encoding="utf-8",
-        )
+        write_seed(seeds, f"{n:04}.txt", 1600000000000 + n * 1000, item["name"], f"https://example.com/a/{n}",
+                   item["html"])
     empty = tmp_path / "empty.toml"
     empty.write_text("")
     config = load_config(empty, env={}, overrides={"seeds_dir": str(seeds), "output_dir": str(tmp_path / "out"),

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import feedparser
+import pytest
 from conftest import REPO, SAMPLE
 from schemas import validate_atom
 
@@ -24,6 +25,7 @@ def run_cli(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> 
                           text=True, timeout=60)
 
 
+@pytest.mark.live
 def test_build_publishes_the_real_seed(tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = run_cli("build", "--out", str(out))
@@ -41,6 +43,7 @@ def test_build_publishes_the_real_seed(tmp_path: Path) -> None:
     assert [p.name for p in out.iterdir() if p.name.startswith(".tmp")] == []
 
 
+@pytest.mark.live
 def test_build_is_byte_identical_and_touches_nothing_when_unchanged(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert run_cli("build", "--out", str(out)).returncode == 0
@@ -55,6 +58,7 @@ def test_build_is_byte_identical_and_touches_nothing_when_unchanged(tmp_path: Pa
     assert (other / "feed.xml").read_bytes() == first
 
 
+@pytest.mark.live
 def test_bad_files_are_reported_and_skipped(tmp_path: Path) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
@@ -72,6 +76,7 @@ def test_bad_files_are_reported_and_skipped(tmp_path: Path) -> None:
     assert run_cli("check").returncode == 0
 
 
+@pytest.mark.live
 def test_missing_seeds_dir_and_bad_config_exit_nonzero(tmp_path: Path) -> None:
     done = run_cli("build", "--seeds", str(tmp_path / "nope"), "--out", str(tmp_path / "out"))
     assert done.returncode == 2 and "does not exist" in done.stderr
@@ -82,6 +87,7 @@ def test_missing_seeds_dir_and_bad_config_exit_nonzero(tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.live
 def test_max_entries_flag(tmp_path: Path, make_seed) -> None:
     for n in range(5):
         make_seed(f"{n}.txt", stamp_ms=1681696026000 + n * 1000, title=f"T{n}", url=f"https://e.com/{n}")

@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import conftest
 import feedparser
 import pytest
 from conftest import SAMPLE, seed_text
@@ -21,6 +22,8 @@ from live import free_port, parent_of, running, wait_for
 from feedsvc.model import Document
 from feedsvc.publish.writer import publish
 from feedsvc.service.leader import Election
+
+pytestmark = pytest.mark.live
 
 FEEDSVC = [sys.executable, "-m", "feedsvc"]
 
@@ -52,9 +55,8 @@ def titles(srv) -> list[str]:
 
 
 def write_seed(folder: Path, name: str, title: str, n: int = 0, url: str | None = None) -> Path:
-    path = folder / name
-    path.write_text(seed_text(1700000000000 + n * 1000, title, url or f"https://e.com/{name}", f"<p>{title}</p>"))
-    return path
+    return conftest.write_seed(folder, name, 1700000000000 + n * 1000, title, url or f"https://e.com/{name}",
+                               f"<p>{title}</p>")
 
 
 def test_feed_headers_and_body(server) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import seed_text
+from conftest import write_seed
 from live import wait_for
 
 from feedsvc.pipeline.builder import Builder
@@ -22,7 +22,7 @@ def feed_titles(out: Path) -> list[str]:
 
 
 def write(seeds: Path, name: str, title: str, n: int) -> None:
-    (seeds / name).write_text(seed_text(1700000000000 + n * 1000, title, f"https://e.com/{name}", "<p>x</p>"))
+    write_seed(seeds, name, 1700000000000 + n * 1000, title, f"https://e.com/{name}", "<p>x</p>")
 
 
 @pytest.fixture
