@@ -85,4 +85,5 @@ def fingerprint(settings: EntrySettings, library_version: str) -> str:
 
 def outcome_key(fingerprint_: str, source: str, sha: str) -> str:
     """The cache key of one file version's outcome (the path matters: it is the id of a link-less entry)."""
-    return hashlib.sha256(f"{fingerprint_}\0{source}\0{sha}".encode()).hexdigest()[:32]
+    # surrogateescape: a name that is not UTF-8 is keyed by its bytes, never an error.
+    return hashlib.sha256(f"{fingerprint_}\0{source}\0{sha}".encode("utf-8", "surrogateescape")).hexdigest()[:32]

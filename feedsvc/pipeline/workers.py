@@ -76,7 +76,11 @@ def process_files(items: Sequence[Item], settings: EntrySettings, limit: int, no
             except OSError as exc:
                 results.append(("", Outcome(None, f"cannot read: {exc.strerror or exc}")))
                 continue
-        results.append((hashlib.sha256(data).hexdigest(), process_file(data, seed, settings, limit, now)))
+        try:
+            outcome = process_file(data, seed, settings, limit, now)
+        except Exception as exc:  # one file's problem (its name, its stat), never the build's
+            outcome = Outcome(None, f"internal error: {type(exc).__name__}: {exc}")
+        results.append((hashlib.sha256(data).hexdigest(), outcome))
     return results
 
 
