@@ -34,6 +34,12 @@ class SeedFile(NamedTuple):
     size: int
     mtime_ns: int
     inode: int
+    # Where the read finds the bytes the scan saw (pipeline/seeds.py): the device (0: unknown),
+    # the resolved seeds folder ("": the file's own folder) and the file's resolved path under it
+    # ("": `rel` itself).
+    dev: int = 0
+    root: str = ""
+    target: str = ""
 
     @property
     def stat_key(self) -> StatKey:

@@ -21,7 +21,7 @@ from pathlib import Path
 from feedsvc.core.outcome import outcome_key
 from feedsvc.model import Entry, Outcome, Record, SeedFile
 from feedsvc.pipeline.cache import MemoryCache, SqliteCache
-from feedsvc.pipeline.seeds import read_seed
+from feedsvc.pipeline.seeds import read_seed, seed_path
 from feedsvc.pipeline.workers import Item, Workers, process_files
 
 _WRITE_BATCH = 1024  # outcomes written to the cache per transaction
@@ -183,7 +183,7 @@ def entries_by_key(
     for record in records:
         if record.key in found:
             continue
-        seed = SeedFile(str(seeds_dir / record.rel), record.rel, *record.stat_key)
+        seed = SeedFile(seed_path(seeds_dir, record.rel), record.rel, *record.stat_key)
         sha, outcome = process_files([(seed, None)], workers.settings, workers.limit, workers.now)[0]
         if outcome is None or sha != record.sha:
             continue
