@@ -22,6 +22,7 @@ import pytest
 from conftest import REPO, seed_text
 
 import feedsvc.pipeline.builder as builder_module
+import feedsvc.pipeline.workers as workers_module
 from feedsvc.config import Config
 from feedsvc.model import BuildResult
 from feedsvc.pipeline.builder import Builder
@@ -254,3 +255,33 @@ def test_symlinks_inside_the_seeds_folder_still_read(tmp_path: Path) -> None:
     for seed in found.values():
         assert read_seed(seed, 1 << 20) == b"article"
         assert read_head(seed, 3) == b"art"
+
+
+def test_worker_processes_read_and_report_such_files_too(
+    tmp_path: Path, config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same, with the files read in a process pool (SeedFile pickled to the workers)."""
+    seeds, out = tmp_path / "seeds", tmp_path / "out"
+    for n in range(4):
+        write(seeds, f"good{n}.txt", f"https://e.com/good{n}")
+    write(seeds, BAD, "https://e.com/bad")
+    write(seeds, "a.txt", "https://e.com/a")
+    outside = outside_secret(tmp_path)
+    monkeypatch.setattr(workers_module, "CHUNK", 1)
+    monkeypatch.setattr(workers_module, "POOL_MIN_FILES", {"bleach": 0, "nh3": 0})
+    monkeypatch.setattr(workers_module, "SPAWN_MIN_FILES", {"bleach": 0, "nh3": 0})
+    started = []
+    real_stop = workers_module.Workers.stop
+
+    def stop(self: workers_module.Workers) -> None:
+        started.append(self.running)
+        real_stop(self)
+
+    monkeypatch.setattr(workers_module.Workers, "stop", stop)
+    swap_after_scan(monkeypatch, lambda: replace_with_symlink(outside / "a.txt", seeds / "a.txt"))
+    result = Builder(config()).build()
+    assert True in started  # the files went to worker processes
+    assert result.ok and result.published, result.error
+    assert sorted(links(out)) == ["https://e.com/bad"] + [f"https://e.com/good{n}" for n in range(4)]
+    assert [p.source for p in result.skipped] == ["a.txt"]
+    assert_never_read(out)
