@@ -292,8 +292,10 @@ def _open_at(name: str, flags: int, folder: int) -> int:
     try:
         return os.open(name, flags, dir_fd=folder)
     except OSError as exc:
-        if exc.errno == errno.ELOOP or (exc.errno == errno.ENOTDIR and flags & os.O_DIRECTORY):
-            raise SeedSkipped("a symbolic link (or not a folder) where the scan saw a file: not followed") from None
+        if flags & os.O_DIRECTORY and exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise SeedSkipped(f"its folder {name!r} is a symbolic link now (or no folder): not followed") from None
+        if exc.errno == errno.ELOOP:
+            raise SeedSkipped("is a symbolic link now, not the file the scan saw: not followed") from None
         if exc.errno == errno.ENXIO:
             raise SeedSkipped("is a socket now, not a regular file: not read") from None
         raise
