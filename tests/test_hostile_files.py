@@ -22,6 +22,7 @@ import pytest
 from conftest import REPO, seed_text
 
 import feedsvc.pipeline.builder as builder_module
+import feedsvc.pipeline.newest as newest_module
 import feedsvc.pipeline.workers as workers_module
 from feedsvc.config import Config
 from feedsvc.model import BuildResult
@@ -285,3 +286,45 @@ def test_worker_processes_read_and_report_such_files_too(
     assert sorted(links(out)) == ["https://e.com/bad"] + [f"https://e.com/good{n}" for n in range(4)]
     assert [p.source for p in result.skipped] == ["a.txt"]
     assert_never_read(out)
+
+
+def test_a_cold_start_publishes_newest_first_past_such_files(
+    tmp_path: Path, config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first publish of a cold start reads each file's head (read_head) before the rest: a
+    name that is not UTF-8 and a FIFO swapped in after the scan cost only themselves there too."""
+    seeds, out = tmp_path / "seeds", tmp_path / "out"
+    for n in range(3):
+        write(seeds, f"good{n}.txt", f"https://e.com/good{n}", stamp=1681696026000 + n * 1000)
+    write(seeds, BAD, "https://e.com/bad", stamp=1681696030000)
+    write(seeds, "a.txt", "https://e.com/a", stamp=1681696031000)
+    monkeypatch.setattr(newest_module, "MIN_FILES", 2)  # a first publish, however few the files
+
+    def swap() -> None:
+        os.mkfifo(seeds / ".fifo")
+        os.replace(seeds / ".fifo", seeds / "a.txt")
+
+    heads: list[str] = []
+    real_read_head = newest_module.read_head
+
+    def counted_read_head(seed, *args):
+        heads.append(seed.rel)
+        return real_read_head(seed, *args)
+
+    monkeypatch.setattr(newest_module, "read_head", counted_read_head)
+    swap_after_scan(monkeypatch, swap)
+    results: list[BuildResult] = []
+    build = threading.Thread(target=lambda: results.append(Builder(config()).build(newest_first=True)), daemon=True)
+    build.start()
+    build.join(PROMPT)
+    try:
+        assert not build.is_alive(), "the cold start blocks on a FIFO"
+    finally:
+        if build.is_alive():
+            os.close(os.open(seeds / "a.txt", os.O_WRONLY | os.O_NONBLOCK))
+    assert sorted(heads) == ["a.txt", "bad%FFname.txt", "good0.txt", "good1.txt", "good2.txt"]
+    result = results[0]
+    assert result.ok and result.published, result.error
+    assert links(out)[0] == "https://e.com/bad"
+    assert len(links(out)) == 4
+    assert [p.source for p in result.skipped] == ["a.txt"]
