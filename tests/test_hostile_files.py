@@ -86,6 +86,7 @@ def test_a_restart_on_a_published_folder_still_publishes_new_seeds(
     assert [p["source"] for p in written_json_is_utf8(out)["skipped"]] == ["skip%FE%25me.txt"]
 
 
+@pytest.mark.live
 def test_feedsvc_build_names_the_file_and_exits_0(tmp_path: Path) -> None:
     seeds = tmp_path / "seeds"
     write(seeds, "good.txt", "https://e.com/good")
@@ -258,6 +259,7 @@ def test_symlinks_inside_the_seeds_folder_still_read(tmp_path: Path) -> None:
         assert read_head(seed, 3) == b"art"
 
 
+@pytest.mark.live
 def test_worker_processes_read_and_report_such_files_too(
     tmp_path: Path, config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
 ) -> None:

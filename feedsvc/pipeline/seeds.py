@@ -151,11 +151,10 @@ def scan_seeds(seeds_dir: Path) -> list[SeedFile]:
             if name.startswith("."):
                 continue
             try:
-                real = real_prefix + name
-                if item.is_symlink():
-                    real = _resolved(item.path, real_root)
-                    if real is None:
-                        continue
+                resolved = _resolved(item.path, real_root) if item.is_symlink() else real_prefix + name
+                if resolved is None:
+                    continue
+                real = resolved
                 if is_seed_name(name) and item.is_file():
                     st = item.stat()
                     rel = seed_rel(rel_prefix + name)
