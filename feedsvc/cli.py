@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -134,6 +135,7 @@ def _unusable_static(config: Config) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from feedsvc.host import create_app
     from feedsvc.web.server import AddressError, serve
 
     config = _config(args)
@@ -142,7 +144,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     configure_logging(config)
     try:
-        return serve(config)
+        # Each gunicorn worker makes its app; the elected one builds in a child process.
+        return serve(config, functools.partial(create_app, config, builder_in_child=True))
     except AddressError as exc:
         print(f"feedsvc serve: {exc}", file=sys.stderr)
         return 2

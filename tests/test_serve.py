@@ -46,8 +46,8 @@ def stop(srv: Server) -> str:
 def command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
     if kind == "serve":
         return [*FEEDSVC, "serve", "--port", str(port)], {}
-    return ([str(BIN / "gunicorn"), "--config", "config/gunicorn.conf.py", "feedsvc.web:create_app()",
-             "--bind", f"127.0.0.1:{port}"], {"PORT": str(port)})
+    return ([str(BIN / "gunicorn"), "--config", "config/gunicorn.conf.py",
+            "feedsvc.host:create_app(builder_in_child=True)", "--bind", f"127.0.0.1:{port}"], {"PORT": str(port)})
 
 
 @pytest.fixture

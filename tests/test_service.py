@@ -288,7 +288,7 @@ def test_flask_development_server_works(tmp_path: Path, seeds: Path) -> None:
 
     port = free_port()
     env = feed_env(tmp_path, seeds, tmp_path / "out")
-    args = [sys.executable, "-m", "flask", "--app", "feedsvc.web", "run", "--port", str(port)]
+    args = [sys.executable, "-m", "flask", "--app", "feedsvc.host", "run", "--port", str(port)]
     with running(args, env, port, tmp_path / "flask.log") as srv:
         status, _, body = srv.get("/feed.xml")
         assert status == 200 and b"<feed" in body

@@ -13,8 +13,8 @@ from conftest import SAMPLE
 from live import feed_env, free_port, running
 
 from feedsvc.core.routes import ROUTES, document_name
+from feedsvc.host import create_app
 from feedsvc.pipeline.builder import Builder
-from feedsvc.web import create_app
 
 BASE = "https://feeds.example.org/"
 SELF = b'href="https://feeds.example.org/feed.xml" rel="self"'

@@ -27,6 +27,7 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -68,15 +69,6 @@ def check_address(host: str, port: int) -> None:
             f"cannot listen on {address}: {exc.strerror or exc}; "
             "pick another address with --host/--port or FEEDSVC_HOST/FEEDSVC_PORT"
         ) from None
-
-
-def post_fork(_server: Any, _worker: Any) -> None:
-    """gunicorn's `post_fork` hook, in a new worker before it loads the app: the worker that wins
-    the builder election builds in a child process of its own (feedsvc/service/builder_process.py), so
-    that every web worker's memory stays with what is published."""
-    from feedsvc.web import app
-
-    app.BUILDER_IN_CHILD = True
 
 
 def worker_exit(_server: Any, _worker: Any) -> None:
@@ -156,7 +148,6 @@ def gunicorn_options(
         "on_starting": on_starting,
         "child_exit": child_exit,
         "on_exit": on_exit,
-        "post_fork": post_fork,
         "worker_exit": worker_exit,
     }
 
@@ -175,9 +166,10 @@ def serve_options(config: Config) -> dict[str, Any]:
 
 
 class EmbeddedServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, config: Config, options: dict[str, Any]) -> None:
+    def __init__(self, config: Config, options: dict[str, Any], load_app: Callable[[], Any]) -> None:
         self.feed_config = config
         self.options = options
+        self.load_app = load_app
         super().__init__()
 
     def load_config(self) -> None:
@@ -185,14 +177,13 @@ class EmbeddedServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from feedsvc.web.app import create_app
-
-        return create_app(self.feed_config)
+        return self.load_app()  # in each worker, after the fork: never preloaded
 
 
-def serve(config: Config) -> int:
+def serve(config: Config, load_app: Callable[[], Any]) -> int:
     """`feedsvc serve`: builder and web under gunicorn, until SIGTERM or SIGINT. Raises AddressError
-    (before starting anything) when the address cannot be bound."""
+    (before starting anything) when the address cannot be bound. `load_app` makes each worker's app
+    (the CLI passes `feedsvc.host.create_app`, which this package does not import)."""
     check_address(config.host, config.port)
-    EmbeddedServer(config, serve_options(config)).run()
+    EmbeddedServer(config, serve_options(config), load_app).run()
     return 0
