@@ -190,9 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "check", "lint the seed files: one line per problem and per note, exit 1 if any problem", out=False
     ).set_defaults(func=cmd_check)
-    add("serve", "build, watch and serve the feed over HTTP (builder and web in one process)", net=True).set_defaults(
-        func=cmd_serve
-    )
+    add(
+        "serve",
+        "build, watch and serve the feed over HTTP: gunicorn's workers serve it, and the one "
+        "elected to build does so in a child process of its own",
+        net=True,
+    ).set_defaults(func=cmd_serve)
     add("watch", "the builder alone: rebuild on every change").set_defaults(func=cmd_watch)
     return parser
 

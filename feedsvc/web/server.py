@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import errno
 import glob
+import ipaddress
 import os
 import shutil
 import socket
 import tempfile
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from gunicorn.app.base import BaseApplication
 
-from feedsvc.config import MULTIPROCESS_ENV, Config
+from feedsvc.config import MULTIPROCESS_ENV, Config, ConfigError, load_config
 from feedsvc.logs import gunicorn_logconfig
 
 # The folder this master made for the metrics files (None: it was given one, or made none yet).
@@ -71,6 +73,45 @@ def check_address(host: str, port: int) -> None:
         ) from None
 
 
+def _loopback_host(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_self_link(base_url: str, binds: list[str]) -> str | None:
+    """The warning when the server listens beyond this host while `base_url`, which every feed's
+    `rel="self"` and links carry, names this host (the default, `http://127.0.0.1:8000/`); or None."""
+    own = urlsplit(base_url).hostname or ""
+    if not _loopback_host(own):
+        return None
+    for bind in binds:
+        if bind.startswith(("unix:", "fd://")):
+            continue
+        host = bind.rsplit(":", 1)[0] if bind.count(":") == 1 or bind.startswith("[") else bind
+        if not _loopback_host(host.strip("[]")):
+            return (
+                f"listening on {bind}, but base_url is {base_url}: the feeds' self links name this host "
+                "only, which readers elsewhere cannot reach; set base_url (FEEDSVC_BASE_URL) to the public URL"
+            )
+    return None
+
+
+def _warn_loopback_self_link(server: Any) -> None:
+    """Said once, by the master, as it starts (a worker's app is loaded only later)."""
+    config = getattr(server.app, "feed_config", None)  # `feedsvc serve`'s; the Procfile's is the environment's
+    if config is None:
+        try:
+            config = load_config()
+        except (ConfigError, OSError):
+            return  # every worker says why, as it loads its app
+    if message := loopback_self_link(config.base_url, list(server.cfg.bind)):
+        server.log.warning(message)
+
+
 def worker_exit(_server: Any, _worker: Any) -> None:
     """gunicorn's `worker_exit` hook: the worker is exiting (SIGTERM, SIGINT, SIGQUIT, or a
     restart): stop its builder, if it is the elected one, and let the election lock go."""
@@ -79,10 +120,12 @@ def worker_exit(_server: Any, _worker: Any) -> None:
     stop_all()
 
 
-def on_starting(_server: Any) -> None:
+def on_starting(server: Any) -> None:
     """gunicorn's `on_starting` hook, in the master before any worker: a metrics folder of this run's
-    own. A folder named by the environment is used instead, emptied of a previous run's files."""
+    own. A folder named by the environment is used instead, emptied of a previous run's files. And
+    one warning if the feeds would name a loopback base_url to readers on other hosts."""
     global _made_dir
+    _warn_loopback_self_link(server)
     given = os.environ.get(MULTIPROCESS_ENV)
     if given:
         os.makedirs(given, exist_ok=True)
