@@ -152,7 +152,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from feedsvc.service.runner import run_builder
+    from feedsvc.host import run_builder
 
     config = _config(args)
     if problem := _unusable_output(config):

@@ -9,6 +9,8 @@ sees the service package. Every server loads this factory:
 - `feedsvc serve` (gunicorn embedded, `feedsvc.web.server.serve`): the same, called by the CLI;
 - `flask --app feedsvc.host run` and the test client: `create_app()`.
 
+`feedsvc watch` runs the builder alone, with no web side: `run_builder()`.
+
 Exactly one process per output directory builds. Under gunicorn (`builder_in_child=True`) the
 worker that wins the election builds in a child process of its own
 (`feedsvc.service.builder_process.BuilderProcess`), so that every web worker's memory stays with
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +40,10 @@ if TYPE_CHECKING:
     from feedsvc.service.builder_process import BuilderProcess
     from feedsvc.service.runner import BuilderService
 
-__all__ = ["BuilderElsewhere", "ElectedBuilder", "create_app"]
+__all__ = ["BuilderElsewhere", "ElectedBuilder", "create_app", "run_builder"]
 
 log = logging.getLogger("feedsvc.web")
+watch_log = logging.getLogger("feedsvc.watch")
 
 
 class ElectedBuilder:
@@ -146,3 +150,28 @@ def create_app(config: Config | None = None, *, run_builder: bool = True, builde
     if elected is not None:
         elected.start()  # after make_app: gunicorn's worker_exit hook (web.app.stop_all) can stop it
     return app
+
+
+def run_builder(config: Config) -> int:
+    """`feedsvc watch`: become the host's builder (waiting for the current one to go), until a signal."""
+    from feedsvc.service.runner import BuilderService
+
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    service = BuilderService(config)
+    election = Election(config.output_dir, on_elected=service.start)
+    election.start()
+    if not election.is_leader:
+        watch_log.info("another process builds into %s; waiting to take over", config.output_dir)
+    stop.wait()
+    service.stop()
+    election.stop()
+    watch_log.info("feedsvc watch stopped (%s)", received[0])
+    return 0

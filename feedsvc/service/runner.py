@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from collections import OrderedDict
@@ -46,7 +45,6 @@ from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import MANIFEST
 from feedsvc.publish.writer import write_warming
 from feedsvc.service.events import Watcher
-from feedsvc.service.leader import Election
 from feedsvc.service.websub import Pinger
 
 log = logging.getLogger("feedsvc.watch")
@@ -380,25 +378,3 @@ class BuilderService:
             self.on_result(result)
         return result
 
-
-def run_builder(config: Config) -> int:
-    """`feedsvc watch`: become the host's builder (waiting for the current one to go), until a signal."""
-    stop = threading.Event()
-    received: list[str] = []
-
-    def on_signal(signum: int, _frame: object) -> None:
-        received.append(signal.Signals(signum).name)
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
-    service = BuilderService(config)
-    election = Election(config.output_dir, on_elected=service.start)
-    election.start()
-    if not election.is_leader:
-        log.info("another process builds into %s; waiting to take over", config.output_dir)
-    stop.wait()
-    service.stop()
-    election.stop()
-    log.info("feedsvc watch stopped (%s)", received[0])
-    return 0
