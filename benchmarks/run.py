@@ -592,8 +592,8 @@ def measure_server(size: int, seeds: Path, out: Path, work: Path, fig: Figures, 
 
     port = free_port()
     procfile = env_for(seeds, out, PORT=str(port), WEB_CONCURRENCY="2")
-    command = [str(BIN / "gunicorn"), "--config", "config/gunicorn.conf.py", "feedsvc.web:create_app()",
-               "--bind", f"127.0.0.1:{port}"]
+    command = [str(BIN / "gunicorn"), "--config", "config/gunicorn.conf.py",
+               "feedsvc.host:create_app(builder_in_child=True)", "--bind", f"127.0.0.1:{port}"]
     with running(command, procfile, port, work / f"procfile-{size}.log") as srv:
         wait_for_own_build(srv, out, size)  # serving is measured, not serving beside a startup build
         results.update(serving(port, seconds, "Procfile (gunicorn, 2 workers)"))

@@ -1,4 +1,9 @@
-"""gunicorn settings for the Procfile: `web: gunicorn --config config/gunicorn.conf.py "feedsvc.web:create_app()"`.
+"""gunicorn settings for the Procfile:
+
+    web: gunicorn --config config/gunicorn.conf.py "feedsvc.host:create_app(builder_in_child=True)"
+
+`feedsvc.host` is the composition root; `builder_in_child=True` makes the worker that wins the
+builder election build in a child process of its own, so that every web worker stays small.
 
 The options are feedsvc's one set (`feedsvc.web.server.gunicorn_options`, which `feedsvc serve`
 runs too), with the Procfile's defaults: every worker joins the builder election (an flock in the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -134,6 +135,7 @@ def _unusable_static(config: Config) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from feedsvc.host import create_app
     from feedsvc.web.server import AddressError, serve
 
     config = _config(args)
@@ -142,14 +144,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     configure_logging(config)
     try:
-        return serve(config)
+        # Each gunicorn worker makes its app; the elected one builds in a child process.
+        return serve(config, functools.partial(create_app, config, builder_in_child=True))
     except AddressError as exc:
         print(f"feedsvc serve: {exc}", file=sys.stderr)
         return 2
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from feedsvc.service.runner import run_builder
+    from feedsvc.host import run_builder
 
     config = _config(args)
     if problem := _unusable_output(config):
@@ -187,9 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "check", "lint the seed files: one line per problem and per note, exit 1 if any problem", out=False
     ).set_defaults(func=cmd_check)
-    add("serve", "build, watch and serve the feed over HTTP (builder and web in one process)", net=True).set_defaults(
-        func=cmd_serve
-    )
+    add(
+        "serve",
+        "build, watch and serve the feed over HTTP: gunicorn's workers serve it, and the one "
+        "elected to build does so in a child process of its own",
+        net=True,
+    ).set_defaults(func=cmd_serve)
     add("watch", "the builder alone: rebuild on every change").set_defaults(func=cmd_watch)
     return parser
 

@@ -16,13 +16,13 @@ from live import wait_for
 import feedsvc.pipeline.builder as builder_module
 from feedsvc.config import load_config
 from feedsvc.core.parse import parse_header, parse_seed
+from feedsvc.host import create_app
 from feedsvc.pipeline.builder import Builder
 from feedsvc.pipeline.newest import MIN_FILES
 from feedsvc.publish.layout import read_manifest
 from feedsvc.publish.reader import read_warming
 from feedsvc.service.leader import Election
 from feedsvc.service.runner import BuilderService
-from feedsvc.web import create_app
 
 BASE = 1_700_000_000_000  # ms
 

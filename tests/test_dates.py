@@ -18,10 +18,10 @@ from werkzeug.http import http_date, parse_date
 
 from feedsvc.core.entry import make_entry
 from feedsvc.core.render.documents import render_all
+from feedsvc.host import create_app
 from feedsvc.model import Article, Document, FeedMeta
 from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.writer import publish
-from feedsvc.web import create_app
 from feedsvc.web.responder import not_modified, sent_date
 
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -183,7 +183,7 @@ def test_a_manifest_without_browser_pages_gets_them_on_the_next_build(tmp_path: 
     full = read_manifest(out)
     older = {**full, "documents": {k: v for k, v in full["documents"].items() if not k.endswith(".xml.html")}}
     write_atomic(out / "manifest.json", json.dumps(older).encode())
-    caplog.set_level(logging.INFO, logger="feedsvc.pipeline")
+    caplog.set_level(logging.INFO, logger="feedsvc.build")
     assert Builder(cfg).build().published
     assert read_manifest(out)["documents"] == full["documents"]
     assert "rendering them again" not in caplog.text  # no Stale publish

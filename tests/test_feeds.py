@@ -24,10 +24,10 @@ from feedsvc.cli import main
 from feedsvc.config import ConfigError, load_config
 from feedsvc.core.filters import TAG
 from feedsvc.core.transform import proxied_html
+from feedsvc.host import create_app
 from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import read_manifest
 from feedsvc.service.websub import changed_feeds
-from feedsvc.web.app import create_app
 
 BASE = "https://feeds.example.org/"
 PROXY = "https://images.weserv.nl/?url={url}"

@@ -67,6 +67,62 @@ GRAPH = {name: imports(tree) for name, tree in TREES.items()}
 PURE = {name for name in TREES if name.startswith("feedsvc.core") or name == "feedsvc.model"}
 
 
+# The direction between the package's parts: each may import itself, the package's version
+# (`feedsvc/__init__.py`) and the parts named here, nothing else. core and model are the pure
+# bottom; web serves what publish wrote and never reaches the builder (service, pipeline); host,
+# the composition root, wires the rest; cli starts it all.
+LAYERS: dict[str, set[str]] = {
+    "core": {"model"},
+    "model": {"core"},
+    "config": {"core", "model"},
+    "logs": {"config"},
+    "metrics": {"config", "model"},
+    "publish": {"core", "model", "config"},
+    "pipeline": {"core", "model", "config", "publish"},
+    "service": {"core", "model", "config", "logs", "metrics", "pipeline", "publish"},
+    "web": {"core", "model", "config", "logs", "metrics", "publish"},
+    "host": {"core", "model", "config", "logs", "metrics", "pipeline", "publish", "service", "web"},
+    "cli": {"core", "model", "config", "logs", "metrics", "pipeline", "publish", "service", "web", "host"},
+    "__main__": {"cli"},
+}
+ROOT = "feedsvc"  # the package's own __init__: its version
+
+
+def part_of(name: str) -> str | None:
+    """The part of feedsvc a dotted name belongs to (`feedsvc.web.app.make_app` -> "web"), or None
+    outside feedsvc. Top-level modules are parts of their own; the version is the root's."""
+    parts = name.split(".")
+    if parts[0] != ROOT:
+        return None
+    if len(parts) == 1 or parts[1] == "__version__":
+        return ROOT
+    return parts[1]
+
+
+def absolute_imports(module: str, is_package: bool, tree: ast.AST) -> set[str]:
+    """Every module a module imports, anywhere in it (in functions, under TYPE_CHECKING too), with
+    relative imports made absolute."""
+    found = imports(tree)
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def layering_violations(graph: dict[str, set[str]]) -> list[str]:
+    """`module imports name` for each import that goes against LAYERS."""
+    found = []
+    for module, names in sorted(graph.items()):
+        part = part_of(module)
+        assert part in LAYERS or part == ROOT, f"{module}: declare its part in LAYERS"
+        allowed = LAYERS.get(part, set()) | {part, ROOT}
+        found += [f"{module} imports {name}" for name in sorted(names) if part_of(name) not in allowed | {None}]
+    return found
+
+
 @pytest.mark.live
 def test_ruff_is_clean() -> None:
     targets = [name for name in ("feedsvc", "tests", "benchmarks", "scripts") if (REPO / name).is_dir()]
@@ -120,6 +176,28 @@ def test_no_import_cycles() -> None:
     for module in internal:
         if module not in state:
             visit(module, [])
+
+
+def test_parts_import_only_downwards() -> None:
+    """web never imports service or pipeline, core only core and model, and so on (LAYERS)."""
+    graph = {
+        name: absolute_imports(name, path.name == "__init__.py", TREES[name])
+        for name, path in ((module_name(p), p) for p in PACKAGE.rglob("*.py"))
+    }
+    assert layering_violations(graph) == []
+
+
+def test_the_layering_catches_an_upward_import() -> None:
+    """The check above can fail: web reaching the builder, even inside a function, is caught."""
+    tree = ast.parse("def f():\n    from ..service import leader\n    import feedsvc.pipeline.builder\n")
+    graph = {"feedsvc.web.app": absolute_imports("feedsvc.web.app", False, tree)}
+    assert layering_violations(graph) == [
+        "feedsvc.web.app imports feedsvc.pipeline.builder",
+        "feedsvc.web.app imports feedsvc.service",
+        "feedsvc.web.app imports feedsvc.service.leader",
+    ]
+    assert layering_violations({"feedsvc.core.parse": {"feedsvc.publish.layout"}})
+    assert layering_violations({"feedsvc.web.app": {"feedsvc.core.routes", "feedsvc.metrics", "flask"}}) == []
 
 
 def patches(tree: ast.AST) -> list[str]:

@@ -22,10 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_gunicorn import procfile_command
 
 from feedsvc.config import ConfigError, load_config
+from feedsvc.host import create_app
 from feedsvc.logs import JsonFormatter, gunicorn_logconfig
 from feedsvc.model import BuildResult, Problem
 from feedsvc.pipeline.builder import Builder
-from feedsvc.web import create_app
 from feedsvc.web.metrics import Metrics
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -162,7 +162,7 @@ def test_a_given_multiprocess_dir_is_wiped_between_runs(tmp_path: Path, seeds: P
 def test_one_process_flask_run(tmp_path: Path, seeds: Path) -> None:
     port = free_port()
     env = feed_env(tmp_path, seeds, tmp_path / "out")
-    command = [sys.executable, "-m", "flask", "--app", "feedsvc.web", "run", "--port", str(port)]
+    command = [sys.executable, "-m", "flask", "--app", "feedsvc.host", "run", "--port", str(port)]
     with running(command, env, port, tmp_path / "flask.log") as srv:
         wait_for(lambda: srv.get("/feed.xml")[0] == 200, 20, what="the feed")
         for _ in range(4):
@@ -203,7 +203,7 @@ def test_json_logs_of_a_serve_session(tmp_path: Path, seeds: Path) -> None:
     assert records and all({"time", "level", "logger", "message", "pid"} <= set(r) for r in records)
     assert all(datetime.fromisoformat(r["time"]).tzinfo is not None for r in records)
     loggers = {r["logger"] for r in records}
-    assert {"gunicorn.error", "feedsvc.pipeline", "feedsvc.leader"} <= loggers, loggers
+    assert {"gunicorn.error", "feedsvc.build", "feedsvc.leader"} <= loggers, loggers
     assert any(r["message"].startswith("Booting worker") for r in records)
     assert any(r["message"] == "Shutting down: Master" for r in records)
     builds = [r for r in records if r["message"].startswith("build: ")]

@@ -21,9 +21,9 @@ from schemas import validate_atom, validate_jsonfeed
 from feedsvc.config import ConfigError, load_config
 from feedsvc.core.entry import CONTINUE_READING
 from feedsvc.core.outcome import fingerprint, process_file, process_seed
+from feedsvc.host import create_app
 from feedsvc.model import EntrySettings, SeedFile
 from feedsvc.pipeline.builder import Builder
-from feedsvc.web import create_app
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -44,8 +44,8 @@ def test_requests_during_the_first_load_wait_for_it(tmp_path: Path, monkeypatch)
 
 def test_archive_pages_are_read_from_disk_and_survive_collection(make_seed, config) -> None:
     """Archive pages are not held in memory; a page collected under a stale snapshot is served anew."""
+    from feedsvc.host import create_app
     from feedsvc.pipeline.builder import Builder
-    from feedsvc.web import create_app
 
     for i in range(5):
         make_seed(f"{i:03}.txt", stamp_ms=1700000000000 + i * 60_000, title=f"A{i}", url=f"https://e.com/{i}")
@@ -96,7 +96,7 @@ def test_the_same_bytes_under_a_new_date_are_sent_with_it(config) -> None:
     process that holds it sends the new Last-Modified, as one started afresh does (replicas agree)."""
     from werkzeug.http import http_date
 
-    from feedsvc.web import create_app
+    from feedsvc.host import create_app
 
     cfg = config()
     april, may = datetime(2023, 4, 1, tzinfo=UTC), datetime(2023, 5, 1, tzinfo=UTC)

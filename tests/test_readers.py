@@ -350,8 +350,8 @@ def test_chromium_screenshot_of_the_feed_page(server: Server, tmp_path: Path) ->
 
 
 def test_stylesheet_switched_off(tmp_path: Path, config) -> None:
+    from feedsvc.host import create_app
     from feedsvc.pipeline.builder import Builder
-    from feedsvc.web import create_app
 
     seeds = tmp_path / "seeds"
     seeds.mkdir()

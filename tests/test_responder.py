@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from werkzeug.http import http_date, is_resource_modified
 
 from feedsvc.core.routes import ROUTES
+from feedsvc.host import create_app
 from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import read_manifest, write_atomic
 from feedsvc.publish.reader import PublishedStore
-from feedsvc.web import create_app
 from feedsvc.web.headers import CONTENT_SECURITY_POLICY, FEED_CONTENT_SECURITY_POLICY
 from feedsvc.web.responder import DocumentResponder, not_modified
 

@@ -74,14 +74,14 @@ def test_change_during_a_build_is_not_lost(tmp_path: Path, make_seed, service_fa
 def test_bad_seed_is_warned_about_once_per_change(tmp_path: Path, make_seed, config, caplog) -> None:
     make_seed("bad.txt", raw=b"")
     builder = Builder(config())
-    with caplog.at_level(logging.WARNING, logger="feedsvc.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="feedsvc.build"):
         builder.build()
         builder.build()
         builder.build()
     assert [r.getMessage() for r in caplog.records].count(f"skipped {tmp_path / 'seeds' / 'bad.txt'}: empty file") == 1
     caplog.clear()
     make_seed("bad.txt", raw=b"\n\n")  # changed, still bad: one new warning
-    with caplog.at_level(logging.WARNING, logger="feedsvc.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="feedsvc.build"):
         builder.build()
         builder.build()
     assert len([r for r in caplog.records if "bad.txt" in r.getMessage()]) == 1

@@ -17,8 +17,9 @@ import pytest
 from conftest import REPO, seed_text
 from live import BIN, Server, feed_env, free_port, running, wait_for
 
-from feedsvc.config import load_config
-from feedsvc.web.server import gunicorn_options, serve_options, worker_exit
+from feedsvc.cli import main
+from feedsvc.config import MULTIPROCESS_ENV, load_config
+from feedsvc.web.server import gunicorn_options, loopback_self_link, on_exit, on_starting, serve_options, worker_exit
 
 FEEDSVC = [sys.executable, "-m", "feedsvc"]
 BROWSER = {
@@ -45,8 +46,52 @@ def stop(srv: Server) -> str:
 def command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
     if kind == "serve":
         return [*FEEDSVC, "serve", "--port", str(port)], {}
-    return ([str(BIN / "gunicorn"), "--config", "config/gunicorn.conf.py", "feedsvc.web:create_app()",
-             "--bind", f"127.0.0.1:{port}"], {"PORT": str(port)})
+    return ([str(BIN / "gunicorn"), "--config", "config/gunicorn.conf.py",
+            "feedsvc.host:create_app(builder_in_child=True)", "--bind", f"127.0.0.1:{port}"], {"PORT": str(port)})
+
+
+def test_serve_help_says_where_the_builder_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "one process" not in text
+    assert "child process" in text
+
+
+@pytest.mark.parametrize(
+    ("base_url", "binds", "warned"),
+    [
+        ("http://127.0.0.1:8000/", ["0.0.0.0:8000"], True),
+        ("http://localhost:8000/", ["[::]:8000"], True),
+        ("http://127.0.0.1:8000/", ["192.0.2.7:80"], True),
+        ("http://127.0.0.1:8000/", ["127.0.0.1:8000", "[::1]:8000", "unix:/run/feedsvc.sock"], False),
+        ("https://feeds.example.org/", ["0.0.0.0:8000"], False),
+    ],
+)
+def test_a_loopback_base_url_on_a_public_address_is_named(base_url: str, binds: list[str], warned: bool) -> None:
+    message = loopback_self_link(base_url, binds)
+    assert (message is not None) == warned
+    if message:
+        assert base_url in message and "FEEDSVC_BASE_URL" in message
+
+
+def test_the_master_warns_once_of_the_default_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gunicorn master says it as it starts, once; workers say nothing of it."""
+    from types import SimpleNamespace
+
+    said: list[str] = []
+    config = load_config(None, env={})
+    assert config.base_url == "http://127.0.0.1:8000/"  # the default
+    monkeypatch.delenv(MULTIPROCESS_ENV, raising=False)
+    app, log = SimpleNamespace(feed_config=config), SimpleNamespace(warning=said.append)
+    server = SimpleNamespace(app=app, cfg=SimpleNamespace(bind=["0.0.0.0:8000"]), log=log)
+    on_starting(server)
+    on_exit(server)
+    assert len(said) == 1 and "0.0.0.0:8000" in said[0]
+    server.cfg.bind = ["127.0.0.1:8000"]
+    on_starting(server)
+    on_exit(server)
+    assert len(said) == 1
 
 
 def test_serve_and_procfile_share_one_set_of_options() -> None:
@@ -71,7 +116,7 @@ def test_sigterm_with_idle_keepalive_connections(tmp_path: Path, seeds: Path, ki
     try:
         srv.wait_ready()
         wait_for(lambda: srv.get("/feed.xml")[0] == 200, 15, what="first publish")
-        wait_for(lambda: "feedsvc.pipeline: build:" in srv.log(), 10, what="the build's log line")
+        wait_for(lambda: "feedsvc.build: build:" in srv.log(), 10, what="the build's log line")
         for _ in range(10):  # browsers and readers that keep their connection open, idle
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             conn.request("GET", "/feed.xml", headers=BROWSER)

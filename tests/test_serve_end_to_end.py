@@ -290,7 +290,7 @@ def test_flask_development_server_works(tmp_path: Path, seeds: Path) -> None:
 
     port = free_port()
     env = feed_env(tmp_path, seeds, tmp_path / "out")
-    args = [sys.executable, "-m", "flask", "--app", "feedsvc.web", "run", "--port", str(port)]
+    args = [sys.executable, "-m", "flask", "--app", "feedsvc.host", "run", "--port", str(port)]
     with running(args, env, port, tmp_path / "flask.log") as srv:
         status, _, body = srv.get("/feed.xml")
         assert status == 200 and b"<feed" in body
@@ -312,7 +312,7 @@ def test_watch_is_the_builder_and_serve_defers_to_it(tmp_path: Path, seeds: Path
             assert health["is_builder"] is False and health["builder_pid"] == watcher.proc.pid
             write_seed(seeds, "w.txt", "Built by watch", n=7)
             wait_for(lambda: "Built by watch" in titles(srv), 10, what="watch's build served by serve")
-            assert "feedsvc.pipeline: build:" not in srv.log()
+            assert "feedsvc.build: build:" not in srv.log()
     finally:
         watcher.stop()
     assert watcher.proc.returncode == 0  # SIGTERM is a clean stop

@@ -252,3 +252,36 @@ def test_build_result_names_files_relative_to_the_seeds_folder(tmp_path: Path, m
     fresh = make_seed("deep/fresh.txt", url="https://e.com/f")
     waiting = builder.build(settle=60.0, wait=True)
     assert waiting.deferred == [fresh.relative_to(seeds).as_posix()] == ["deep/fresh.txt"]
+
+
+def test_a_build_longer_than_the_scan_interval_logs_no_warning(tmp_path: Path, config, caplog, monkeypatch) -> None:
+    """A cold build that outlasts `scan_interval` is not a fault: the scheduler's skipped runs say
+    nothing, and the build says how far it got, at INFO."""
+    import feedsvc.service.runner as runner
+
+    monkeypatch.setattr(runner, "PROGRESS_EVERY", 0.3)
+    (tmp_path / "seeds").mkdir()
+    shutil.copy(SAMPLE, tmp_path / "seeds" / SAMPLE.name)
+    done: list[object] = []
+    service = BuilderService(config(scan_interval=0.5, watch="off"), on_result=done.append)
+    real_build = service.builder.build
+
+    def slow_build(**options):  # 2 s, four scan intervals, over 2,000 pretend files
+        for step in range(20):
+            if options.get("progress") is not None:
+                options["progress"](step * 100, 2000)
+            time.sleep(0.1)
+        return real_build(**options)
+
+    service.builder.build = slow_build  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO):
+        service.start()
+        try:
+            wait_for(lambda: done, 15, what="the slow build")
+            time.sleep(0.6)  # a scan interval after it, too
+        finally:
+            service.stop()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [], [f"{r.name}: {r.getMessage()}" for r in warnings]
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("building: ")]
+    assert progress and re.fullmatch(r"building: [\d,]+ of 2,000 files", progress[0]), progress

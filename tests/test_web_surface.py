@@ -13,8 +13,8 @@ from conftest import SAMPLE
 from live import feed_env, free_port, running
 
 from feedsvc.core.routes import ROUTES, document_name
+from feedsvc.host import create_app
 from feedsvc.pipeline.builder import Builder
-from feedsvc.web import create_app
 
 BASE = "https://feeds.example.org/"
 SELF = b'href="https://feeds.example.org/feed.xml" rel="self"'
@@ -213,3 +213,40 @@ def test_live_paths_and_methods(served) -> None:
     for method in (b"TRACE", b"CONNECT", b"PUT", b"DELETE"):
         answer = raw(served.port, method + b" /feed.xml HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert status_of(answer) in (400, 405), method
+
+
+def test_the_web_side_needs_only_a_builder_handle(tmp_path: Path, config) -> None:  # type: ignore[no-untyped-def]
+    """web.app.make_app runs on a BuilderHandle alone (feedsvc.host adapts the election to it):
+    /healthz reports it, and stopping the web process stops it."""
+    from feedsvc.host import BuilderElsewhere, ElectedBuilder
+    from feedsvc.publish.reader import PublishedStore
+    from feedsvc.web.app import BuilderHandle, get_state, make_app
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    shutil.copy(SAMPLE, seeds / SAMPLE.name)
+    cfg = config(base_url=BASE)
+    assert Builder(cfg).build().published
+    stopped: list[bool] = []
+
+    class Handle:
+        is_builder = True
+
+        @property
+        def last_status(self) -> dict[str, object]:
+            return {"ok": True, "finished_at": "9999-01-01T00:00:00+00:00", "entries": 42}
+
+        def builder_pid(self) -> int | None:
+            return 4242
+
+        def stop(self) -> None:
+            stopped.append(True)
+
+    handle: BuilderHandle = Handle()
+    for kind in (ElectedBuilder, BuilderElsewhere):  # host's two adapters have the handle's surface
+        assert all(hasattr(kind, name) for name in ("is_builder", "last_status", "builder_pid", "stop")), kind
+    app = make_app(cfg, PublishedStore(cfg.output_dir), handle)
+    body = app.test_client().get("/healthz").get_json()
+    assert (body["is_builder"], body["builder_pid"], body["entries"]) == (True, 4242, 42)
+    get_state(app).stop()
+    assert stopped

@@ -53,7 +53,7 @@ from feedsvc.publish.layout import MANIFEST
 from feedsvc.publish.static import StaticDirError, lay_out
 from feedsvc.publish.writer import write_status
 
-log = logging.getLogger("feedsvc.pipeline")
+log = logging.getLogger("feedsvc.build")
 
 
 @dataclass

@@ -32,7 +32,7 @@ from feedsvc.core.filters import filters_key, in_folder, matches, searchable
 from feedsvc.core.transform import TRANSFORM_VERSION, Converter, transform_entry
 from feedsvc.model import Entry, Feed, FeedMeta, FeedSpec, Page, Record
 
-log = logging.getLogger("feedsvc.pipeline")
+log = logging.getLogger("feedsvc.build")
 
 EntriesOf = Callable[[Sequence[Record]], list[Entry]]
 EntriesByKey = Callable[[Sequence[Record]], Mapping[str, Entry]]

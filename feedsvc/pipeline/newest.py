@@ -35,7 +35,7 @@ from feedsvc.pipeline.render_and_publish import FeedPlan, Published, render_and_
 from feedsvc.pipeline.seeds import read_head
 from feedsvc.pipeline.workers import Workers
 
-log = logging.getLogger("feedsvc.pipeline")
+log = logging.getLogger("feedsvc.build")
 
 # Promises taken at least this many at a time: a few skipped files or duplicates cost no extra round.
 _BATCH = 8

@@ -47,7 +47,7 @@ from feedsvc.pipeline.workers import Workers, archive_document, default_workers
 from feedsvc.publish.layout import compress, etag_for, read_manifest
 from feedsvc.publish.writer import Stale, publish
 
-log = logging.getLogger("feedsvc.pipeline")
+log = logging.getLogger("feedsvc.build")
 
 Planned = Callable[[], Document | Reuse | Stored]
 

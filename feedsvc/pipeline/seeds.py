@@ -28,7 +28,7 @@ from pathlib import Path
 from feedsvc.config import path_for_log, path_for_public
 from feedsvc.model import SeedFile
 
-log = logging.getLogger("feedsvc.pipeline")
+log = logging.getLogger("feedsvc.build")
 
 SEED_SUFFIX = ".txt"
 # Editor swap, backup and temp files (vim, emacs, JetBrains, rsync, safe-save) and dotfiles.

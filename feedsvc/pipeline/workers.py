@@ -34,7 +34,7 @@ from feedsvc.pipeline.seeds import read_seed
 from feedsvc.publish.layout import compress
 from feedsvc.publish.writer import store
 
-log = logging.getLogger("feedsvc.pipeline")
+log = logging.getLogger("feedsvc.build")
 
 # Below this many files to process, starting worker processes costs more than it saves. Measured
 # here (2 cores, bleach ~2 ms a file, nh3 ~0.3 ms): a forked pool already wins at a few hundred

@@ -46,7 +46,7 @@ OnResult = Callable[[BuildResult], None]
 
 
 class BuilderProcess:
-    """A web worker's handle on its builder child (the surface FeedState uses of BuilderService)."""
+    """A web worker's handle on its builder child: the surface of BuilderService that feedsvc/host.py uses."""
 
     def __init__(
         self, config: Config, on_result: OnResult | None = None, on_start: Callable[[int], None] | None = None
@@ -196,7 +196,7 @@ def _metrics(config: Config) -> Any:
     """The child's share of the multiprocess metrics (None outside gunicorn or with metrics off)."""
     if not config.metrics or not os.environ.get(MULTIPROCESS_ENV):
         return None
-    from feedsvc.web.metrics import process_metrics
+    from feedsvc.metrics import process_metrics
 
     return process_metrics()
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from collections import OrderedDict
@@ -46,7 +45,6 @@ from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import MANIFEST
 from feedsvc.publish.writer import write_warming
 from feedsvc.service.events import Watcher
-from feedsvc.service.leader import Election
 from feedsvc.service.websub import Pinger
 
 log = logging.getLogger("feedsvc.watch")
@@ -68,6 +66,25 @@ COMPLETE_DEBOUNCE = 0.02
 STORM_FILES = 4
 # How often a cold start's progress is written for /healthz.
 WARMING_EVERY = 0.5
+# A build that runs longer than this says how far it got, at INFO, this often.
+PROGRESS_EVERY = 10.0
+
+
+class _SkippedRuns(logging.Filter):
+    """Drops APScheduler's WARNING that a run of the job was skipped because it is still running.
+
+    A build longer than `scan_interval` (a cold start over many files) is normal: the job must not
+    overlap itself (`max_instances=1`), the build in progress logs how far it got, and events that
+    arrive meanwhile are kept (the job builds again). Every other message of the scheduler stays.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in str(record.msg)
+
+
+# The scheduler's own logger (a child of apscheduler's, so its level and handlers hold), with the filter.
+_scheduler_log = logging.getLogger("apscheduler.scheduler.feedsvc")
+_scheduler_log.addFilter(_SkippedRuns())
 
 
 @dataclass
@@ -119,6 +136,23 @@ class Warming:
             log.debug("cannot write the warming state: %s", exc)
 
 
+class BuildProgress:
+    """`building: 3,000 of 10,000 files` at INFO, every PROGRESS_EVERY seconds of a long build
+    (`feedsvc build` has a bar); a build shorter than that says nothing more than its result."""
+
+    def __init__(self, warming: Warming | None = None) -> None:
+        self.warming = warming  # a cold start's progress for /healthz
+        self._next = time.monotonic() + PROGRESS_EVERY
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.warming is not None:
+            self.warming.progress(done, total)
+        now = time.monotonic()
+        if now >= self._next and done < total:
+            self._next = now + PROGRESS_EVERY
+            log.info("building: %s of %s files", f"{done:,}", f"{total:,}")
+
+
 class BuilderService:
     """Owns the Builder, the scheduler and the file watcher of one process."""
 
@@ -142,6 +176,7 @@ class BuilderService:
                 "misfire_grace_time": max(60, int(config.scan_interval)),
             },
             timezone=UTC,
+            logger=_scheduler_log,
         )
         self.watcher = Watcher(config.seeds_dir, config.watch, self.notify)
         self._changed = threading.Condition()
@@ -322,7 +357,7 @@ class BuilderService:
                 now=now,
                 complete=complete,
                 newest_first=cold,
-                progress=self.warming.progress if cold else None,
+                progress=BuildProgress(self.warming if cold else None),
             )
         finally:
             if cold:
@@ -343,25 +378,3 @@ class BuilderService:
             self.on_result(result)
         return result
 
-
-def run_builder(config: Config) -> int:
-    """`feedsvc watch`: become the host's builder (waiting for the current one to go), until a signal."""
-    stop = threading.Event()
-    received: list[str] = []
-
-    def on_signal(signum: int, _frame: object) -> None:
-        received.append(signal.Signals(signum).name)
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
-    service = BuilderService(config)
-    election = Election(config.output_dir, on_elected=service.start)
-    election.start()
-    if not election.is_leader:
-        log.info("another process builds into %s; waiting to take over", config.output_dir)
-    stop.wait()
-    service.stop()
-    election.stop()
-    log.info("feedsvc watch stopped (%s)", received[0])
-    return 0

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import errno
 import glob
+import ipaddress
 import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]  # gunicorn ships no types
 
-from feedsvc.config import MULTIPROCESS_ENV, Config
+from feedsvc.config import MULTIPROCESS_ENV, Config, ConfigError, load_config
 from feedsvc.logs import gunicorn_logconfig
 
 # The folder this master made for the metrics files (None: it was given one, or made none yet).
@@ -70,13 +73,43 @@ def check_address(host: str, port: int) -> None:
         ) from None
 
 
-def post_fork(_server: Any, _worker: Any) -> None:
-    """gunicorn's `post_fork` hook, in a new worker before it loads the app: the worker that wins
-    the builder election builds in a child process of its own (feedsvc/service/builder_process.py), so
-    that every web worker's memory stays with what is published."""
-    from feedsvc.web import app
+def _loopback_host(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    app.BUILDER_IN_CHILD = True
+
+def loopback_self_link(base_url: str, binds: list[str]) -> str | None:
+    """The warning when the server listens beyond this host while `base_url`, which every feed's
+    `rel="self"` and links carry, names this host (the default, `http://127.0.0.1:8000/`); or None."""
+    own = urlsplit(base_url).hostname or ""
+    if not _loopback_host(own):
+        return None
+    for bind in binds:
+        if bind.startswith(("unix:", "fd://")):
+            continue
+        host = bind.rsplit(":", 1)[0] if bind.count(":") == 1 or bind.startswith("[") else bind
+        if not _loopback_host(host.strip("[]")):
+            return (
+                f"listening on {bind}, but base_url is {base_url}: the feeds' self links name this host "
+                "only, which readers elsewhere cannot reach; set base_url (FEEDSVC_BASE_URL) to the public URL"
+            )
+    return None
+
+
+def _warn_loopback_self_link(server: Any) -> None:
+    """Said once, by the master, as it starts (a worker's app is loaded only later)."""
+    config = getattr(server.app, "feed_config", None)  # `feedsvc serve`'s; the Procfile's is the environment's
+    if config is None:
+        try:
+            config = load_config()
+        except (ConfigError, OSError):
+            return  # every worker says why, as it loads its app
+    if message := loopback_self_link(config.base_url, list(server.cfg.bind)):
+        server.log.warning(message)
 
 
 def worker_exit(_server: Any, _worker: Any) -> None:
@@ -87,10 +120,12 @@ def worker_exit(_server: Any, _worker: Any) -> None:
     stop_all()
 
 
-def on_starting(_server: Any) -> None:
+def on_starting(server: Any) -> None:
     """gunicorn's `on_starting` hook, in the master before any worker: a metrics folder of this run's
-    own. A folder named by the environment is used instead, emptied of a previous run's files."""
+    own. A folder named by the environment is used instead, emptied of a previous run's files. And
+    one warning if the feeds would name a loopback base_url to readers on other hosts."""
     global _made_dir
+    _warn_loopback_self_link(server)
     given = os.environ.get(MULTIPROCESS_ENV)
     if given:
         os.makedirs(given, exist_ok=True)
@@ -156,7 +191,6 @@ def gunicorn_options(
         "on_starting": on_starting,
         "child_exit": child_exit,
         "on_exit": on_exit,
-        "post_fork": post_fork,
         "worker_exit": worker_exit,
     }
 
@@ -175,9 +209,10 @@ def serve_options(config: Config) -> dict[str, Any]:
 
 
 class EmbeddedServer(BaseApplication):
-    def __init__(self, config: Config, options: dict[str, Any]) -> None:
+    def __init__(self, config: Config, options: dict[str, Any], load_app: Callable[[], Any]) -> None:
         self.feed_config = config
         self.options = options
+        self.load_app = load_app
         super().__init__()
 
     def load_config(self) -> None:
@@ -185,14 +220,13 @@ class EmbeddedServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from feedsvc.web.app import create_app
-
-        return create_app(self.feed_config)
+        return self.load_app()  # in each worker, after the fork: never preloaded
 
 
-def serve(config: Config) -> int:
+def serve(config: Config, load_app: Callable[[], Any]) -> int:
     """`feedsvc serve`: builder and web under gunicorn, until SIGTERM or SIGINT. Raises AddressError
-    (before starting anything) when the address cannot be bound."""
+    (before starting anything) when the address cannot be bound. `load_app` makes each worker's app
+    (the CLI passes `feedsvc.host.create_app`, which this package does not import)."""
     check_address(config.host, config.port)
-    EmbeddedServer(config, serve_options(config)).run()
+    EmbeddedServer(config, serve_options(config), load_app).run()
     return 0
