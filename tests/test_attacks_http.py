@@ -1,0 +1,148 @@
+"""Hostile HTTP clients against the real servers (`feedsvc serve` and the Procfile's gunicorn), on
+loopback, in small counts where the old stack already failed (16 slow clients stopped it):
+
+- slow-loris connections (one header byte every 3 s) and idle ones (connect, send nothing) hold no
+  worker thread: a normal `GET /feed.xml` is answered within seconds while they are open;
+- a flood of large, distinct `If-None-Match` values leaves the workers' memory where it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import shutil
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE
+from live import BIN, Server, feed_env, free_port, running, wait_for
+
+FEEDSVC = [sys.executable, "-m", "feedsvc"]
+SLOW, IDLE = 64, 64  # 16 slow clients were enough to stop the old stack
+DRIP_SECONDS = 3.0
+PROBE_LIMIT = 5.0  # generous: an answer takes milliseconds; the old stack never answered
+
+
+def command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
+    if kind == "serve":
+        return [*FEEDSVC, "serve", "--port", str(port)], {}
+    return ([str(BIN / "gunicorn"), "--config", "config/gunicorn.conf.py", "feedsvc.web:create_app()",
+             "--bind", f"127.0.0.1:{port}"], {"PORT": str(port)})
+
+
+@pytest.fixture
+def seeds(tmp_path: Path) -> Path:
+    folder = tmp_path / "seeds"
+    folder.mkdir()
+    shutil.copy(SAMPLE, folder / SAMPLE.name)
+    return folder
+
+
+@contextlib.contextmanager
+def server(kind: str, tmp_path: Path, seeds: Path) -> Iterator[Server]:
+    port = free_port()
+    args, extra = command(kind, port)
+    with running(args, feed_env(tmp_path, seeds, tmp_path / "out", **extra), port, tmp_path / f"{kind}.log") as srv:
+        wait_for(lambda: srv.get("/feed.xml")[0] == 200, 20, what="first publish")
+        yield srv
+
+
+class Attackers:
+    """`slow` connections that send one header byte every DRIP_SECONDS and `idle` ones that send
+    nothing; a connection the server closes is opened again, so the pressure stays."""
+
+    HEAD = b"GET /feed.xml HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 4000
+
+    def __init__(self, port: int, slow: int, idle: int) -> None:
+        self.port = port
+        self.slow: list[tuple[socket.socket | None, int]] = [(None, 0)] * slow
+        self.idle: list[socket.socket | None] = [None] * idle
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _open(self) -> socket.socket | None:
+        try:
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        except OSError:
+            return None
+        sock.setblocking(False)
+        return sock
+
+    def _alive(self, sock: socket.socket | None) -> bool:
+        if sock is None:
+            return False
+        try:
+            return sock.recv(1, socket.MSG_PEEK) != b""
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+
+    def _tick(self) -> None:
+        for i, (sock, sent) in enumerate(self.slow):
+            if not self._alive(sock):
+                if sock is not None:
+                    sock.close()
+                sock, sent = self._open(), 0
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.send(self.HEAD[sent % len(self.HEAD):][:1])
+                    sent += 1
+            self.slow[i] = (sock, sent)
+        for i, sock in enumerate(self.idle):
+            if not self._alive(sock):
+                if sock is not None:
+                    sock.close()
+                self.idle[i] = self._open()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self._tick()
+            self.stop.wait(DRIP_SECONDS)
+
+    def __enter__(self) -> Attackers:
+        self._tick()  # every connection open (and every slow one has sent its first byte) before a probe
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        for sock, _sent in self.slow:
+            if sock is not None:
+                sock.close()
+        for idle in self.idle:
+            if idle is not None:
+                idle.close()
+
+
+def probe(port: int) -> float:
+    """One reader's `GET /feed.xml` on a new connection: its time; fails past PROBE_LIMIT."""
+    start = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=PROBE_LIMIT)
+    try:
+        conn.request("GET", "/feed.xml")
+        response = conn.getresponse()
+        body = response.read()
+    except OSError as exc:
+        raise AssertionError(f"GET /feed.xml: no answer within {PROBE_LIMIT}s ({exc!r})") from None
+    finally:
+        conn.close()
+    assert response.status == 200 and body
+    return time.monotonic() - start
+
+
+@pytest.mark.parametrize("kind", ["serve", "procfile"])
+def test_slow_and_idle_clients_hold_no_worker_thread(tmp_path: Path, seeds: Path, kind: str) -> None:
+    with server(kind, tmp_path, seeds) as srv, Attackers(srv.port, SLOW, IDLE):
+        time.sleep(0.5)  # the server has accepted them all and seen the slow ones' first byte
+        times = []
+        for _ in range(6):  # across two drips of the slow clients
+            times.append(probe(srv.port))
+            time.sleep(1.0)
+        assert max(times) < PROBE_LIMIT, times
