@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import os
+import re
 import shutil
 import socket
 import sys
@@ -146,3 +148,56 @@ def test_slow_and_idle_clients_hold_no_worker_thread(tmp_path: Path, seeds: Path
             times.append(probe(srv.port))
             time.sleep(1.0)
         assert max(times) < PROBE_LIMIT, times
+
+
+def worker_pids(srv: Server) -> list[int]:
+    return [int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", srv.log())]
+
+
+def rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))  # type: ignore[union-attr]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def flood_request(port: int, lines: int, tag: int) -> bytes:
+    """A GET /feed.xml whose If-None-Match is `lines` header lines of ~8 KB (the field limit), all
+    distinct: what the old worker joined into one value of up to ~360 KB and cached."""
+    head = [b"GET /feed.xml HTTP/1.1", b"Host: x", b"Connection: close"]
+    for line in range(lines):
+        tags = ", ".join(f'"{tag:08x}{line:04x}{n:04x}"' for n in range(420))
+        head.append(b"If-None-Match: " + tags.encode()[:8000])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            sock.sendall(b"\r\n".join(head) + b"\r\n\r\n")
+            return sock.recv(64)
+        except OSError:  # refused mid-send (431 and close): as good as an answer
+            return b""
+
+
+FLOOD = 200  # each of the two kinds below
+
+
+def test_a_flood_of_large_distinct_if_none_match_values_leaves_worker_memory_where_it_was(
+    tmp_path: Path, seeds: Path
+) -> None:
+    with server("serve", tmp_path, seeds) as srv:
+        pids = worker_pids(srv)
+        assert len(pids) == 2
+        for _ in range(20):  # both workers warm (they share the listener)
+            probe(srv.port)
+        before = {pid: rss_kib(pid) for pid in pids}
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
+        for tag in range(FLOOD):
+            # ~24 KB (within the 32 KiB head: parsed) and ~360 KB (45 lines: refused, 431)
+            assert flood_request(srv.port, 3, tag).startswith(b"HTTP/1.1 200")
+            flood_request(srv.port, 45, FLOOD + tag)
+        probe(srv.port)
+        grown = {pid: (rss_kib(pid) - before[pid]) / 1024 for pid in pids}
+        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+    assert all(mib < 20 for mib in grown.values()), grown
+    assert cpu / (2 * FLOOD) <= 0.005, f"{cpu:.2f} s of CPU for {2 * FLOOD} requests"

@@ -152,6 +152,7 @@ def gunicorn_options(
         "accesslog": accesslog,
         "errorlog": "-",
         "loglevel": loglevel.lower(),
+        # Within the worker's 32 KiB a head (MAX_HEAD): a browser's head is 1-2 KB, a reader's less.
         "limit_request_line": 4094,
         "limit_request_fields": 50,
         "limit_request_field_size": 8190,
