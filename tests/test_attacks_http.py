@@ -3,7 +3,8 @@ loopback, in small counts where the old stack already failed (16 slow clients st
 
 - slow-loris connections (one header byte every 3 s) and idle ones (connect, send nothing) hold no
   worker thread: a normal `GET /feed.xml` is answered within seconds while they are open;
-- a flood of large, distinct `If-None-Match` values leaves the workers' memory where it was.
+- a flood of large, distinct `If-None-Match` values leaves the workers' memory where it was;
+- `/metrics` through nginx (a plain `proxy_pass`, and config/nginx-feedsvc.conf) asks for the token.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -21,8 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE
+from conftest import REPO, SAMPLE
 from live import BIN, Server, feed_env, free_port, running, wait_for
+
+from feedsvc.web.metrics import allowed, direct_loopback
 
 FEEDSVC = [sys.executable, "-m", "feedsvc"]
 SLOW, IDLE = 64, 64  # 16 slow clients were enough to stop the old stack
@@ -201,3 +205,81 @@ def test_a_flood_of_large_distinct_if_none_match_values_leaves_worker_memory_whe
         cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     assert all(mib < 20 for mib in grown.values()), grown
     assert cpu / (2 * FLOOD) <= 0.005, f"{cpu:.2f} s of CPU for {2 * FLOOD} requests"
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NGINX_MAIN = """
+daemon off;
+worker_processes 1;
+{user}
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/tmp/body; proxy_temp_path {root}/tmp/proxy;
+    fastcgi_temp_path {root}/tmp/fastcgi; uwsgi_temp_path {root}/tmp/uwsgi; scgi_temp_path {root}/tmp/scgi;
+{server}
+}}
+"""
+PLAIN_PROXY = """
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ proxy_pass http://127.0.0.1:{upstream}; }}
+    }}
+"""
+TOKEN = "s3cret-Token_1="
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP", "X-Client-IP", "CF-Connecting-IP", "True-Client-IP",
+                 "Fastly-Client-IP", "X-Cluster-Client-IP", "Via")
+
+
+def shipped_proxy(port: int, upstream: int) -> str:
+    """config/nginx-feedsvc.conf, on the test's ports."""
+    text = (REPO / "config" / "nginx-feedsvc.conf").read_text()
+    assert "listen 80;" in text and "127.0.0.1:8000;" in text
+    return text.replace("listen 80;", f"listen 127.0.0.1:{port};").replace("127.0.0.1:8000;", f"127.0.0.1:{upstream};")
+
+
+@contextlib.contextmanager
+def nginx_in_front(root: Path, server_block: str, port: int) -> Iterator[Server]:
+    (root / "tmp").mkdir(parents=True)
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
+    (root / "nginx.conf").write_text(NGINX_MAIN.format(root=root, user=user, server=server_block))
+    args = [NGINX, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")]
+    with running(args, {}, port, root / "stdout.log") as proxy:
+        yield proxy
+
+
+def test_metrics_through_nginx_needs_the_token_even_through_a_plain_proxy_pass(tmp_path: Path, seeds: Path) -> None:
+    port = free_port()
+    env = feed_env(tmp_path, seeds, tmp_path / "out", FEEDSVC_METRICS_TOKEN=TOKEN)
+    with running([*FEEDSVC, "serve", "--port", str(port)], env, port, tmp_path / "serve.log") as srv:
+        wait_for(lambda: srv.get("/feed.xml")[0] == 200, 20, what="first publish")
+        # Directly, from this host: open; with any proxy's header, not.
+        assert srv.get("/metrics")[0] == 200
+        for header in PROXY_HEADERS:
+            assert srv.get("/metrics", headers={header: "198.51.100.7"})[0] == 403, header
+        for name, block in (("plain", PLAIN_PROXY), ("shipped", None)):
+            proxy_port = free_port()
+            text = block.format(port=proxy_port, upstream=port) if block else shipped_proxy(proxy_port, port)
+            with nginx_in_front(tmp_path / f"nginx-{name}", text, proxy_port) as proxy:
+                assert proxy.get("/feed.xml")[0] == 200, name
+                status, _, body = proxy.get("/metrics")
+                assert status == 403 and b"feedsvc_" not in body, name
+                status, _, body = proxy.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+                assert status == 200 and b"feedsvc_http_requests_total" in body, name
+
+
+def test_only_a_direct_loopback_request_reads_metrics_without_the_token() -> None:
+    direct = {"REMOTE_ADDR": "127.0.0.1", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "127.0.0.1:8000"}
+    assert direct_loopback(direct)
+    for host in ("localhost:8000", "localhost", "[::1]:8000", "127.0.0.2", "prometheus.localhost:8000"):
+        assert direct_loopback({**direct, "HTTP_HOST": host}), host
+    assert not direct_loopback({**direct, "SERVER_PROTOCOL": "HTTP/1.0"})  # nginx's proxy_pass by default
+    for host in ("feeds.example.org", "feeds.example.org:443", "", "203.0.113.9:8000"):
+        assert not direct_loopback({**direct, "HTTP_HOST": host}), host  # `Host $host`, or none
+    for header in PROXY_HEADERS:
+        assert not direct_loopback({**direct, "HTTP_" + header.upper().replace("-", "_"): "x"}), header
+    assert not direct_loopback({**direct, "REMOTE_ADDR": "203.0.113.9"})
+    assert allowed({**direct, "SERVER_PROTOCOL": "HTTP/1.0", "HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}, TOKEN)
+    assert not allowed({**direct, "SERVER_PROTOCOL": "HTTP/1.0"}, TOKEN)
