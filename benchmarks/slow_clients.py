@@ -9,6 +9,8 @@ with gunicorn's stock gthread worker, the stack before feedsvc.web.worker). Open
 connections that send one header byte every 3 s and `--idle` ones that send nothing (any the
 server closes are opened again), then probes `GET /feed.xml` on a new connection every second for
 `--seconds`, and prints each probe's time (or `timeout` past 20 s) and the worst.
+`--worker-connections` (Procfile targets) sets a small per-worker limit, to see the oldest
+unfinished head make room for a new connection.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def main() -> int:
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--target", choices=("serve", "procfile", "procfile-gthread"), default="serve")
+    parser.add_argument("--worker-connections", type=int, help="the Procfile targets: gunicorn's worker_connections")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         seeds = Path(tmp) / "seeds"
@@ -124,6 +127,8 @@ def main() -> int:
                        "--bind", f"127.0.0.1:{port}"]
             if args.target == "procfile-gthread":
                 command += ["--worker-class", "gthread"]
+            if args.worker_connections:
+                command += ["--worker-connections", str(args.worker_connections)]
         with open(Path(tmp) / "server.log", "wb") as log:
             proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)

@@ -154,6 +154,20 @@ def test_slow_and_idle_clients_hold_no_worker_thread(tmp_path: Path, seeds: Path
         assert max(times) < PROBE_LIMIT, times
 
 
+def test_at_worker_connections_the_oldest_unfinished_head_makes_room(tmp_path: Path, seeds: Path) -> None:
+    """More slow and idle clients than a worker takes (16 here, 4,096 in production): the oldest
+    connection still sending its head is closed for a new one, which is answered."""
+    port = free_port()
+    args, extra = command("procfile", port)
+    env = feed_env(tmp_path, seeds, tmp_path / "out", **extra)
+    with running([*args, "--worker-connections", "16"], env, port, tmp_path / "procfile.log") as srv:
+        wait_for(lambda: srv.get("/feed.xml")[0] == 200, 20, what="first publish")
+        with Attackers(srv.port, SLOW, IDLE):
+            time.sleep(0.5)
+            times = [probe(srv.port) for _ in range(3)]
+        assert max(times) < PROBE_LIMIT, times
+
+
 def worker_pids(srv: Server) -> list[int]:
     return [int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", srv.log())]
 

@@ -27,6 +27,8 @@ used by feedsvc; if they are configured, the worker behaves as gunicorn's own gt
 from __future__ import annotations
 
 import contextlib
+import errno
+import resource
 import selectors
 import time
 from collections import deque
@@ -71,18 +73,38 @@ class HeadFirstWorker(ThreadWorker):  # type: ignore[misc]
         self.reading_conns: deque[HeadConn] = deque()
         self._plain = not self.cfg.is_ssl and not _h2c(self.cfg)
 
+    def init_process(self) -> None:
+        """As gthread, with the soft limit on open files raised (up to the hard one) to what
+        `worker_connections` needs: 1024 is a common default."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = self.worker_connections + 64
+        if soft != resource.RLIM_INFINITY and soft < want:
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(
+                    resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard)
+                )
+        super().init_process()
+
     def accept(self, listener: Any) -> None:
+        """A new connection: its head is read here. At `worker_connections`, or out of file
+        descriptors, the oldest connection still sending its head makes room: slow and idle
+        clients can never keep a new one out."""
         if not self._plain:
             return super().accept(listener)
         try:
             client, address = listener.accept()
-        except BlockingIOError:
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return None
-        except OSError:
-            return None  # the peer went away before it was accepted
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE) and self.reading_conns:
+                self._drop(self.reading_conns[0])
+                return None  # the listener is still readable: accepted on the next turn
+            raise
         self.nr_conns += 1
         conn = HeadConn(self.cfg, client, address, listener.getsockname())  # non-blocking
         self._read_head(conn)
+        if self.nr_conns >= self.worker_connections and len(self.reading_conns) > 1:
+            self._drop(self.reading_conns[0])
         return None
 
     def on_client_socket_readable(self, conn: Any, client: Any) -> None:
