@@ -117,21 +117,33 @@ def main() -> int:
         port = free_port()
         (Path(tmp) / "feedsvc.toml").write_text("")
         env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-        env.update(FEEDSVC_CONFIG=str(Path(tmp) / "feedsvc.toml"), FEEDSVC_SEEDS_DIR=str(seeds),
-                   FEEDSVC_OUTPUT_DIR=str(Path(tmp) / "out"), FEEDSVC_BASE_URL="https://feeds.example.org/",
-                   PORT=str(port), FEEDSVC_LOG_LEVEL="WARNING")
+        env.update(
+            FEEDSVC_CONFIG=str(Path(tmp) / "feedsvc.toml"),
+            FEEDSVC_SEEDS_DIR=str(seeds),
+            FEEDSVC_OUTPUT_DIR=str(Path(tmp) / "out"),
+            FEEDSVC_BASE_URL="https://feeds.example.org/",
+            PORT=str(port),
+            FEEDSVC_LOG_LEVEL="WARNING",
+        )
         if args.target == "serve":
             command = [sys.executable, "-m", "feedsvc", "serve", "--port", str(port)]
         else:
-            command = [str(BIN / "gunicorn"), "--config", "config/gunicorn.conf.py", "feedsvc.web:create_app()",
-                       "--bind", f"127.0.0.1:{port}"]
+            command = [
+                str(BIN / "gunicorn"),
+                "--config",
+                "config/gunicorn.conf.py",
+                "feedsvc.web:create_app()",
+                "--bind",
+                f"127.0.0.1:{port}",
+            ]
             if args.target == "procfile-gthread":
                 command += ["--worker-class", "gthread"]
             if args.worker_connections:
                 command += ["--worker-connections", str(args.worker_connections)]
         with open(Path(tmp) / "server.log", "wb") as log:
-            proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
             deadline = time.monotonic() + 30
             while get(port, 2) is None:

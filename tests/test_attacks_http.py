@@ -37,8 +37,17 @@ PROBE_LIMIT = 5.0  # generous: an answer takes milliseconds; the old stack never
 def command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
     if kind == "serve":
         return [*FEEDSVC, "serve", "--port", str(port)], {}
-    return ([str(BIN / "gunicorn"), "--config", "config/gunicorn.conf.py", "feedsvc.web:create_app()",
-             "--bind", f"127.0.0.1:{port}"], {"PORT": str(port)})
+    return (
+        [
+            str(BIN / "gunicorn"),
+            "--config",
+            "config/gunicorn.conf.py",
+            "feedsvc.web:create_app()",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        {"PORT": str(port)},
+    )
 
 
 @pytest.fixture
@@ -97,7 +106,7 @@ class Attackers:
                 sock, sent = self._open(), 0
             if sock is not None:
                 with contextlib.suppress(OSError):
-                    sock.send(self.HEAD[sent % len(self.HEAD):][:1])
+                    sock.send(self.HEAD[sent % len(self.HEAD) :][:1])
                     sent += 1
             self.slow[i] = (sock, sent)
         for i, sock in enumerate(self.idle):
@@ -243,8 +252,17 @@ PLAIN_PROXY = """
     }}
 """
 TOKEN = "s3cret-Token_1="
-PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP", "X-Client-IP", "CF-Connecting-IP", "True-Client-IP",
-                 "Fastly-Client-IP", "X-Cluster-Client-IP", "Via")
+PROXY_HEADERS = (
+    "Forwarded",
+    "X-Forwarded-For",
+    "X-Real-IP",
+    "X-Client-IP",
+    "CF-Connecting-IP",
+    "True-Client-IP",
+    "Fastly-Client-IP",
+    "X-Cluster-Client-IP",
+    "Via",
+)
 
 
 def shipped_proxy(port: int, upstream: int) -> str:

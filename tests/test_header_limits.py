@@ -54,8 +54,6 @@ def test_long_values_are_never_cached() -> None:
     assert responder._accepts_gzip_listed.cache_info().currsize <= 50
 
 
-
-
 def test_long_accept_lists_are_parsed_in_part_and_quickly() -> None:
     huge = ", ".join(["x" * 8000] * 45)  # 45 header lines of 8 KB, joined: 0.37 s of CPU before
     start = time.process_time()
