@@ -148,9 +148,10 @@ def _since(header: str) -> datetime | None:
 def not_modified(environ: Mapping[str, str], etag: str, last_modified: datetime, now: float) -> bool:
     """RFC 9110 §13.2.2 for GET/HEAD: If-None-Match (weak comparison) decides; without it,
     If-Modified-Since at one-second precision, against `last_modified` as sent (see `sent_date`).
-    werkzeug's `is_resource_modified` with the parsed headers cached: readers poll with the same
-    few values, and parsing them on every request was a tenth of the request's cost
-    (tests/test_documents.py checks they agree). One difference: an If-Modified-Since later than
+    werkzeug's `is_resource_modified` with the short parsed headers cached: readers poll with the
+    same few values, and parsing them on every request was a tenth of the request's cost
+    (tests/test_documents.py checks they agree). Long values are parsed within bounds and never
+    cached (`MAX_ETAGS`, `CACHED_VALUE`, `MAX_DATE`). One difference: an If-Modified-Since later than
     `now` (the request's time) is ignored, as RFC 2616 §14.25 and Apache do: no Last-Modified we
     send is ever that late, and a reader holding one from elsewhere would get 304s forever.
     """
