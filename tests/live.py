@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -17,6 +18,14 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+
+
+def procfile_command(name: str) -> list[str]:
+    """The Procfile's `name:` command, split as a shell would (the deployment the tests run)."""
+    for line in (REPO / "Procfile").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return shlex.split(line.split(":", 1)[1])
+    raise AssertionError(f"no {name}: line in the Procfile")
 
 
 def free_port() -> int:

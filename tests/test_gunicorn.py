@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import time
@@ -13,17 +12,10 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import REPO, SAMPLE, seed_text
-from live import BIN, feed_env, free_port, parent_of, running, wait_for
+from conftest import SAMPLE, seed_text
+from live import BIN, feed_env, free_port, parent_of, procfile_command, running, wait_for
 
 pytestmark = pytest.mark.live
-
-
-def procfile_command(name: str) -> list[str]:
-    for line in (REPO / "Procfile").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            return shlex.split(line.split(":", 1)[1])
-    raise AssertionError(f"no {name}: line in the Procfile")
 
 
 def build_lines(log: str) -> list[tuple[int, str]]:

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, SAMPLE, seed_text, write_seed
-from live import BIN, feed_env, free_port, running, wait_for
+from live import BIN, feed_env, free_port, procfile_command, running, wait_for
 from prometheus_client.parser import text_string_to_metric_families
-from test_gunicorn import procfile_command
 
 from feedsvc.config import ConfigError, load_config
 from feedsvc.host import create_app

@@ -99,7 +99,7 @@ def test_serve_and_procfile_share_one_set_of_options() -> None:
     serve = serve_options(load_config(REPO / "config" / "feedsvc.toml", env={}))
     shared = gunicorn_options(bind=[], workers=1, threads=1)
     assert set(serve) == set(shared) and set(shared) <= set(procfile)
-    assert procfile["worker_class"] == serve["worker_class"] == "gthread"
+    assert procfile["worker_class"] == serve["worker_class"] == "feedsvc.web.worker.HeadFirstWorker"
     assert procfile["worker_exit"] is serve["worker_exit"] is worker_exit
     assert procfile["preload_app"] is serve["preload_app"] is False
     assert serve["workers"] == 2 and serve["threads"] == 8 and serve["bind"] == ["127.0.0.1:8000"]

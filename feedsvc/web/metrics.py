@@ -23,9 +23,25 @@ from feedsvc.metrics import Metrics, process_metrics
 __all__ = ["CONTENT_TYPE", "Metrics", "allowed", "install", "process_metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text format every Prometheus reads
-# A request that carries one of these came through a proxy: its REMOTE_ADDR is the proxy's, so
-# loopback says nothing about the client. They can only take the loopback pass away, never grant it.
-FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+# A request that carries one of these came through a proxy (nginx, Apache, HAProxy, Cloudflare,
+# Akamai, Fastly, a load balancer…): its REMOTE_ADDR is the proxy's, so loopback says nothing about
+# the client. They can only take the loopback pass away, never grant it.
+FORWARDED = (
+    "HTTP_FORWARDED",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_REAL_IP",
+    "HTTP_X_CLIENT_IP",
+    "HTTP_CLIENT_IP",
+    "HTTP_CF_CONNECTING_IP",
+    "HTTP_TRUE_CLIENT_IP",
+    "HTTP_FASTLY_CLIENT_IP",
+    "HTTP_X_CLUSTER_CLIENT_IP",
+    "HTTP_X_ORIGINAL_FORWARDED_FOR",
+    "HTTP_VIA",
+)
+_LOCAL_NAMES = ("localhost", "localhost.")
 _FLASK_ROUTES = {"/healthz": "healthz", "/metrics": "metrics"}
 
 
@@ -38,9 +54,38 @@ def _loopback(address: str) -> bool:
     return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
+def _local_host(host: str) -> bool:
+    """A Host header that names this host: a loopback address or `localhost`, with any port."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    return name in _LOCAL_NAMES or name.endswith(".localhost") or _loopback(name)
+
+
+def direct_loopback(environ: Mapping[str, Any]) -> bool:
+    """A client on this host that reached feedsvc itself, not through a proxy on this host.
+
+    The TCP peer is loopback, and the request has none of a proxy's signs: no forwarding header of
+    any common kind, HTTP/1.1 or later (nginx's `proxy_pass` speaks HTTP/1.0 unless told
+    otherwise; every scraper, curl and browser speaks 1.1), and a Host that names this host (a
+    proxy that passes `Host $host` passes the public name). A proxy that sends none of these signs
+    (HTTP/1.1 to 127.0.0.1, its upstream's Host, no forwarding header) cannot be told from a local
+    client: have it set X-Forwarded-For, as config/nginx-feedsvc.conf does.
+    """
+    return (
+        _loopback(environ.get("REMOTE_ADDR", ""))
+        and not any(header in environ for header in FORWARDED)
+        and environ.get("SERVER_PROTOCOL", "") not in ("HTTP/1.0", "HTTP/0.9")
+        and _local_host(environ.get("HTTP_HOST", ""))
+    )
+
+
 def allowed(environ: Mapping[str, Any], token: str) -> bool:
-    """A loopback client that no proxy forwarded, or anyone with `Authorization: Bearer <token>`."""
-    if _loopback(environ.get("REMOTE_ADDR", "")) and not any(header in environ for header in FORWARDED):
+    """A loopback client that no proxy forwarded (`direct_loopback`), or anyone with
+    `Authorization: Bearer <token>`."""
+    if direct_loopback(environ):
         return True
     if not token:
         return False

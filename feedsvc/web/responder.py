@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from typing import Any, Protocol
 
 from werkzeug.datastructures import ETags, MIMEAccept
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
-from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags
+from werkzeug.http import http_date, parse_accept_header, parse_date
 
 from feedsvc.config import Config
 from feedsvc.core.routes import ROUTES, document_name, is_topic, page_name
@@ -70,20 +71,72 @@ class Store(Protocol):
     def refresh(self) -> bool: ...
 
 
-@functools.lru_cache(maxsize=256)
+# Request headers are client bytes (up to 32 KiB a head, feedsvc.web.worker.MAX_HEAD): what is
+# cached is keyed by short values only, and what is parsed is bounded, so a flood of large,
+# distinct values costs neither memory nor much time. Readers and browsers send values far
+# shorter than these bounds; a longer one is only ever parsed in part (below).
+CACHED_VALUE = 512  # bytes: longer values are parsed on each request (bounded), never cached
+PARSED_LIST = 1024  # bytes of an Accept or Accept-Encoding list parsed: its items up to this far
+MAX_ETAGS = 64  # If-None-Match entries compared: a longer list is answered as if it matched none
+MAX_DATE = 64  # an If-Modified-Since longer than this is not an HTTP date: ignored
+_ETAG = re.compile(r'[ \t]*([Ww]/)?(?:"([^"]*)"|([^" \t,]+))[ \t]*(?:,|\Z)')
+
+
+def _listed(header: str) -> str:
+    """An Accept-style list cut to its whole items within PARSED_LIST bytes."""
+    return header if len(header) <= PARSED_LIST else header[:PARSED_LIST].rpartition(",")[0]
+
+
 def _accepts_gzip(header: str) -> bool:
+    return _accepts_gzip_listed(_listed(header))
+
+
+@functools.lru_cache(maxsize=256)
+def _accepts_gzip_listed(header: str) -> bool:
     return parse_accept_header(header)["gzip"] > 0
 
 
-@functools.lru_cache(maxsize=256)
 def _prefers_page(accept: str, feed_type: str) -> bool:
     """A browser: it ranks text/html above the feed's own type."""
+    return _prefers_page_listed(_listed(accept), feed_type)
+
+
+@functools.lru_cache(maxsize=256)
+def _prefers_page_listed(accept: str, feed_type: str) -> bool:
     parsed = parse_accept_header(accept, MIMEAccept)
     return parsed.quality("text/html") > parsed.quality(feed_type)
 
 
-@functools.lru_cache(maxsize=1024)
+def parse_etags(header: str, limit: int = MAX_ETAGS) -> ETags:
+    """werkzeug's `parse_etags`, reading at most `limit` entries (valid or not) of the list."""
+    if not header:
+        return ETags()
+    if header == "*":
+        return ETags(star_tag=True)
+    strong: list[str] = []
+    weak: list[str] = []
+    pos = 0
+    for _entry in range(limit):
+        match = _ETAG.match(header, pos)
+        if match is None:
+            pos = header.find(",", pos) + 1  # skip an invalid entry
+            if pos == 0:
+                break
+            continue
+        is_weak, tag, unquoted = match.groups()
+        (weak if is_weak else strong).append(tag or unquoted)
+        pos = match.end()
+        if pos >= len(header):
+            break
+    return ETags(strong, weak)
+
+
 def _etags(header: str) -> ETags:
+    return _etags_cached(header) if len(header) <= CACHED_VALUE else parse_etags(header)
+
+
+@functools.lru_cache(maxsize=1024)
+def _etags_cached(header: str) -> ETags:
     return parse_etags(header)
 
 
@@ -95,9 +148,10 @@ def _since(header: str) -> datetime | None:
 def not_modified(environ: Mapping[str, str], etag: str, last_modified: datetime, now: float) -> bool:
     """RFC 9110 §13.2.2 for GET/HEAD: If-None-Match (weak comparison) decides; without it,
     If-Modified-Since at one-second precision, against `last_modified` as sent (see `sent_date`).
-    werkzeug's `is_resource_modified` with the parsed headers cached: readers poll with the same
-    few values, and parsing them on every request was a tenth of the request's cost
-    (tests/test_documents.py checks they agree). One difference: an If-Modified-Since later than
+    werkzeug's `is_resource_modified` with the short parsed headers cached: readers poll with the
+    same few values, and parsing them on every request was a tenth of the request's cost
+    (tests/test_documents.py checks they agree). Long values are parsed within bounds and never
+    cached (`MAX_ETAGS`, `CACHED_VALUE`, `MAX_DATE`). One difference: an If-Modified-Since later than
     `now` (the request's time) is ignored, as RFC 2616 §14.25 and Apache do: no Last-Modified we
     send is ever that late, and a reader holding one from elsewhere would get 304s forever.
     """
@@ -107,7 +161,7 @@ def not_modified(environ: Mapping[str, str], etag: str, last_modified: datetime,
     since = environ.get("HTTP_IF_MODIFIED_SINCE")
     if not since:
         return False
-    when = _since(since)
+    when = _since(since) if len(since) <= MAX_DATE else None
     return when is not None and when.timestamp() <= now and last_modified.replace(microsecond=0) <= when
 
 

@@ -1,6 +1,7 @@
 """gunicorn for feedsvc: the one set of options, used by `feedsvc serve` and config/gunicorn.conf.py.
 
-Both run the same stack: gunicorn's threaded (gthread) worker, `create_app()` loaded in every
+Both run the same stack: gunicorn's threaded (gthread) worker, with request heads read by its
+event loop under a deadline (`feedsvc.web.worker.HeadFirstWorker`), `create_app()` loaded in every
 worker (never preloaded, so every worker joins the builder election and exactly one builds), and
 `feedsvc.web.responder.DocumentResponder` in front of Flask. They differ only in their defaults:
 the Procfile listens on 0.0.0.0:$PORT behind a platform router; `feedsvc serve` listens on the
@@ -36,6 +37,9 @@ from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]  #
 
 from feedsvc.config import MULTIPROCESS_ENV, Config, ConfigError, load_config
 from feedsvc.logs import gunicorn_logconfig
+from feedsvc.web.worker import WORKER_CONNECTIONS
+
+WORKER_CLASS = "feedsvc.web.worker.HeadFirstWorker"
 
 # The folder this master made for the metrics files (None: it was given one, or made none yet).
 _made_dir: str | None = None
@@ -170,8 +174,11 @@ def gunicorn_options(
     return {
         "bind": bind,
         "workers": workers,
-        "worker_class": "gthread",
+        # gthread, with request heads read by the event loop under a deadline: a slow or idle
+        # client costs a file descriptor, never a thread (feedsvc/web/worker.py).
+        "worker_class": WORKER_CLASS,
         "threads": threads,
+        "worker_connections": WORKER_CONNECTIONS,
         # Each worker must create its own app (and so its own election ticket): never preload.
         "preload_app": False,
         "timeout": 30,
@@ -180,6 +187,7 @@ def gunicorn_options(
         "accesslog": accesslog,
         "errorlog": "-",
         "loglevel": loglevel.lower(),
+        # Within the worker's 32 KiB a head (MAX_HEAD): a browser's head is 1-2 KB, a reader's less.
         "limit_request_line": 4094,
         "limit_request_fields": 50,
         "limit_request_field_size": 8190,
