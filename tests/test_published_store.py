@@ -79,7 +79,7 @@ def test_documents_stored_ahead_are_published_unless_collected_meanwhile(tmp_pat
     stored = store(tmp_path, page)
     assert publish(tmp_path, [Document("feed.xml", b"<feed/>", "application/atom+xml", when), stored])
     entry = read_manifest(tmp_path)["documents"]["archive/1.xml"]
-    assert entry == dict(stored.entry) and entry["source_key"] == "k1" and entry["in_memory"] is False
+    assert entry == stored.row.to_json() and entry["source_key"] == "k1" and entry["in_memory"] is False
     assert (tmp_path / OBJECTS / entry["object"]).read_bytes() == page.body
     assert gzip.decompress((tmp_path / OBJECTS / entry["gzip_object"]).read_bytes()) == page.body
 

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from feedsvc.core.outcome import process_file
 from feedsvc.core.render.documents import render_archive_page
-from feedsvc.model import Document, EntrySettings, Feed, Outcome, Page, SeedFile, Stored
+from feedsvc.model import Document, EntrySettings, Feed, Outcome, Page, SeedFile
 from feedsvc.pipeline.cache import CacheError, SqliteCache
 from feedsvc.pipeline.feeds import transformer
 from feedsvc.pipeline.seeds import read_seed
-from feedsvc.publish.layout import compress
+from feedsvc.publish.layout import Stored, compress
 from feedsvc.publish.writer import store
 
 log = logging.getLogger("feedsvc.pipeline")
