@@ -21,7 +21,16 @@ from feedsvc.core.filters import PatternError, compile_pattern
 from feedsvc.core.routes import FEED_NAME, RESERVED
 from feedsvc.core.transform import PLACEHOLDERS, proxied
 from feedsvc.core.urls import to_uri
-from feedsvc.model import EntrySettings, FeedSpec
+from feedsvc.model import (
+    DEFAULT_LANGUAGE,
+    DEFAULT_LEGACY_ENCODINGS,
+    DEFAULT_MAX_ARTICLE_BYTES,
+    DEFAULT_MAX_ENTRY_BYTES,
+    DEFAULT_SANITIZER,
+    DEFAULT_SUMMARY_CHARS,
+    EntrySettings,
+    FeedSpec,
+)
 
 ENV_PREFIX = "FEEDSVC_"
 CONFIG_ENV = "FEEDSVC_CONFIG"
@@ -62,13 +71,13 @@ class Config:
     title: str = "feedsvc"
     subtitle: str = ""
     author: str = "feedsvc"
-    language: str = "zh-Hant"
+    language: str = DEFAULT_LANGUAGE
     max_entries: int = 50
-    max_article_bytes: int = 1_000_000
-    max_entry_bytes: int = 250_000
+    max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
     max_feed_bytes: int = 1_000_000
-    summary_chars: int = 200
-    legacy_encodings: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
+    summary_chars: int = DEFAULT_SUMMARY_CHARS
+    legacy_encodings: tuple[str, ...] = DEFAULT_LEGACY_ENCODINGS
     cache_max_age: int = 300
     cache_s_maxage: int = 0
     stale_while_revalidate: int = 60
@@ -88,7 +97,7 @@ class Config:
     stylesheet: bool = True
     archive_page_size: int = 50
     websub_hub: str = ""
-    sanitizer: str = "bleach"
+    sanitizer: str = DEFAULT_SANITIZER
     build_workers: int = 0
     # The declared feeds ([[feeds]] in the TOML file only: the environment cannot express a list).
     feeds: tuple[FeedSpec, ...] = ()

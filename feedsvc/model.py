@@ -29,6 +29,15 @@ class StatKey(NamedTuple):
     inode: int
 
 
+# Defaults declared once: the configuration (config.Config), the settings that key the cache
+# (EntrySettings), a feed's metadata (FeedMeta) and the core's functions all take theirs from here.
+DEFAULT_MAX_ARTICLE_BYTES = 1_000_000
+DEFAULT_MAX_ENTRY_BYTES = 250_000
+DEFAULT_SUMMARY_CHARS = 200
+DEFAULT_LEGACY_ENCODINGS: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
+DEFAULT_SANITIZER = "bleach"
+DEFAULT_LANGUAGE = "zh-Hant"  # a feed's, unless the configuration or a [[feeds]] table names one
+
 # The words the parser uses (in a note, or in an invalid stamp's problem) when the file's mtime
 # became the entry's date: such an outcome depends on the mtime as well as on the bytes.
 MTIME_NOTE = "date taken from the file's modification time"
@@ -90,11 +99,11 @@ class Entry:
 class EntrySettings:
     """The settings that decide what a file's bytes become (and so key the cache)."""
 
-    max_article_bytes: int = 1_000_000
-    summary_chars: int = 200
-    legacy_encodings: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
-    sanitizer: str = "bleach"
-    max_entry_bytes: int = 250_000
+    max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES
+    summary_chars: int = DEFAULT_SUMMARY_CHARS
+    legacy_encodings: tuple[str, ...] = DEFAULT_LEGACY_ENCODINGS
+    sanitizer: str = DEFAULT_SANITIZER
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
 
 
 @dataclass(frozen=True)
@@ -231,7 +240,7 @@ class FeedMeta:
     alternate_url: str
     subtitle: str = ""
     author: str = "feedsvc"
-    language: str = "en"
+    language: str = DEFAULT_LANGUAGE
     # WebSub hub advertised in every feed ("" = none).
     hub: str = ""
     # Path of the XSL stylesheet named by an <?xml-stylesheet?> in Atom and RSS ("" = none).

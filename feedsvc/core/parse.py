@@ -24,9 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from feedsvc.core.text import cut_html, one_line, xml_safe
-from feedsvc.model import MTIME_NOTE, Article
-
-DEFAULT_LEGACY_ENCODINGS = ("cp950", "big5hkscs", "gb18030")
+from feedsvc.model import DEFAULT_LEGACY_ENCODINGS, DEFAULT_MAX_ARTICLE_BYTES, MTIME_NOTE, Article
 
 
 class SeedError(ValueError):
@@ -225,7 +223,7 @@ def parse_seed(
     source: str,
     mtime: datetime | None = None,
     *,
-    max_article_bytes: int = 1_000_000,
+    max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES,
     legacy_encodings: Sequence[str] = DEFAULT_LEGACY_ENCODINGS,
     now: datetime | None = None,
 ) -> Article:
