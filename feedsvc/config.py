@@ -6,12 +6,13 @@ Every value remembers where it came from, so an error can name the key and its s
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.util
 import os
 import re
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,12 @@ DEFAULT_CONFIG = Path("config/feedsvc.toml")
 
 class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or out of range; the message names it."""
+
+
+def did_you_mean(key: str, known: Iterable[str]) -> str:
+    """`: did you mean max_entries?` for a key one typo away from a known one ("" when none is close)."""
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f": did you mean {close[0]}?" if close else ""
 
 
 def path_for_log(path: Path) -> str:
@@ -343,7 +350,8 @@ def _feed(index: int, table: Any, top: Config, seen: set[str], source: str) -> F
         raise ConfigError(f"{where} (from {source}): expected a table ([[feeds]])")
     for key in table:
         if key not in FEED_KEYS:
-            raise ConfigError(f"{where}.{key} (from {source}): unknown key of a feed ({', '.join(FEED_KEYS)})")
+            known = f"{did_you_mean(key, FEED_KEYS)} ({', '.join(FEED_KEYS)})"
+            raise ConfigError(f"{where}.{key} (from {source}): unknown key of a feed{known}")
     text = {key: _feed_string(where, table, key, source) for key in FEED_KEYS if key != "max_entries"}
     name = _feed_name(where, text["name"], seen, source)
     max_entries = table.get("max_entries", top.max_entries)
@@ -353,7 +361,8 @@ def _feed(index: int, table: Any, top: Config, seen: set[str], source: str) -> F
         raise ConfigError(f"{where}.title (from {source}): must not be empty")
     return FeedSpec(
         name=name,
-        title=text["title"] or top.title,
+        # Without a title of its own, one that tells it apart from the top-level feed in / and the OPML.
+        title=text["title"] or f"{top.title} — {name}",
         subtitle=text["subtitle"] or top.subtitle,
         language=text["language"] or top.language,
         max_entries=max_entries,
@@ -416,7 +425,7 @@ def load_config(
 
     def put(key: str, value: Any, source: str) -> None:
         if key not in _FIELDS:
-            raise ConfigError(f"{key} (from {source}): unknown configuration key")
+            raise ConfigError(f"{key} (from {source}): unknown configuration key{did_you_mean(key, _FIELDS)}")
         values[key] = _coerce(key, value, source)
         sources[key] = source
 
