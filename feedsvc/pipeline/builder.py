@@ -25,6 +25,7 @@ file may be, and whether to wait for it.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import threading
 import time
@@ -33,6 +34,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from feedsvc.config import Config, path_for_log, path_for_public
 from feedsvc.core.changes import Changes
@@ -249,6 +251,8 @@ class Builder:
             result.ok, result.error, result.public_error = False, str(exc), exc.public
             return
         self._static_for = manifest
+        warn_loopback_static(self.config)
+
 
     def _failed(self, exc: OSError) -> BuildResult:
         """A failed build's result; who ran it says so (the service logs it, `feedsvc build` prints it)."""
@@ -272,3 +276,32 @@ class Builder:
         self.status = status
         if result.ok:
             log_build(result)
+
+
+# The base URLs a loopback warning was given for, in this process: one warning each, not one a build.
+_warned_loopback: set[str] = set()
+
+
+def warn_loopback_static(config: Config) -> None:
+    """A static tree is served by another server, to readers elsewhere: with a loopback base_url
+    (the default), its feeds link to this machine. Said once per process, as a warning."""
+    host = urlsplit(config.base_url).hostname or ""
+    if not _is_loopback(host) or config.base_url in _warned_loopback:
+        return
+    _warned_loopback.add(config.base_url)
+    log.warning(
+        "static tree %s is laid out with base_url %s: its feeds will carry %s links, which only this "
+        "machine can follow; set base_url (FEEDSVC_BASE_URL) to the public address",
+        path_for_log(config.static_path) if config.static_path else "",
+        config.base_url,
+        host,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
