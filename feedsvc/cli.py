@@ -74,10 +74,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     if config.static_path is not None:
         print(f"static tree -> {config.static_path} ({os.readlink(config.static_path)})")
-    for problem in result.skipped:  # the console names files in full; /healthz relative to seeds/
-        print(f"skipped {config.seeds_dir / problem.source}: {problem.reason}")
-    for problem in result.problems:
-        print(f"problem {config.seeds_dir / problem.source}: {problem.reason}")
+    for skipped in result.skipped:  # the console names files in full; /healthz relative to seeds/
+        print(f"skipped {config.seeds_dir / skipped.source}: {skipped.reason}")
+    for found in result.problems:
+        print(f"problem {config.seeds_dir / found.source}: {found.reason}")
     for note in result.notes:
         if isinstance(note, DuplicateUrl):  # dropped from the feed: the other notes are `feedsvc check`'s
             print(f"note {config.seeds_dir / note.source}: {note.reason}")

@@ -197,7 +197,7 @@ class SqliteCache:
     def files(self, root: str) -> dict[str, tuple[StatKey, str]]:
         with self._locked() as db:
             rows = db.execute("SELECT rel, size, mtime_ns, inode, sha FROM files WHERE root = ?", (root,))
-            return {rel: ((size, mtime, inode), sha) for rel, size, mtime, inode, sha in rows}
+            return {rel: (StatKey(size, mtime, inode), sha) for rel, size, mtime, inode, sha in rows}
 
     def records(self, stats: Mapping[str, StatKey]) -> dict[str, Record]:
         """The records of these outcome keys, each with the stat its file has now (`stats`: key → stat)."""

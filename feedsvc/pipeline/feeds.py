@@ -232,9 +232,9 @@ class Transformed:
                 self._lru[(key, tkey)] = apply(entry)
             out = []
             for record in records:
-                if (entry := self._lru.get((record.key, tkey))) is not None:
+                if (transformed := self._lru.get((record.key, tkey))) is not None:
                     self._lru.move_to_end((record.key, tkey))
-                    out.append(entry)
+                    out.append(transformed)
             while len(self._lru) > self.size:
                 self._lru.popitem(last=False)
             return out

@@ -128,6 +128,7 @@ def _enough(promises: Sequence[Promise], done: int, newest: Sequence[Record], ma
     if len(newest) < max_entries:
         return min(last, done + max(max_entries - len(newest), _BATCH))
     floor = newest[-1].updated
+    assert floor is not None  # a published record is dated
     end = done
     while end < last and promises[end][0] >= floor:
         end += 1

@@ -41,7 +41,7 @@ from feedsvc.core.routes import page_name, subscription_names
 from feedsvc.model import Document, Feed, FeedMeta, Page, Record, Reuse
 from feedsvc.pipeline.context import BuildContext, Zipper
 from feedsvc.pipeline.feeds import EntriesOf, transform_key
-from feedsvc.pipeline.workers import archive_document
+from feedsvc.pipeline.workers import archive_document, page_with
 from feedsvc.publish.layout import Stored, compress, etag_for, load_manifest
 from feedsvc.publish.writer import Stale, publish
 
@@ -136,7 +136,8 @@ def subscription_key(feed: Feed, current: Sequence[Record], newest_page: int | N
     """What a declared feed's subscription documents are made from: its metadata and name, its
     entries' cache keys, its newest archive page (the prev-archive link), its date (the newest
     entry's, never later than `now`), the templates, and what it does to its entries."""
-    parts = (feed.meta, feed.prefix, newest_page, [r.key for r in current], feed_updated(current, now))
+    updated = feed_updated(current, now)  # type: ignore[arg-type]  # a Record has the Entry's dates
+    parts: tuple[object, ...] = (feed.meta, feed.prefix, newest_page, [r.key for r in current], updated)
     parts += (TEMPLATES_KEY, __version__, transform_key(feed))
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
@@ -182,7 +183,7 @@ def _archive(
     feed = plan.feed
     for page, key in todo:
         if (feed.name, page.number) not in made:
-            full = dataclasses.replace(page, entries=tuple(plan.entries_of(page.entries)))
+            full = page_with(page, tuple(plan.entries_of(page.entries)))
             made[(feed.name, page.number)] = archive_document(feed, full, key)
     planned: list[Planned] = []
     for page, key in zip(plan.pages, keys, strict=True):
@@ -195,7 +196,7 @@ def _archive(
 
 def _by_keys(page: Page[Record]) -> Page[str]:
     """A page as a worker gets it: its entries named by their cache keys."""
-    return dataclasses.replace(page, entries=tuple(r.key for r in page.entries))
+    return page_with(page, tuple(r.key for r in page.entries))
 
 
 def _names(feed: Feed, page: Page[Record]) -> tuple[str, str]:

@@ -89,7 +89,7 @@ def duplicate_urls(articles: Iterable[tuple[str, str, Any]]) -> list[DuplicateUr
 
 def duplicate_records(records: Iterable[Record]) -> list[DuplicateUrl]:
     """`duplicate_urls` of the published records."""
-    return duplicate_urls((r.rel, r.dedup_key, r.order) for r in records if r.id is not None)
+    return duplicate_urls((r.rel, r.dedup_key or r.id, r.order) for r in records if r.id is not None)
 
 
 def log_duplicates(seeds_dir: Path, notes: Iterable[DuplicateUrl], told: set[str]) -> set[str]:
