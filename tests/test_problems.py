@@ -272,6 +272,8 @@ def test_two_seeds_with_one_url_are_a_note_naming_both(tmp_path: Path, make_seed
     reason = "same URL as new.txt, which is newer: only that one is published"
     result = Builder(config()).build()
     assert result.entries == 2 and [(n.source, n.reason, n.kind) for n in result.notes] == [("old.txt", reason, "note")]
+    status = json.loads((tmp_path / "out" / "status.json").read_text())
+    assert status["notes"] == [{"source": "old.txt", "reason": reason}]
 
     check = run_cli("check", "--seeds", str(seeds))
     assert check.returncode == 0, check.stdout + check.stderr

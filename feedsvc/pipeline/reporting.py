@@ -119,6 +119,7 @@ def status_of(result: BuildResult) -> Status:
         number=result.number,
         warnings=tuple(result.warnings),
         feeds=tuple(FeedCount(name, n) for name, n in result.feeds.items()),
+        notes=tuple(Note(n.source, n.reason) for n in result.notes),
         pid=os.getpid(),
     )
 

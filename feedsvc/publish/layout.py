@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from feedsvc.model import Problem, Report, Skipped
+from feedsvc.model import Note, Problem, Report, Skipped
 
 MANIFEST = "manifest.json"
 STATUS = "status.json"
@@ -238,7 +238,8 @@ class FeedCount:
 @dataclass(frozen=True)
 class Status:
     """status.json: the last build of record, as /healthz reports it (`error` has no absolute
-    path). `feeds` is left out without declared feeds, `status_file_error` unless writing this
+    path). `feeds` is left out without declared feeds, `notes` without notes (information about a
+file, such as a duplicate URL or a legacy encoding), `status_file_error` unless writing this
     file failed (then the web side of the builder's process reports it from memory)."""
 
     ok: bool
@@ -256,6 +257,7 @@ class Status:
     number: int
     warnings: tuple[str, ...]
     feeds: tuple[FeedCount, ...] = ()
+    notes: tuple[Note, ...] = ()
     pid: int | None = None
     status_file_error: str | None = None
 
@@ -278,6 +280,8 @@ class Status:
         }
         if self.feeds:
             status["feeds"] = [f.to_json() for f in self.feeds]
+        if self.notes:
+            status["notes"] = [_report_json(r) for r in self.notes]
         if self.pid is not None:
             status["pid"] = self.pid
         if self.status_file_error is not None:
@@ -303,6 +307,7 @@ class Status:
             number=int(status.get("number", 0)),
             warnings=tuple(status.get("warnings", [])),
             feeds=tuple(FeedCount(f["name"], f["entries"]) for f in status.get("feeds", [])),
+            notes=tuple(Note(r["source"], r["reason"]) for r in status.get("notes", [])),
             pid=status.get("pid"),
             status_file_error=status.get("status_file_error"),
         )
