@@ -292,3 +292,10 @@ def test_build_leaves_no_write_ahead_log_and_counts_in_english(tmp_path: Path, m
     assert built.returncode == 0, built.stderr
     assert "1 entry from 1 file " in built.stdout and "entries" not in built.stdout
     assert [p.name for p in out.iterdir() if p.name.endswith(("-wal", "-shm"))] == []
+
+
+def test_counts_are_said_in_english() -> None:
+    from feedsvc.pipeline.reporting import plural
+
+    assert [plural(n, "entry", "entries") for n in (0, 1, 2)] == ["0 entries", "1 entry", "2 entries"]
+    assert [plural(n, "file") for n in (1, 3)] == ["1 file", "3 files"]

@@ -30,6 +30,7 @@ from feedsvc.pipeline.context import BuildContext
 from feedsvc.pipeline.feeds import FeedMemory
 from feedsvc.pipeline.load import Loaded, Observer, entries_by_key, load
 from feedsvc.pipeline.render_and_publish import FeedPlan, LastPublish, render_and_publish
+from feedsvc.pipeline.reporting import plural
 from feedsvc.pipeline.seeds import read_head
 from feedsvc.pipeline.workers import Workers
 
@@ -78,7 +79,8 @@ def publish_newest(
         batch = [(seed, sha) for _, seed, sha in promises[done:end]]
         first.loaded.merge(load(ctx, batch, {}, top.max_entries, observe=observe))
         done = end
-    log.info("first publish: the newest %d entries, from %d of %d files", len(newest), done, changes.files)
+    count = plural(len(newest), "entry", "entries")
+    log.info("first publish: the newest %s, from %d of %d files", count, done, changes.files)
 
     def entries(some: Sequence[Record]) -> dict[str, Entry]:
         return entries_by_key(ctx, some, first.loaded.made)
