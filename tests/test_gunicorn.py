@@ -25,7 +25,7 @@ def procfile_command(name: str) -> list[str]:
 
 def build_lines(log: str) -> list[tuple[int, str]]:
     """(pid, line) for every completed build logged by any process."""
-    return [(int(m.group(1)), m.group(0)) for m in re.finditer(r"\[(\d+)\] INFO feedsvc\.build: build: .*", log)]
+    return [(int(m.group(1)), m.group(0)) for m in re.finditer(r"\[(\d+)\] INFO feedsvc\.pipeline: build: .*", log)]
 
 
 def test_four_workers_one_builder_and_takeover(tmp_path: Path) -> None:
