@@ -270,8 +270,10 @@ def test_two_seeds_with_one_url_are_a_note_naming_both(tmp_path: Path, make_seed
     make_seed("other.txt", stamp_ms=1681696050000, title="Other", url="https://e.com/other")
     seeds = tmp_path / "seeds"
     reason = "same URL as new.txt, which is newer: only that one is published"
-    result = Builder(config()).build()
+    builder = Builder(config())
+    result = builder.build()
     assert result.entries == 2 and [(n.source, n.reason, n.kind) for n in result.notes] == [("old.txt", reason, "note")]
+    assert builder.build().notes == result.notes  # nothing changed: the same note
     status = json.loads((tmp_path / "out" / "status.json").read_text())
     assert status["notes"] == [{"source": "old.txt", "reason": reason}]
 
@@ -283,6 +285,9 @@ def test_two_seeds_with_one_url_are_a_note_naming_both(tmp_path: Path, make_seed
     built = run_cli("build", "--seeds", str(seeds), "--out", str(tmp_path / "cli-out"))
     assert built.returncode == 0 and "2 entries from 3 files" in built.stdout, built.stdout + built.stderr
     assert f"note {seeds / 'old.txt'}: {reason}" in built.stdout
+
+    (seeds / "old.txt").unlink()
+    assert builder.build().notes == []
 
 
 def test_build_leaves_no_write_ahead_log_and_counts_in_english(tmp_path: Path, make_seed) -> None:

@@ -98,7 +98,7 @@ def build(
     with Workers(settings, read_limit(settings.max_article_bytes), at, config.build_workers) as workers:
         ctx = BuildContext(config, cache, workers, zipper, at, _fingerprint(config), progress)
         early, loaded = _load(ctx, memory, changes, newest_first)
-        current = remember_records(config.seeds_dir, memory, cache, changes, loaded, index, result)
+        current = remember_records(ctx, memory, changes, loaded, index, result)
         _note_duplicates(ctx, memory, current.values(), result)
         last = still_ours(memory, config.output_dir, now)
         if not first and not result.changed and last is not None:
@@ -133,10 +133,12 @@ def _load(ctx: BuildContext, memory: Memory, changes: Changes, newest_first: boo
 
 
 def _note_duplicates(ctx: BuildContext, memory: Memory, records: Iterable[Record], result: BuildResult) -> None:
-    """Files whose article has the URL of a newer one (only that one is published): notes."""
-    duplicates = duplicate_records(records)
-    result.notes += duplicates
-    memory.told = log_duplicates(ctx.seeds_dir, duplicates, memory.told)
+    """Files whose article has the URL of a newer one (only that one is published): notes. Worked
+    out again only when the records changed (a rescan that finds nothing new stays cheap)."""
+    if memory.duplicates is None or result.changed:
+        memory.duplicates = duplicate_records(records)
+        memory.told = log_duplicates(ctx.seeds_dir, memory.duplicates, memory.told)
+    result.notes += memory.duplicates
 
 
 def _fingerprint(config: Config) -> str:

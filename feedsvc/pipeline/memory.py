@@ -12,6 +12,7 @@ from pathlib import Path
 from feedsvc.model import BuildResult, Record
 from feedsvc.pipeline.feeds import FeedMemory
 from feedsvc.pipeline.render_and_publish import FeedPlan, LastPublish
+from feedsvc.pipeline.reporting import DuplicateUrl
 from feedsvc.publish.layout import Rendered, manifest_stat
 
 
@@ -23,6 +24,7 @@ class Memory:
     last_publish: LastPublish = field(default_factory=LastPublish)
     rendered: Rendered | None = None  # this builder's last publish, right after it
     feeds: FeedMemory | None = None  # the feeds, their match results and transformed entries
+    duplicates: list[DuplicateUrl] | None = None  # the duplicate-URL notes of the current records
     told: set[str] = field(default_factory=set)  # the duplicate-URL notes logged already
 
 

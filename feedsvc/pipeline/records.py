@@ -8,7 +8,7 @@ from pathlib import Path
 
 from feedsvc.core.changes import Changes, diff
 from feedsvc.model import BuildResult, Record, SeedFile, StatKey
-from feedsvc.pipeline.context import Cache
+from feedsvc.pipeline.context import BuildContext, Cache
 from feedsvc.pipeline.load import Loaded
 from feedsvc.pipeline.memory import Memory
 from feedsvc.pipeline.reporting import log_fresh, reports_of
@@ -42,16 +42,11 @@ def _scan(seeds_dir: Path, changed: set[str] | None) -> list[SeedFile] | dict[st
 
 
 def remember_records(
-    seeds_dir: Path,
-    memory: Memory,
-    cache: Cache,
-    changes: Changes,
-    loaded: Loaded,
-    index: FileIndex,
-    result: BuildResult,
+    ctx: BuildContext, memory: Memory, changes: Changes, loaded: Loaded, index: FileIndex, result: BuildResult
 ) -> dict[str, Record]:
     """The records after this build, in memory and in the cache's file index; what changed and
     what is wrong with them, in the result (and in the log, for bytes new to this process)."""
+    seeds_dir, cache = ctx.seeds_dir, ctx.cache
     before = memory.records or {}
     current = memory.records = changes.kept | loaded.records
     result.changed = _count_changed(changes, loaded.records, before, index)
