@@ -201,18 +201,26 @@ class Builder:
         newest_first: bool = False,
     ) -> BuildResult:
         """Build and publish once (see `build`); a result with `waiting` set published nothing."""
-        options: dict[str, Any] = {
-            "changed": None if changed is None else set(changed),
-            "complete": complete,
-            "settle": settle,
-            "wait": wait,
-            "now": now,
-            "newest_first": newest_first,
-            "progress": progress,
-        }
+        paths = None if changed is None else set(changed)
+
+        def once(cache: Cache, zipper: Zipper) -> BuildResult:
+            return build(
+                self.config,
+                self.memory,
+                cache,
+                zipper,
+                changed=paths,
+                complete=complete,
+                settle=settle,
+                wait=wait,
+                now=now,
+                newest_first=newest_first,
+                progress=progress,
+            )
+
         with self._lock:
             started = time.perf_counter()
-            result = self._build(options)
+            result = self._build(once)
             if result.ok and not result.waiting and self.config.static_path is not None:
                 self._lay_out_static(self.config.static_path, result)
             result.duration = time.perf_counter() - started
@@ -228,16 +236,16 @@ class Builder:
             self.on_publish(result)
         return result
 
-    def _build(self, options: dict[str, Any]) -> BuildResult:
+    def _build(self, once: Callable[[Cache, Zipper], BuildResult]) -> BuildResult:
         """One build with this builder's resources; with the memory alone when the cache fails."""
         zipper = self._zipper = self._zipper or start_zipper()
         try:
             try:
-                return build(self.config, self.memory, self.cache, zipper, **options)
+                return once(self.cache, zipper)
             except CacheError as exc:
                 log.warning("cache failed (%s): building from the files, keeping results in memory", exc)
                 self._cache, self.memory.records = MemoryCache(), None
-                return build(self.config, self.memory, self._cache, zipper, **options)
+                return once(self._cache, zipper)
         except OSError as exc:
             return self._failed(exc)
 
