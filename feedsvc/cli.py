@@ -15,6 +15,7 @@ from typing import Any
 from feedsvc import __version__
 from feedsvc.config import Config, ConfigError, load_config, path_for_log
 from feedsvc.logs import configure_logging
+from feedsvc.pipeline.reporting import DuplicateUrl, duplicate_urls, plural
 from feedsvc.pipeline.seeds import SeedsDirError, read_limit, read_seed, scan_seeds
 
 
@@ -57,22 +58,30 @@ def cmd_build(args: argparse.Namespace) -> int:
         return 2
     # Only what this command does not print itself: a failed build is the one `feedsvc build:` line.
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    result = Builder(config).build(progress=_progress_bar(sys.stderr))
+    builder = Builder(config)
+    try:
+        result = builder.build(progress=_progress_bar(sys.stderr))
+    finally:
+        builder.close()  # the cache file is whole, no write-ahead log left beside it
     if not result.ok:
         print(f"feedsvc build: {result.error}", file=sys.stderr)
         return 2
     state = "published" if result.published else "unchanged (nothing rewritten)"
-    print(f"{result.entries} entries from {result.files} files -> {config.output_dir / 'feed.xml'}: {state}")
+    counted = f"{plural(result.entries, 'entry', 'entries')} from {plural(result.files, 'file')}"
+    print(f"{counted} -> {config.output_dir / 'feed.xml'}: {state}")
     for name, entries in result.feeds.items():
-        print(f"feed {name}: {entries} entries -> {config.output_dir / name / 'feed.xml'}")
+        print(f"feed {name}: {plural(entries, 'entry', 'entries')} -> {config.output_dir / name / 'feed.xml'}")
     for warning in result.warnings:
         print(f"warning: {warning}")
     if config.static_path is not None:
         print(f"static tree -> {config.static_path} ({os.readlink(config.static_path)})")
-    for problem in result.skipped:  # the console names files in full; /healthz relative to seeds/
-        print(f"skipped {config.seeds_dir / problem.source}: {problem.reason}")
-    for problem in result.problems:
-        print(f"problem {config.seeds_dir / problem.source}: {problem.reason}")
+    for skipped in result.skipped:  # the console names files in full; /healthz relative to seeds/
+        print(f"skipped {config.seeds_dir / skipped.source}: {skipped.reason}")
+    for found in result.problems:
+        print(f"problem {config.seeds_dir / found.source}: {found.reason}")
+    for note in result.notes:
+        if isinstance(note, DuplicateUrl):  # dropped from the feed: the other notes are `feedsvc check`'s
+            print(f"note {config.seeds_dir / note.source}: {note.reason}")
     return 0
 
 
@@ -85,6 +94,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     files = scan_seeds(config.seeds_dir)
     limit = read_limit(config.max_article_bytes)
     now = datetime.now(UTC)
+    articles: list[tuple[str, str, tuple[Any, ...]]] = []  # (file, dedup key, order), for duplicate URLs
     for seed in files:
         shown = config.seeds_dir / seed.rel
         try:
@@ -100,7 +110,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         for note in outcome.notes:
             print(f"{shown}: note: {note}")
             notes += 1
-    print(f"{len(files)} files checked, {problems} problem(s), {notes} note(s)", file=sys.stderr)
+        if (entry := outcome.entry) is not None:  # ordered as a Record is (model.Record.order)
+            order = (entry.updated, entry.published or entry.updated, entry.id, seed.rel)
+            articles.append((seed.rel, entry.dedup_key, order))
+    for duplicate in duplicate_urls(articles):
+        print(f"{config.seeds_dir / duplicate.source}: note: {duplicate.reason}")
+        notes += 1
+    print(f"{plural(len(files), 'file')} checked, {problems} problem(s), {notes} note(s)", file=sys.stderr)
     return 1 if problems else 0
 
 

@@ -6,12 +6,13 @@ Every value remembers where it came from, so an error can name the key and its s
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.util
 import os
 import re
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,16 @@ from feedsvc.core.filters import PatternError, compile_pattern
 from feedsvc.core.routes import FEED_NAME, RESERVED
 from feedsvc.core.transform import PLACEHOLDERS, proxied
 from feedsvc.core.urls import to_uri
-from feedsvc.model import EntrySettings, FeedSpec
+from feedsvc.model import (
+    DEFAULT_LANGUAGE,
+    DEFAULT_LEGACY_ENCODINGS,
+    DEFAULT_MAX_ARTICLE_BYTES,
+    DEFAULT_MAX_ENTRY_BYTES,
+    DEFAULT_SANITIZER,
+    DEFAULT_SUMMARY_CHARS,
+    EntrySettings,
+    FeedSpec,
+)
 
 ENV_PREFIX = "FEEDSVC_"
 CONFIG_ENV = "FEEDSVC_CONFIG"
@@ -32,6 +42,12 @@ DEFAULT_CONFIG = Path("config/feedsvc.toml")
 
 class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or out of range; the message names it."""
+
+
+def did_you_mean(key: str, known: Iterable[str]) -> str:
+    """`: did you mean max_entries?` for a key one typo away from a known one ("" when none is close)."""
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f": did you mean {close[0]}?" if close else ""
 
 
 def path_for_log(path: Path) -> str:
@@ -62,13 +78,13 @@ class Config:
     title: str = "feedsvc"
     subtitle: str = ""
     author: str = "feedsvc"
-    language: str = "zh-Hant"
+    language: str = DEFAULT_LANGUAGE
     max_entries: int = 50
-    max_article_bytes: int = 1_000_000
-    max_entry_bytes: int = 250_000
+    max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
     max_feed_bytes: int = 1_000_000
-    summary_chars: int = 200
-    legacy_encodings: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
+    summary_chars: int = DEFAULT_SUMMARY_CHARS
+    legacy_encodings: tuple[str, ...] = DEFAULT_LEGACY_ENCODINGS
     cache_max_age: int = 300
     cache_s_maxage: int = 0
     stale_while_revalidate: int = 60
@@ -88,7 +104,7 @@ class Config:
     stylesheet: bool = True
     archive_page_size: int = 50
     websub_hub: str = ""
-    sanitizer: str = "bleach"
+    sanitizer: str = DEFAULT_SANITIZER
     build_workers: int = 0
     # The declared feeds ([[feeds]] in the TOML file only: the environment cannot express a list).
     feeds: tuple[FeedSpec, ...] = ()
@@ -334,7 +350,8 @@ def _feed(index: int, table: Any, top: Config, seen: set[str], source: str) -> F
         raise ConfigError(f"{where} (from {source}): expected a table ([[feeds]])")
     for key in table:
         if key not in FEED_KEYS:
-            raise ConfigError(f"{where}.{key} (from {source}): unknown key of a feed ({', '.join(FEED_KEYS)})")
+            known = f"{did_you_mean(key, FEED_KEYS)} ({', '.join(FEED_KEYS)})"
+            raise ConfigError(f"{where}.{key} (from {source}): unknown key of a feed{known}")
     text = {key: _feed_string(where, table, key, source) for key in FEED_KEYS if key != "max_entries"}
     name = _feed_name(where, text["name"], seen, source)
     max_entries = table.get("max_entries", top.max_entries)
@@ -344,7 +361,8 @@ def _feed(index: int, table: Any, top: Config, seen: set[str], source: str) -> F
         raise ConfigError(f"{where}.title (from {source}): must not be empty")
     return FeedSpec(
         name=name,
-        title=text["title"] or top.title,
+        # Without a title of its own, one that tells it apart from the top-level feed in / and the OPML.
+        title=text["title"] or f"{top.title} — {name}",
         subtitle=text["subtitle"] or top.subtitle,
         language=text["language"] or top.language,
         max_entries=max_entries,
@@ -407,7 +425,7 @@ def load_config(
 
     def put(key: str, value: Any, source: str) -> None:
         if key not in _FIELDS:
-            raise ConfigError(f"{key} (from {source}): unknown configuration key")
+            raise ConfigError(f"{key} (from {source}): unknown configuration key{did_you_mean(key, _FIELDS)}")
         values[key] = _coerce(key, value, source)
         sources[key] = source
 

@@ -16,11 +16,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from feedsvc.core.urls import url_identity
 
-StatKey = tuple[int, int, int]  # (size, mtime_ns, inode)
+
+class StatKey(NamedTuple):
+    """A seed file's stat, as the builder and the cache compare it: a new one, a file to look at."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+# Defaults declared once: the configuration (config.Config), the settings that key the cache
+# (EntrySettings), a feed's metadata (FeedMeta) and the core's functions all take theirs from here.
+DEFAULT_MAX_ARTICLE_BYTES = 1_000_000
+DEFAULT_MAX_ENTRY_BYTES = 250_000
+DEFAULT_SUMMARY_CHARS = 200
+DEFAULT_LEGACY_ENCODINGS: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
+DEFAULT_SANITIZER = "bleach"
+DEFAULT_LANGUAGE = "zh-Hant"  # a feed's, unless the configuration or a [[feeds]] table names one
+
 # The words the parser uses (in a note, or in an invalid stamp's problem) when the file's mtime
 # became the entry's date: such an outcome depends on the mtime as well as on the bytes.
 MTIME_NOTE = "date taken from the file's modification time"
@@ -43,7 +60,7 @@ class SeedFile(NamedTuple):
 
     @property
     def stat_key(self) -> StatKey:
-        return (self.size, self.mtime_ns, self.inode)
+        return StatKey(self.size, self.mtime_ns, self.inode)
 
 
 @dataclass(frozen=True)
@@ -88,11 +105,11 @@ class Entry:
 class EntrySettings:
     """The settings that decide what a file's bytes become (and so key the cache)."""
 
-    max_article_bytes: int = 1_000_000
-    summary_chars: int = 200
-    legacy_encodings: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
-    sanitizer: str = "bleach"
-    max_entry_bytes: int = 250_000
+    max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES
+    summary_chars: int = DEFAULT_SUMMARY_CHARS
+    legacy_encodings: tuple[str, ...] = DEFAULT_LEGACY_ENCODINGS
+    sanitizer: str = DEFAULT_SANITIZER
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
 
 
 @dataclass(frozen=True)
@@ -115,7 +132,7 @@ class Outcome:
         return any(MTIME_NOTE in text for text in (*self.notes, *self.problems))
 
 
-_UNREAD: StatKey = (-1, -1, -1)
+_UNREAD = StatKey(-1, -1, -1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +203,39 @@ class Record:
 
 
 @dataclass(frozen=True)
-class Problem:
+class Report:
+    """Something a build says about one file (`source`, relative to the seeds folder). Its kind is
+    its type: `Skipped` (not published), `Problem` (published, but a user must fix it) or `Note`
+    (worth knowing, no fix needed)."""
+
     source: str
     reason: str
 
+    kind: ClassVar[str] = "report"
+
     def __str__(self) -> str:
         return f"{self.source}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Skipped(Report):
+    """A file that is not published, and why."""
+
+    kind: ClassVar[str] = "skipped"
+
+
+@dataclass(frozen=True)
+class Problem(Report):
+    """What a user must fix in a published file (a dropped link, truncation, an invalid stamp)."""
+
+    kind: ClassVar[str] = "problem"
+
+
+@dataclass(frozen=True)
+class Note(Report):
+    """What is worth knowing about a file but needs no fix (a legacy encoding, a date's source)."""
+
+    kind: ClassVar[str] = "note"
 
 
 @dataclass(frozen=True)
@@ -202,7 +246,7 @@ class FeedMeta:
     alternate_url: str
     subtitle: str = ""
     author: str = "feedsvc"
-    language: str = "en"
+    language: str = DEFAULT_LANGUAGE
     # WebSub hub advertised in every feed ("" = none).
     hub: str = ""
     # Path of the XSL stylesheet named by an <?xml-stylesheet?> in Atom and RSS ("" = none).
@@ -299,15 +343,6 @@ class Reuse:
     source_key: str
 
 
-@dataclass(frozen=True)
-class Stored:
-    """A document whose object files are already written (by a pool worker): publishing only names them."""
-
-    name: str
-    source_key: str
-    entry: dict[str, Any]
-
-
 @dataclass
 class BuildResult:
     """What one build did: the build line, status.json and /healthz say this."""
@@ -317,10 +352,10 @@ class BuildResult:
     files: int = 0
     entries: int = 0
     changed: int = 0
-    skipped: list[Problem] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     # What users must fix in published files (dropped links, truncation, invalid stamps).
     problems: list[Problem] = field(default_factory=list)
-    notes: list[Problem] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     # Files modified too recently to read (they may still be being written), and the age of the
     # youngest: the service decides when to build again.
     deferred: list[str] = field(default_factory=list)
@@ -339,22 +374,3 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)
     # Entries in each declared feed's subscription documents, by name (none without [[feeds]]).
     feeds: dict[str, int] = field(default_factory=dict)
-
-    def as_status(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "published": self.published,
-            "files": self.files,
-            "entries": self.entries,
-            "changed": self.changed,
-            "skipped": [{"source": p.source, "reason": p.reason} for p in self.skipped],
-            "problems": [{"source": p.source, "reason": p.reason} for p in self.problems],
-            "deferred": self.deferred,
-            "etag": self.etag,
-            "error": self.public_error,
-            "duration_ms": round(self.duration * 1000, 1),
-            "finished_at": self.finished_at.isoformat(timespec="milliseconds") if self.finished_at else None,
-            "number": self.number,
-            "warnings": self.warnings,
-            **({"feeds": [{"name": name, "entries": n} for name, n in self.feeds.items()]} if self.feeds else {}),
-        }

@@ -30,7 +30,7 @@ def test_build_publishes_the_real_seed(tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = run_cli("build", "--out", str(out))
     assert done.returncode == 0, done.stderr
-    assert "1 entries from 1 files" in done.stdout and "published" in done.stdout
+    assert "1 entry from 1 file " in done.stdout and "published" in done.stdout
     feed = out / "feed.xml"
     assert stat.S_IMODE(feed.stat().st_mode) == 0o644
     body = feed.read_bytes()
@@ -67,7 +67,7 @@ def test_bad_files_are_reported_and_skipped(tmp_path: Path) -> None:
     (seeds / "garbage.txt").write_bytes(bytes(range(0x80, 0x100)) * 4)
     done = run_cli("build", "--seeds", str(seeds), "--out", str(tmp_path / "out"))
     assert done.returncode == 0
-    assert "1 entries from 3 files" in done.stdout
+    assert "1 entry from 3 files" in done.stdout
     assert f"skipped {seeds / 'empty.txt'}: empty file" in done.stdout
     assert f"skipped {seeds / 'garbage.txt'}: not valid UTF-8" in done.stdout
     check = run_cli("check", "--seeds", str(seeds))

@@ -101,3 +101,32 @@ def test_cache_control_keys(tmp_path: Path) -> None:
         message = rf"{key.lower()} \(from environment variable FEEDSVC_{key}\): must be at least 0"
         with pytest.raises(ConfigError, match=message):
             load_config(empty, env={f"FEEDSVC_{key}": "-1"})
+
+
+def test_defaults_are_declared_once() -> None:
+    """The configuration, the cache's settings and the feeds' metadata take their defaults from
+    feedsvc.model's DEFAULT_* constants: a default changed there is changed everywhere (issue 20)."""
+    from feedsvc import model
+    from feedsvc.config import Config
+    from feedsvc.model import EntrySettings, FeedMeta
+
+    config, settings = Config(), EntrySettings()
+    meta = FeedMeta(id="i", title="t", self_url="s", alternate_url="a")
+    assert config.language == meta.language == model.DEFAULT_LANGUAGE
+    for key in ("max_article_bytes", "max_entry_bytes", "summary_chars", "legacy_encodings", "sanitizer"):
+        assert getattr(config, key) == getattr(settings, key) == getattr(model, "DEFAULT_" + key.upper()), key
+    assert config.entry_settings == settings
+
+
+def test_an_unknown_key_gets_a_did_you_mean(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text("max_entires = 5\n")
+    with pytest.raises(ConfigError, match=r"max_entires \(from config file .*\): unknown configuration key: "
+                                          r"did you mean max_entries\?"):
+        load_config(toml, env={})
+    toml.write_text("")
+    with pytest.raises(ConfigError, match=r"SUMARY_CHARS\): unknown configuration key: did you mean summary_chars"):
+        load_config(toml, env={"FEEDSVC_SUMARY_CHARS": "3"})
+    toml.write_text('[[feeds]]\nname = "a"\nfolders = "x"\n')
+    with pytest.raises(ConfigError, match=r"feeds\[1\]\.folders .*unknown key of a feed: did you mean folder\?"):
+        load_config(toml, env={})

@@ -79,8 +79,8 @@ name = "all-2"
     assert (world.name, world.title, world.subtitle, world.language) == ("world", "World news", "Everything", "zh-Hans")
     assert (world.folder, world.include, world.exclude, world.max_entries) == ("world", "普京|俄羅斯", "體育", 20)
     assert (world.convert, world.image_proxy) == ("t2s", "https://images.weserv.nl/?url={url}")
-    # What a feed leaves out comes from the top level.
-    assert (other.title, other.language, other.max_entries) == ("Top", "zh-Hant", 7)
+    # What a feed leaves out comes from the top level; its title names it too, to tell the two apart.
+    assert (other.title, other.language, other.max_entries) == ("Top — all-2", "zh-Hant", 7)
     assert (other.folder, other.include, other.convert, other.image_proxy) == ("", "", "", "")
     assert load_config(write_toml(tmp_path / "none.toml", tmp_path, tmp_path, ""), env={}).feeds == ()
 

@@ -21,8 +21,8 @@ import feedparser
 import pytest
 from conftest import REPO, seed_text
 
-import feedsvc.pipeline.builder as builder_module
 import feedsvc.pipeline.newest as newest_module
+import feedsvc.pipeline.records as records_module
 import feedsvc.pipeline.workers as workers_module
 from feedsvc.config import Config
 from feedsvc.model import BuildResult
@@ -127,7 +127,7 @@ def outside_secret(tmp_path: Path) -> Path:
 
 def swap_after_scan(monkeypatch: pytest.MonkeyPatch, swap: Callable[[], None]) -> list[int]:
     """Run `swap` when the builder's scan returns, before anything is read; the scans seen."""
-    real_scan = builder_module.scan_seeds
+    real_scan = records_module.scan_seeds
     scans: list[int] = []
 
     def scan_then_swap(seeds_dir: Path):
@@ -136,7 +136,7 @@ def swap_after_scan(monkeypatch: pytest.MonkeyPatch, swap: Callable[[], None]) -
         swap()
         return found
 
-    monkeypatch.setattr(builder_module, "scan_seeds", scan_then_swap)
+    monkeypatch.setattr(records_module, "scan_seeds", scan_then_swap)
     return scans
 
 

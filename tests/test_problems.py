@@ -261,3 +261,49 @@ def test_max_entry_bytes_in_the_feeds_and_the_configuration(tmp_path, make_seed,
     assert load_config(empty, env={"FEEDSVC_MAX_ENTRY_BYTES": "5000"}).entry_settings.max_entry_bytes == 5000
     with pytest.raises(ConfigError, match=r"max_entry_bytes \(from environment variable .*\): must be at least 1024"):
         load_config(empty, env={"FEEDSVC_MAX_ENTRY_BYTES": "100"})
+
+
+@pytest.mark.live
+def test_two_seeds_with_one_url_are_a_note_naming_both(tmp_path: Path, make_seed, config) -> None:
+    """Only the newer of two articles with one URL is published: `build`, `check` and the build's
+    result say so, naming both files (it was dropped silently)."""
+    make_seed("old.txt", stamp_ms=1681696026000, title="Old", url="https://e.com/same")
+    make_seed("new.txt", stamp_ms=1681696099000, title="New", url="https://e.com/same")
+    make_seed("other.txt", stamp_ms=1681696050000, title="Other", url="https://e.com/other")
+    seeds = tmp_path / "seeds"
+    reason = "same URL as new.txt, which is newer: only that one is published"
+    builder = Builder(config())
+    result = builder.build()
+    assert result.entries == 2 and [(n.source, n.reason, n.kind) for n in result.notes] == [("old.txt", reason, "note")]
+    assert builder.build().notes == result.notes  # nothing changed: the same note
+    status = json.loads((tmp_path / "out" / "status.json").read_text())
+    assert status["notes"] == [{"source": "old.txt", "reason": reason}]
+
+    check = run_cli("check", "--seeds", str(seeds))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.splitlines() == [f"{seeds / 'old.txt'}: note: {reason}"]
+    assert "3 files checked, 0 problem(s), 1 note(s)" in check.stderr
+
+    built = run_cli("build", "--seeds", str(seeds), "--out", str(tmp_path / "cli-out"))
+    assert built.returncode == 0 and "2 entries from 3 files" in built.stdout, built.stdout + built.stderr
+    assert f"note {seeds / 'old.txt'}: {reason}" in built.stdout
+
+    (seeds / "old.txt").unlink()
+    assert builder.build().notes == []
+
+
+@pytest.mark.live
+def test_build_leaves_no_write_ahead_log_and_counts_in_english(tmp_path: Path, make_seed) -> None:
+    make_seed("one.txt", url="https://e.com/one")
+    out = tmp_path / "out"
+    built = run_cli("build", "--seeds", str(tmp_path / "seeds"), "--out", str(out))
+    assert built.returncode == 0, built.stderr
+    assert "1 entry from 1 file " in built.stdout and "entries" not in built.stdout
+    assert [p.name for p in out.iterdir() if p.name.endswith(("-wal", "-shm"))] == []
+
+
+def test_counts_are_said_in_english() -> None:
+    from feedsvc.pipeline.reporting import plural
+
+    assert [plural(n, "entry", "entries") for n in (0, 1, 2)] == ["0 entries", "1 entry", "2 entries"]
+    assert [plural(n, "file") for n in (1, 3)] == ["1 file", "3 files"]

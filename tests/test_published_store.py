@@ -79,7 +79,7 @@ def test_documents_stored_ahead_are_published_unless_collected_meanwhile(tmp_pat
     stored = store(tmp_path, page)
     assert publish(tmp_path, [Document("feed.xml", b"<feed/>", "application/atom+xml", when), stored])
     entry = read_manifest(tmp_path)["documents"]["archive/1.xml"]
-    assert entry == dict(stored.entry) and entry["source_key"] == "k1" and entry["in_memory"] is False
+    assert entry == stored.row.to_json() and entry["source_key"] == "k1" and entry["in_memory"] is False
     assert (tmp_path / OBJECTS / entry["object"]).read_bytes() == page.body
     assert gzip.decompress((tmp_path / OBJECTS / entry["gzip_object"]).read_bytes()) == page.body
 
@@ -119,3 +119,31 @@ def test_the_same_bytes_under_a_new_date_are_sent_with_it(config) -> None:
         body = gzip.decompress(response.data) if headers else response.data
         assert (response.headers["Last-Modified"], body) == (http_date(may), b"<xsl/>")
         assert client.get("/feed.xsl", headers=headers | {"If-Modified-Since": http_date(april)}).status_code == 200
+
+
+def test_the_typed_manifest_and_status_write_the_bytes_they_read(tmp_path: Path, make_seed, config) -> None:
+    """manifest.json and status.json are read into their dataclasses (publish/layout.py) and
+    written from them: the same JSON, byte for byte."""
+    import json
+
+    from feedsvc.pipeline.builder import Builder
+    from feedsvc.publish.layout import MANIFEST, STATUS, Manifest, Status, load_manifest
+
+    for n in range(3):
+        make_seed(f"s{n}.txt", stamp_ms=1681696026000 + n * 1000, title=f"T{n}", url=f"https://e.com/{n}")
+    make_seed("empty.txt", raw=b"")
+    cfg = config(max_entries=1, archive_page_size=1)
+    builder = Builder(cfg)
+    assert builder.build().published
+    make_seed("s9.txt", stamp_ms=1681696099000, title="T9", url="https://e.com/9")
+    assert builder.build().published  # a manifest with a previous version, archive pages, reused rows
+    raw = (cfg.output_dir / MANIFEST).read_bytes()
+    manifest = load_manifest(cfg.output_dir)
+    assert manifest is not None and manifest.previous and any(not r.in_memory for r in manifest.documents.values())
+    assert json.dumps(manifest.to_json(), sort_keys=True, separators=(",", ":")).encode() == raw
+    assert Manifest.from_json(json.loads(raw)) == manifest
+    status = (cfg.output_dir / STATUS).read_bytes()
+    typed = Status.from_json(json.loads(status))
+    assert typed.skipped[0].kind == "skipped" and typed == builder.status
+    assert json.dumps(typed.to_json(), indent=1, sort_keys=True, default=str).encode() == status
+    assert builder.last_status == json.loads(status)

@@ -300,3 +300,26 @@ def test_serve_honours_static_dir(tmp_path: Path, nine_articles: Path, www: Path
         assert (www / "archive").is_dir()
         log = srv.log()
     assert "ERROR" not in log and "Traceback" not in log
+
+
+def test_a_static_tree_with_a_loopback_base_url_is_warned_about_once(
+    config, seeds: Path, www: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default base_url would send readers of a static tree's feeds to 127.0.0.1: one WARNING
+    per process says so; a public base_url says nothing."""
+    import logging
+
+    from feedsvc.pipeline import builder as builder_module
+
+    monkeypatch.setattr(builder_module, "_warned_loopback", set())
+    caplog.set_level(logging.WARNING, logger="feedsvc")
+    local = builder(config, www, base_url="http://127.0.0.1:8000/")
+    assert local.build().ok
+    write_seed(seeds, 99)
+    assert local.build().ok
+    assert builder(config, www, base_url="http://127.0.0.1:8000/").build().ok  # another builder, same process
+    warned = [r.getMessage() for r in caplog.records if "base_url" in r.getMessage()]
+    assert len(warned) == 1 and "127.0.0.1 links" in warned[0], warned
+    caplog.clear()
+    assert builder(config, tmp_path / "public", base_url="https://feeds.example.org/").build().ok
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

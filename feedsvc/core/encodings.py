@@ -13,8 +13,7 @@ import codecs
 from collections.abc import Sequence
 
 from feedsvc.core.errors import SeedError
-
-DEFAULT_LEGACY_ENCODINGS = ("cp950", "big5hkscs", "gb18030")
+from feedsvc.model import DEFAULT_LEGACY_ENCODINGS
 
 
 def decode_seed(data: bytes, legacy_encodings: Sequence[str] = DEFAULT_LEGACY_ENCODINGS) -> tuple[str, list[str]]:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from feedsvc.core.sanitize import Sanitizer, get_sanitizer
 from feedsvc.core.text import cut_html, one_line, summarize, summary_reads, xml_safe
 from feedsvc.core.urls import canonical_url, http_url
-from feedsvc.model import Article, Entry
+from feedsvc.model import DEFAULT_SANITIZER, DEFAULT_SUMMARY_CHARS, Article, Entry
 
 _SEED_NAMESPACE = uuid.UUID("6f1c1b38-6d43-4d8b-9d2e-5b0f6a1f0c4d")
 _FIRST_IMG = re.compile(r"<img\b[^>]*?\bsrc=\"([^\"]+)\"", re.IGNORECASE)
@@ -31,11 +31,13 @@ def entry_id(link: str | None, source: str) -> str:
     return f"urn:uuid:{uuid.uuid5(_SEED_NAMESPACE, source)}"
 
 
-def make_entry(article: Article, sanitizer: Sanitizer | None = None, summary_chars: int = 200) -> Entry:
+def make_entry(
+    article: Article, sanitizer: Sanitizer | None = None, summary_chars: int = DEFAULT_SUMMARY_CHARS
+) -> Entry:
     """Sanitize the article's HTML (with `sanitizer`, bleach by default) against its own URL and
     derive everything a feed entry needs."""
     link = http_url(article.link)
-    sanitize = sanitizer or get_sanitizer("bleach")
+    sanitize = sanitizer or get_sanitizer(DEFAULT_SANITIZER)
     content, plain = sanitize(article.body_html, link, text_limit=summary_reads(summary_chars))
     image = m.group(1).replace("&amp;", "&") if (m := _FIRST_IMG.search(content)) else None
     return Entry(

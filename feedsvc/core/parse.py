@@ -28,11 +28,11 @@ from datetime import datetime
 from typing import NamedTuple
 
 from feedsvc.core.dates import FUTURE_SLACK, Stamp, body_date, header_stamp
-from feedsvc.core.encodings import DEFAULT_LEGACY_ENCODINGS, decode_seed, whole_characters
+from feedsvc.core.encodings import decode_seed, whole_characters
 from feedsvc.core.errors import SeedError
 from feedsvc.core.text import cut_html, xml_safe
 from feedsvc.core.title import parse_markdown_title
-from feedsvc.model import MTIME_NOTE, Article
+from feedsvc.model import DEFAULT_LEGACY_ENCODINGS, DEFAULT_MAX_ARTICLE_BYTES, MTIME_NOTE, Article
 
 # What callers import from here; each rule lives in its own module.
 __all__ = [
@@ -53,7 +53,7 @@ def parse_seed(
     source: str,
     mtime: datetime | None = None,
     *,
-    max_article_bytes: int = 1_000_000,
+    max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES,
     legacy_encodings: Sequence[str] = DEFAULT_LEGACY_ENCODINGS,
     now: datetime | None = None,
 ) -> Article:

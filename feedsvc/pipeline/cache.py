@@ -198,7 +198,7 @@ class SqliteCache:
     def files(self, root: str) -> dict[str, tuple[StatKey, str]]:
         with self._locked() as db:
             rows = db.execute("SELECT rel, size, mtime_ns, inode, sha FROM files WHERE root = ?", (root,))
-            return {rel: ((size, mtime, inode), sha) for rel, size, mtime, inode, sha in rows}
+            return {rel: (StatKey(size, mtime, inode), sha) for rel, size, mtime, inode, sha in rows}
 
     def records(self, stats: Mapping[str, StatKey]) -> dict[str, Record]:
         """The records of these outcome keys, each with the stat its file has now (`stats`: key → stat)."""
@@ -316,7 +316,11 @@ class SqliteCache:
             self._rows = db.execute("SELECT count(*) FROM outcomes").fetchone()[0]
 
     def close(self) -> None:
+        """Close the connection, its write-ahead log checkpointed into the file first: the last
+        connection to close removes the log (a build of many files leaves megabytes in it)."""
         with self._lock:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
 
 

@@ -4,7 +4,8 @@
 A seed is read, parsed and sanitized once, however many feeds take it: every feed is chosen from
 the same Records, and rendered from the same cached entries.
 
-- `feeds_of`: the top-level feed (name "") and the declared ones, as data, each with its FeedMeta.
+- `feed_meta`, `configured_feeds`, `feeds_of`: the top-level feed (name "") and the declared
+  ones, as data, each with its FeedMeta.
 - `Matches`: whether each entry is in each filtering feed (its folder and its include/exclude),
   worked out once per entry version (outcome key) and feed (`filters_key`): for the entries made
   in a build as they come from the workers (`observe`), else from the cache's table of match
@@ -27,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from feedsvc.config import Config
 from feedsvc.core.choose import split_archive
 from feedsvc.core.filters import filters_key, in_folder, matches, searchable
+from feedsvc.core.render.xsl import STYLESHEET_PATH
 from feedsvc.core.transform import TRANSFORM_VERSION, Converter, transform_entry
 from feedsvc.model import Entry, Feed, FeedMeta, FeedSpec, Page, Record
 
@@ -85,6 +88,26 @@ def declared_meta(top: FeedMeta, spec: FeedSpec, base_url: str) -> FeedMeta:
         hub=top.hub,
         stylesheet=top.stylesheet,
     )
+
+
+def feed_meta(config: Config) -> FeedMeta:
+    """The top-level feed's metadata, from the configuration."""
+    return FeedMeta(
+        id=config.self_url,
+        title=config.title,
+        self_url=config.self_url,
+        alternate_url=config.alternate_url,
+        subtitle=config.subtitle,
+        author=config.author,
+        language=config.language,
+        hub=config.websub_hub,
+        stylesheet=STYLESHEET_PATH if config.stylesheet else "",
+    )
+
+
+def configured_feeds(config: Config) -> tuple[Feed, ...]:
+    """The feeds the configuration declares: the top-level one first, then `[[feeds]]` in order."""
+    return feeds_of(feed_meta(config), config.max_entries, config.feeds, config.base_url)
 
 
 def feeds_of(top: FeedMeta, max_entries: int, specs: Sequence[FeedSpec], base_url: str) -> tuple[Feed, ...]:
@@ -209,9 +232,9 @@ class Transformed:
                 self._lru[(key, tkey)] = apply(entry)
             out = []
             for record in records:
-                if (hit := self._lru.get((record.key, tkey))) is not None:
+                if (transformed := self._lru.get((record.key, tkey))) is not None:
                     self._lru.move_to_end((record.key, tkey))
-                    out.append(hit)
+                    out.append(transformed)
             while len(self._lru) > self.size:
                 self._lru.popitem(last=False)
             return out

@@ -16,21 +16,20 @@ import heapq
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from feedsvc.core.outcome import outcome_key
 from feedsvc.model import Entry, Outcome, Record, SeedFile
-from feedsvc.pipeline.cache import MemoryCache, SqliteCache
+from feedsvc.pipeline.context import BuildContext, Cache, Progress
 from feedsvc.pipeline.seeds import read_seed, seed_path
-from feedsvc.pipeline.workers import Item, Workers, process_files
+from feedsvc.pipeline.workers import Item, process_files
 
 _WRITE_BATCH = 1024  # outcomes written to the cache per transaction
 # Records looked up in the cache at a time: the rows and the records they become are not all held
 # at once (a new process on 100k files would hold each twice).
 _LOOKUP_BATCH = 4096
 
-Cache = SqliteCache | MemoryCache
-Progress = Callable[[int, int], None]
+__all__ = ["Cache", "Loaded", "Observer", "Progress", "entries_by_key", "load"]
+
 Observer = Callable[[Record, Entry], None]
 
 
@@ -48,19 +47,32 @@ class Loaded:
         self.made.update(other.made)
 
 
+@dataclass(frozen=True)
+class _Pass:
+    """One loading pass's own inputs, beside the build's context."""
+
+    remembered: Mapping[str, Record]  # the records of the last build
+    keep: int  # the newest entries made to keep in hand for rendering
+    progress: Progress | None
+    total: int  # the files of the build, for `progress`
+    observe: Observer | None
+
+
 def load(
+    ctx: BuildContext,
     to_read: Sequence[tuple[SeedFile, str | None]],
     remembered: Mapping[str, Record],
-    cache: Cache,
-    workers: Workers,
-    fingerprint: str,
     keep: int,
+    *,
     progress: Progress | None = None,
     total: int = 0,
     observe: Observer | None = None,
     cold: bool | None = None,
 ) -> Loaded:
-    """`cold`: nothing was cached when the build began (None: look now)."""
+    """A Record for each of `to_read` (a file and its hash, when the cache's index vouches for it).
+    `cold`: nothing was cached when the build began (None: look now)."""
+    cache, workers = ctx.cache, ctx.workers
+    this = _Pass(remembered, keep, progress, total, observe)
     loaded = Loaded()
     now = workers.now.timestamp()
     cold = not remembered and (cache.is_empty() if cold is None else cold)
@@ -90,7 +102,7 @@ def load(
     items: list[Item] = []
     for start in range(0, len(candidates), _LOOKUP_BATCH):  # a new process looks up every file: a part at a time
         part = candidates[start : start + _LOOKUP_BATCH]
-        keys = {seed.rel: outcome_key(fingerprint, seed.rel, sha) for seed, sha, _ in part}
+        keys = {seed.rel: outcome_key(ctx.fingerprint, seed.rel, sha) for seed, sha, _ in part}
         cached = cache.records({keys[seed.rel]: seed.stat_key for seed, _, _ in part})
         for seed, _sha, data in part:
             record = cached.get(keys[seed.rel])
@@ -100,7 +112,7 @@ def load(
             else:
                 items.append((seed, data))
     items += [(seed, None) for seed in unread]
-    _process(items, remembered, cache, workers, fingerprint, keep, loaded, progress, total, observe)
+    _process(ctx, this, items, loaded)
     return loaded
 
 
@@ -110,22 +122,12 @@ def _holds(record: Record, seed: SeedFile, now: float) -> bool:
     return record.mtime_ns in (None, seed.mtime_ns) and record.holds(now)
 
 
-def _process(
-    items: list[Item],
-    remembered: Mapping[str, Record],
-    cache: Cache,
-    workers: Workers,
-    fingerprint: str,
-    keep: int,
-    loaded: Loaded,
-    progress: Progress | None,
-    total: int,
-    observe: Observer | None,
-) -> None:
+def _process(ctx: BuildContext, this: _Pass, items: list[Item], loaded: Loaded) -> None:
     """Process the files, record their outcomes in the cache in batches, keep the newest entries.
 
     The cache writes a batch in another thread (SQLite lets go of the GIL) while this one keeps
     the workers fed: waiting for it here would leave them idle."""
+    cache, workers, keep, progress, total = ctx.cache, ctx.workers, this.keep, this.progress, this.total
     done = total - len(items)
     if progress is not None:
         progress(done, total)
@@ -139,14 +141,14 @@ def _process(
                 if outcome is None:
                     continue  # gone while being read: the next build sees the truth
                 if not sha:
-                    _unreadable(loaded, remembered, seed.rel, outcome.problem or "cannot read")
+                    _unreadable(loaded, this.remembered, seed.rel, outcome.problem or "cannot read")
                     continue
-                record = Record.of(seed.rel, sha, outcome_key(fingerprint, seed.rel, sha), outcome, seed)
+                record = Record.of(seed.rel, sha, outcome_key(ctx.fingerprint, seed.rel, sha), outcome, seed)
                 loaded.records[seed.rel] = record
                 loaded.fresh.append(record)
                 batch.append((record, outcome))
-                if outcome.entry is not None and observe is not None:
-                    observe(record, outcome.entry)
+                if outcome.entry is not None and this.observe is not None:
+                    this.observe(record, outcome.entry)
                 if outcome.entry is not None and keep:
                     heapq.heappush(newest, (record.order, record.key, outcome.entry))
                     if len(newest) > keep:
@@ -172,18 +174,17 @@ def _unreadable(loaded: Loaded, remembered: Mapping[str, Record], rel: str, reas
         loaded.fresh.append(record)  # reported once, not on every retry
 
 
-def entries_by_key(
-    records: Sequence[Record], made: Mapping[str, Entry], cache: Cache, seeds_dir: Path, workers: Workers
-) -> dict[str, Entry]:
+def entries_by_key(ctx: BuildContext, records: Sequence[Record], made: Mapping[str, Entry]) -> dict[str, Entry]:
     """The full entries of `records`, by cache key: made in this build, else from the cache, else
     (pruned by another process sharing the cache) made again from the file; a record whose entry
     is gone altogether has none."""
+    cache, workers = ctx.cache, ctx.workers
     found = {r.key: made[r.key] for r in records if r.key in made}
     found.update(cache.entries([r.key for r in records if r.key not in found]))
     for record in records:
         if record.key in found:
             continue
-        seed = SeedFile(seed_path(seeds_dir, record.rel), record.rel, *record.stat_key)
+        seed = SeedFile(seed_path(ctx.seeds_dir, record.rel), record.rel, *record.stat_key)
         sha, outcome = process_files([(seed, None)], workers.settings, workers.limit, workers.now)[0]
         if outcome is None or sha != record.sha:
             continue

@@ -20,18 +20,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
 
-from feedsvc.config import Config
 from feedsvc.core.changes import Changes
 from feedsvc.core.choose import by_order, select_entries
 from feedsvc.core.parse import parse_header
 from feedsvc.core.render.documents import fit_feed
 from feedsvc.model import Entry, Record, SeedFile
-from feedsvc.pipeline.cache import SqliteCache
+from feedsvc.pipeline.context import BuildContext
 from feedsvc.pipeline.feeds import FeedMemory
-from feedsvc.pipeline.load import Cache, Loaded, Observer, Progress, entries_by_key, load
-from feedsvc.pipeline.render_and_publish import FeedPlan, Published, render_and_publish
+from feedsvc.pipeline.load import Loaded, Observer, entries_by_key, load
+from feedsvc.pipeline.render_and_publish import FeedPlan, LastPublish, render_and_publish
+from feedsvc.pipeline.reporting import plural
 from feedsvc.pipeline.seeds import read_head
 from feedsvc.pipeline.workers import Workers
 
@@ -61,25 +60,16 @@ class First:
 
 
 def publish_newest(
-    config: Config,
-    feeds: FeedMemory,
-    changes: Changes,
-    cache: Cache,
-    workers: Workers,
-    fingerprint: str,
-    observe: Observer,
-    published: Published,
-    zip_threads: Any,
-    progress: Progress | None,
+    ctx: BuildContext, feeds: FeedMemory, changes: Changes, observe: Observer, last: LastPublish
 ) -> First:
     """Process the files whose headers promise the newest entries of the top-level feed, and
     publish its documents with them (unless there are fewer than MIN_FILES files to read). The
     declared feeds, which filter and transform, follow with the full build."""
-    first = First(Loaded(), cold=cache.is_empty())
+    first = First(Loaded(), cold=ctx.cache.is_empty())
     if len(changes.to_read) < MIN_FILES:
         return first
     top = feeds.feeds[0]
-    promises = _promises(changes.to_read, workers)
+    promises = _promises(changes.to_read, ctx.workers)
     done = 0
     while True:
         newest = _newest(changes.kept | first.loaded.records, top.max_entries)
@@ -87,22 +77,20 @@ def publish_newest(
         if end == done:
             break
         batch = [(seed, sha) for _, seed, sha in promises[done:end]]
-        first.loaded.merge(load(batch, {}, cache, workers, fingerprint, top.max_entries, observe=observe))
+        first.loaded.merge(load(ctx, batch, {}, top.max_entries, observe=observe))
         done = end
-    log.info("first publish: the newest %d entries, from %d of %d files", len(newest), done, changes.files)
+    count = plural(len(newest), "entry", "entries")
+    log.info("first publish: the newest %s, from %d of %d files", count, done, changes.files)
 
     def entries(some: Sequence[Record]) -> dict[str, Entry]:
-        return entries_by_key(some, first.loaded.made, cache, config.seeds_dir, workers)
+        return entries_by_key(ctx, some, first.loaded.made)
 
     entries_of = feeds.transformed.entries_of(top, entries)
-    keep = fit_feed(top.meta, entries_of(newest), workers.now, config.max_feed_bytes)
+    keep = fit_feed(top.meta, entries_of(newest), ctx.at, ctx.config.max_feed_bytes)
     plan = FeedPlan(top, newest[:keep], [], entries_of)
-    cache_path = cache.path if isinstance(cache, SqliteCache) else None
-    first.published, _etag = render_and_publish(
-        config.output_dir, [plan], published, workers, cache_path, zip_threads, workers.now
-    )
-    if progress is not None:
-        progress(len(changes.kept) + done, changes.files)
+    first.published, _etag = render_and_publish(ctx, [plan], last)
+    if ctx.progress is not None:
+        ctx.progress(len(changes.kept) + done, changes.files)
     return first
 
 
@@ -141,7 +129,8 @@ def _enough(promises: Sequence[Promise], done: int, newest: Sequence[Record], ma
     last = min(len(promises), _MOST * max_entries + _BATCH)
     if len(newest) < max_entries:
         return min(last, done + max(max_entries - len(newest), _BATCH))
-    floor = cast(datetime, newest[-1].updated)  # chosen records have a date
+    floor = newest[-1].updated
+    assert floor is not None  # a published record is dated
     end = done
     while end < last and promises[end][0] >= floor:
         end += 1

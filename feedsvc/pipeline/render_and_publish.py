@@ -29,11 +29,8 @@ import functools
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import Any, cast
 
 from feedsvc import __version__
 from feedsvc.core.render import feed_updated
@@ -41,10 +38,11 @@ from feedsvc.core.render.archive import archive_name
 from feedsvc.core.render.documents import render_documents
 from feedsvc.core.render.html import PAGE_TEMPLATE_KEY, TEMPLATES_KEY
 from feedsvc.core.routes import page_name, subscription_names
-from feedsvc.model import Document, Feed, FeedMeta, Page, Record, Reuse, Stored
+from feedsvc.model import Document, Feed, FeedMeta, Page, Record, Reuse
+from feedsvc.pipeline.context import BuildContext, Zipper
 from feedsvc.pipeline.feeds import EntriesOf, transform_key
-from feedsvc.pipeline.workers import Workers, archive_document, default_workers
-from feedsvc.publish.layout import compress, etag_for, read_manifest
+from feedsvc.pipeline.workers import archive_document, page_with
+from feedsvc.publish.layout import Stored, compress, etag_for, load_manifest
 from feedsvc.publish.writer import Stale, publish
 
 log = logging.getLogger("feedsvc.build")
@@ -53,7 +51,7 @@ Planned = Callable[[], Document | Reuse | Stored]
 
 
 @dataclass
-class Published:
+class LastPublish:
     """What this builder last published: the composition keys of the documents published by them
     (archive pages, a declared feed's subscription documents; None: not known yet, read from the
     manifest) and every body's SHA-256, by document name."""
@@ -76,91 +74,78 @@ class FeedPlan:
     entries_of: EntriesOf
 
 
-def render_and_publish(
-    out_dir: Path,
-    plans: Sequence[FeedPlan],
-    memory: Published,
-    workers: Workers,
-    cache_path: Path | None,
-    zipper: ThreadPoolExecutor,
-    now: datetime,
-) -> tuple[bool, str]:
+def render_and_publish(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastPublish) -> tuple[bool, str]:
     """Publish the documents of every feed in `plans` (the top-level feed first) at the build's
-    time `now` (the feeds are never dated later). Returns (published, the top-level feed's ETag)."""
+    time (the feeds are never dated later). Returns (published, the top-level feed's ETag)."""
     listing = [plan.feed.meta for plan in plans] if len(plans) > 1 else []
     top = plans[0]
     newest = top.pages[-1].number if top.pages else None
-    subscription = render_documents(top.feed.meta, top.entries_of(top.current), newest, now, "", listing)
-    planned: list[Planned] = [_compressed(document, memory, zipper) for document in subscription]
+    subscription = render_documents(top.feed.meta, top.entries_of(top.current), newest, ctx.at, "", listing)
+    planned: list[Planned] = [_compressed(document, last, ctx.zipper) for document in subscription]
     copies = [plan.feed.prefix + "feed.xml" for plan in plans]
     try:
-        known = _by_composition(out_dir, plans, memory, workers, cache_path, zipper, now)
-        published = publish(out_dir, [d() for d in planned + known], copies)
+        known = _by_composition(ctx, plans, last, pooled=True)
+        published = publish(ctx.out_dir, [d() for d in planned + known], copies)
     except Stale as exc:
         log.info("%s: rendering them again", exc)
-        memory.page_keys = {}
-        known = _by_composition(out_dir, plans, memory, None, None, zipper, now)
-        published = publish(out_dir, [d() for d in planned + known], copies)
-    memory.page_keys = {d.name: d.source_key for d in (p() for p in known)}
+        last.page_keys = {}
+        known = _by_composition(ctx, plans, last, pooled=False)
+        published = publish(ctx.out_dir, [d() for d in planned + known], copies)
+    last.page_keys = {d.name: d.source_key for d in (p() for p in known)}
     return published, etag_for(subscription[0].body)
 
 
-def _by_composition(
-    out_dir: Path,
-    plans: Sequence[FeedPlan],
-    memory: Published,
-    workers: Workers | None,
-    cache_path: Path | None,
-    zipper: ThreadPoolExecutor,
-    now: datetime,
-) -> list[Planned]:
+def _by_composition(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastPublish, pooled: bool) -> list[Planned]:
     """The documents known by their composition key: every feed's archive pages, and each declared
-    feed's subscription documents (the top-level feed's are rendered every time, as before)."""
-    if memory.page_keys is None:
-        published = (read_manifest(out_dir) or {}).get("documents", {})
-        memory.page_keys = {name: doc.get("source_key", "") for name, doc in published.items()}
-    keys = [_page_keys(plan, memory) for plan in plans]
-    todo = [_changed(plan, plan_keys, memory) for plan, plan_keys in zip(plans, keys, strict=True)]
+    feed's subscription documents (the top-level feed's are rendered every time, as before).
+    `pooled`: the workers may render pages (from the cache file); else they are rendered here."""
+    if last.page_keys is None:
+        manifest = load_manifest(ctx.out_dir)
+        rows = manifest.documents if manifest is not None else {}
+        last.page_keys = {name: row.source_key for name, row in rows.items()}
+    keys = [_page_keys(plan, last) for plan in plans]
+    todo = [_changed(plan, plan_keys, last) for plan, plan_keys in zip(plans, keys, strict=True)]
     made: dict[tuple[str, int], Sequence[Document | Stored]] = {}
-    if workers is not None and cache_path is not None:
+    if pooled and ctx.cache_path is not None:
         jobs = [(plan.feed, [(_by_keys(page), key) for page, key in t]) for plan, t in zip(plans, todo, strict=True)]
-        made.update(workers.render_pages(cache_path, out_dir, jobs))
+        made.update(ctx.workers.render_pages(ctx.cache_path, ctx.out_dir, jobs))
     planned: list[Planned] = []
     for plan, plan_keys, plan_todo in zip(plans, keys, todo, strict=True):
         planned += _archive(plan, plan_keys, plan_todo, made)
     for plan in plans[1:]:
-        planned += _subscription(plan, memory, zipper, now)
+        planned += _subscription(plan, last, ctx.zipper, ctx.at)
     return planned
 
 
-def _subscription(plan: FeedPlan, memory: Published, zipper: ThreadPoolExecutor, now: datetime) -> list[Planned]:
+def _subscription(plan: FeedPlan, last: LastPublish, zipper: Zipper, now: datetime) -> list[Planned]:
     """A declared feed's subscription documents: a Reuse when their composition is published (a
     change in one folder renders the feeds that hold it, not every feed), else rendered."""
     feed, newest = plan.feed, plan.pages[-1].number if plan.pages else None
     key = subscription_key(feed, plan.current, newest, now)
     names = subscription_names(feed.prefix)
-    assert memory.page_keys is not None
-    if all(memory.page_keys.get(name) == key for name in names):
+    assert last.page_keys is not None
+    if all(last.page_keys.get(name) == key for name in names):
         return [functools.partial(Reuse, name, key) for name in names]
     documents = render_documents(feed.meta, plan.entries_of(plan.current), newest, now, feed.prefix)
     # Read from their object files when a 200 needs the body, as archive pages are: web processes
     # hold the top-level feed's documents only, so their memory does not grow with the feeds.
-    return [_compressed(dataclasses.replace(d, source_key=key, in_memory=False), memory, zipper) for d in documents]
+    return [_compressed(dataclasses.replace(d, source_key=key, in_memory=False), last, zipper) for d in documents]
 
 
 def subscription_key(feed: Feed, current: Sequence[Record], newest_page: int | None, now: datetime) -> str:
     """What a declared feed's subscription documents are made from: its metadata and name, its
     entries' cache keys, its newest archive page (the prev-archive link), its date (the newest
     entry's, never later than `now`), the templates, and what it does to its entries."""
-    parts: tuple[Any, ...] = (feed.meta, feed.prefix, newest_page, [r.key for r in current], feed_updated(current, now))
+    updated = feed_updated(current, now)
+    parts: tuple[object, ...] = (feed.meta, feed.prefix, newest_page, [r.key for r in current], updated)
     parts += (TEMPLATES_KEY, __version__, transform_key(feed))
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-def _compressed(document: Document, memory: Published, zipper: ThreadPoolExecutor) -> Callable[[], Document]:
+def _compressed(document: Document, last: LastPublish, zipper: Zipper) -> Callable[[], Document]:
     sha = hashlib.sha256(document.body).hexdigest()
-    unchanged = memory.shas.get(document.name) == sha
-    memory.shas[document.name] = sha
+    unchanged = last.shas.get(document.name) == sha
+    last.shas[document.name] = sha
     gz = None if unchanged else zipper.submit(compress, document.body)
 
     def done() -> Document:
@@ -169,17 +154,17 @@ def _compressed(document: Document, memory: Published, zipper: ThreadPoolExecuto
     return functools.cache(done)
 
 
-def _page_keys(plan: FeedPlan, memory: Published) -> list[str]:
-    last = memory.keyed.get(plan.feed.name)
-    if last is None or last[0] is not plan.pages:
-        last = memory.keyed[plan.feed.name] = (plan.pages, [page_key(plan.feed, page) for page in plan.pages])
-    return last[1]
+def _page_keys(plan: FeedPlan, last: LastPublish) -> list[str]:
+    keyed = last.keyed.get(plan.feed.name)
+    if keyed is None or keyed[0] is not plan.pages:
+        keyed = last.keyed[plan.feed.name] = (plan.pages, [page_key(plan.feed, page) for page in plan.pages])
+    return keyed[1]
 
 
-def _changed(plan: FeedPlan, keys: Sequence[str], memory: Published) -> list[tuple[Page[Record], str]]:
+def _changed(plan: FeedPlan, keys: Sequence[str], last: LastPublish) -> list[tuple[Page[Record], str]]:
     """A feed's archive pages whose composition is not the one published, with their keys."""
-    assert memory.page_keys is not None
-    published = memory.page_keys
+    assert last.page_keys is not None
+    published = last.page_keys
     return [
         (page, key)
         for page, key in zip(plan.pages, keys, strict=True)
@@ -198,7 +183,7 @@ def _archive(
     feed = plan.feed
     for page, key in todo:
         if (feed.name, page.number) not in made:
-            full = dataclasses.replace(cast("Page[Any]", page), entries=tuple(plan.entries_of(page.entries)))
+            full = page_with(page, tuple(plan.entries_of(page.entries)))
             made[(feed.name, page.number)] = archive_document(feed, full, key)
     planned: list[Planned] = []
     for page, key in zip(plan.pages, keys, strict=True):
@@ -211,7 +196,7 @@ def _archive(
 
 def _by_keys(page: Page[Record]) -> Page[str]:
     """A page as a worker gets it: its entries named by their cache keys."""
-    return dataclasses.replace(cast("Page[Any]", page), entries=tuple(r.key for r in page.entries))
+    return page_with(page, tuple(r.key for r in page.entries))
 
 
 def _names(feed: Feed, page: Page[Record]) -> tuple[str, str]:
@@ -240,8 +225,3 @@ def _meta_key(meta: FeedMeta, template_key: str) -> str:
 
 def _given(document: Document | Stored) -> Planned:
     return lambda: document
-
-
-def zipper() -> ThreadPoolExecutor:
-    """The threads that compress new bodies while the next one renders."""
-    return ThreadPoolExecutor(max_workers=default_workers(), thread_name_prefix="feedsvc-gzip")

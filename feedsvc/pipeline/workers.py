@@ -23,15 +23,15 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar
 
 from feedsvc.core.outcome import process_file
 from feedsvc.core.render.documents import render_archive_page
-from feedsvc.model import Document, EntrySettings, Feed, Outcome, Page, SeedFile, Stored
+from feedsvc.model import Document, EntrySettings, Feed, Outcome, Page, SeedFile
 from feedsvc.pipeline.cache import CacheError, SqliteCache
 from feedsvc.pipeline.feeds import transformer
 from feedsvc.pipeline.seeds import read_seed
-from feedsvc.publish.layout import compress
+from feedsvc.publish.layout import Stored, compress
 from feedsvc.publish.writer import store
 
 log = logging.getLogger("feedsvc.build")
@@ -95,6 +95,13 @@ def archive_document(feed: Feed, page: Page, source_key: str) -> tuple[Document,
 
 _readers: dict[Path, SqliteCache] = {}
 
+T = TypeVar("T")
+
+
+def page_with(page: Page[Any], entries: tuple[T, ...]) -> Page[T]:
+    """The same archive page holding other items for its entries (Records, their cache keys, Entries)."""
+    return Page(page.number, entries, page.older, page.newer)
+
 
 def render_pages(cache: Path, out_dir: Path, feed: Feed, pages: Sequence[PageTask]) -> list[tuple[Stored, ...] | None]:
     """Archive pages of `feed` from the entries in the cache file (transformed as the feed does),
@@ -115,7 +122,7 @@ def render_pages(cache: Path, out_dir: Path, feed: Feed, pages: Sequence[PageTas
                 documents.append(None)
                 continue
             entries = tuple(found[key] if apply is None else apply(found[key]) for key in listed.entries)
-            page = dataclasses.replace(cast("Page[Any]", listed), entries=entries)
+            page = page_with(listed, entries)
             documents.append(tuple(store(out_dir, d) for d in archive_document(feed, page, source_key)))
         return documents
     except (CacheError, sqlite3.Error):

@@ -6,6 +6,16 @@
     <name>/feed.xml         the same for each declared feed ([[feeds]])
     status.json             the last build's result (for /healthz); never part of a document's bytes
     warming.json            a cold start's progress while its build runs (for /healthz)
+
+The files' JSON shapes are typed here, each with `to_json` and `from_json` (the bytes on disk are
+those of the dicts `to_json` returns, written with sorted keys):
+
+    ManifestRow     one document's row in manifest.json: its objects, ETags, type and date
+    Manifest        manifest.json: the current rows, the previous version's, its generation
+    Status          status.json: the last build of record (`read_status` hands web a dict)
+    ManifestStat    the manifest file's stat: has another writer published since?
+    Rendered        what a builder last published (the manifest's stat then, its feed's ETag)
+    Stored          a document whose objects a worker wrote: publishing only names its row
 """
 
 from __future__ import annotations
@@ -16,8 +26,11 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from feedsvc.model import Note, Problem, Report, Skipped
 
 MANIFEST = "manifest.json"
 STATUS = "status.json"
@@ -74,7 +87,238 @@ def fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+@dataclass(frozen=True)
+class ManifestRow:
+    """One published document's row in manifest.json: its identity and gzip objects (by SHA-256),
+    their ETags and sizes, its type and Last-Modified. `source_key`: what its bytes were made from
+    ("" = not kept); `in_memory`: False when web processes read it from its object file."""
+
+    object: str
+    etag: str
+    size: int | None
+    gzip_object: str
+    gzip_etag: str
+    gzip_size: int | None
+    content_type: str
+    last_modified: str  # ISO 8601, as written
+    source_key: str = ""
+    in_memory: bool = True
+
+    @property
+    def objects(self) -> tuple[str, str]:
+        """The object files the row names: the identity body, the gzip body."""
+        return (self.object, self.gzip_object)
+
+    def to_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "object": self.object,
+            "etag": self.etag,
+            "gzip_object": self.gzip_object,
+            "gzip_etag": self.gzip_etag,
+            "content_type": self.content_type,
+            "last_modified": self.last_modified,
+        }
+        if self.size is not None:
+            row["size"] = self.size
+        if self.gzip_size is not None:
+            row["gzip_size"] = self.gzip_size
+        if self.source_key:
+            row["source_key"] = self.source_key
+        if not self.in_memory:
+            row["in_memory"] = False
+        return row
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> ManifestRow:
+        """Raises KeyError or TypeError when `row` is not a manifest row."""
+        if not isinstance(row, dict):
+            raise TypeError(f"a manifest row is an object, not {type(row).__name__}")
+        return cls(
+            object=row["object"],
+            etag=row["etag"],
+            size=row.get("size"),
+            gzip_object=row["gzip_object"],
+            gzip_etag=row["gzip_etag"],
+            gzip_size=row.get("gzip_size"),
+            content_type=row["content_type"],
+            last_modified=row["last_modified"],
+            source_key=row.get("source_key", ""),
+            in_memory=row.get("in_memory", True),
+        )
+
+
+def rows_to_json(rows: dict[str, ManifestRow]) -> dict[str, dict[str, Any]]:
+    return {name: row.to_json() for name, row in rows.items()}
+
+
+def rows_from_json(rows: dict[str, Any]) -> dict[str, ManifestRow]:
+    return {name: ManifestRow.from_json(row) for name, row in rows.items()}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """manifest.json: which row each URL serves (`documents`), and the previous version's rows,
+    whose objects are kept for a reader that has just read that version."""
+
+    generation: int
+    published_at: str
+    documents: dict[str, ManifestRow] = field(default_factory=dict)
+    previous: dict[str, ManifestRow] = field(default_factory=dict)
+    format: int = FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "generation": self.generation,
+            "published_at": self.published_at,
+            "documents": rows_to_json(self.documents),
+            "previous": rows_to_json(self.previous),
+        }
+
+    @classmethod
+    def from_json(cls, manifest: dict[str, Any]) -> Manifest:
+        """Raises KeyError, TypeError or ValueError when `manifest` is not one."""
+        return cls(
+            generation=int(manifest.get("generation", 0)),
+            published_at=str(manifest.get("published_at", "")),
+            documents=rows_from_json(manifest.get("documents", {})),
+            previous=rows_from_json(manifest.get("previous", {})),
+            format=manifest.get("format", FORMAT),
+        )
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A document whose object files are already written (by a pool worker): publishing only names them."""
+
+    name: str
+    source_key: str
+    row: ManifestRow
+
+
+class ManifestStat(NamedTuple):
+    """The manifest file's stat: a new one means a new publish (by this process or another)."""
+
+    ino: int
+    mtime_ns: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A builder's last publish, as it left the output folder: the manifest's stat right after it
+    (None: there was none), the top-level feed's entries and ETag, and until when (seconds since
+    the epoch) its documents' date holds."""
+
+    manifest: ManifestStat | None
+    entries: int
+    etag: str | None
+    until: float
+
+
+def manifest_stat(out_dir: Path) -> ManifestStat | None:
+    try:
+        st = os.stat(out_dir / MANIFEST)
+    except OSError:
+        return None
+    return ManifestStat(st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+@dataclass(frozen=True)
+class FeedCount:
+    """A declared feed's entries, in a status's `feeds`."""
+
+    name: str
+    entries: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "entries": self.entries}
+
+
+@dataclass(frozen=True)
+class Status:
+    """status.json: the last build of record, as /healthz reports it (`error` has no absolute
+    path). `feeds` is left out without declared feeds, `notes` without notes (information about a
+file, such as a duplicate URL or a legacy encoding), `status_file_error` unless writing this
+    file failed (then the web side of the builder's process reports it from memory)."""
+
+    ok: bool
+    published: bool
+    files: int
+    entries: int
+    changed: int
+    skipped: tuple[Skipped, ...]
+    problems: tuple[Problem, ...]
+    deferred: tuple[str, ...]
+    etag: str | None
+    error: str | None
+    duration_ms: float
+    finished_at: str | None
+    number: int
+    warnings: tuple[str, ...]
+    feeds: tuple[FeedCount, ...] = ()
+    notes: tuple[Note, ...] = ()
+    pid: int | None = None
+    status_file_error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "ok": self.ok,
+            "published": self.published,
+            "files": self.files,
+            "entries": self.entries,
+            "changed": self.changed,
+            "skipped": [_report_json(r) for r in self.skipped],
+            "problems": [_report_json(r) for r in self.problems],
+            "deferred": list(self.deferred),
+            "etag": self.etag,
+            "error": self.error,
+            "duration_ms": self.duration_ms,
+            "finished_at": self.finished_at,
+            "number": self.number,
+            "warnings": list(self.warnings),
+        }
+        if self.feeds:
+            status["feeds"] = [f.to_json() for f in self.feeds]
+        if self.notes:
+            status["notes"] = [_report_json(r) for r in self.notes]
+        if self.pid is not None:
+            status["pid"] = self.pid
+        if self.status_file_error is not None:
+            status["status_file_error"] = self.status_file_error
+        return status
+
+    @classmethod
+    def from_json(cls, status: dict[str, Any]) -> Status:
+        """Raises KeyError or TypeError when `status` is not one."""
+        return cls(
+            ok=bool(status["ok"]),
+            published=bool(status.get("published", False)),
+            files=int(status.get("files", 0)),
+            entries=int(status.get("entries", 0)),
+            changed=int(status.get("changed", 0)),
+            skipped=tuple(Skipped(r["source"], r["reason"]) for r in status.get("skipped", [])),
+            problems=tuple(Problem(r["source"], r["reason"]) for r in status.get("problems", [])),
+            deferred=tuple(status.get("deferred", [])),
+            etag=status.get("etag"),
+            error=status.get("error"),
+            duration_ms=float(status.get("duration_ms", 0.0)),
+            finished_at=status.get("finished_at"),
+            number=int(status.get("number", 0)),
+            warnings=tuple(status.get("warnings", [])),
+            feeds=tuple(FeedCount(f["name"], f["entries"]) for f in status.get("feeds", [])),
+            notes=tuple(Note(r["source"], r["reason"]) for r in status.get("notes", [])),
+            pid=status.get("pid"),
+            status_file_error=status.get("status_file_error"),
+        )
+
+
+def _report_json(report: Report) -> dict[str, str]:
+    return {"source": report.source, "reason": report.reason}
+
+
 def read_manifest(out_dir: Path) -> dict[str, Any] | None:
+    """manifest.json as JSON (see `load_manifest` for the typed one), or None."""
     try:
         with open(out_dir / MANIFEST, "rb") as fh:
             manifest = json.load(fh)
@@ -85,3 +329,14 @@ def read_manifest(out_dir: Path) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
 
 
+
+
+def load_manifest(out_dir: Path) -> Manifest | None:
+    """The current manifest, typed; None when there is none, or it is not one of this format."""
+    manifest = read_manifest(out_dir)
+    if manifest is None:
+        return None
+    try:
+        return Manifest.from_json(manifest)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None

@@ -13,7 +13,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from feedsvc.publish.layout import MANIFEST, OBJECTS, STATUS, WARMING, etag_for, read_manifest
+from feedsvc.publish.layout import (
+    OBJECTS,
+    STATUS,
+    WARMING,
+    ManifestRow,
+    ManifestStat,
+    etag_for,
+    load_manifest,
+    manifest_stat,
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class Snapshot:
 
 
 def read_status(out_dir: Path) -> dict[str, Any] | None:
+    """status.json as JSON (its shape is `layout.Status`), or None."""
     return _read_json(out_dir / STATUS)
 
 
@@ -90,7 +100,7 @@ class PublishedStore:
         self.out_dir = out_dir
         self.check_interval = check_interval
         self._snapshot: Snapshot | None = None
-        self._stat_key: tuple[int, int, int] | None = None
+        self._stat_key: ManifestStat | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
 
@@ -107,12 +117,8 @@ class PublishedStore:
         """Reload if the manifest changed. Returns True when a new snapshot was installed."""
         with self._lock:
             self._checked = time.monotonic()
-            try:
-                st = os.stat(self.out_dir / MANIFEST)
-            except OSError:
-                return False
-            key = (st.st_ino, st.st_mtime_ns, st.st_size)
-            if key == self._stat_key:
+            key = manifest_stat(self.out_dir)
+            if key is None or key == self._stat_key:
                 return False
             for _attempt in range(3):
                 snapshot = self._load()
@@ -122,34 +128,32 @@ class PublishedStore:
             return False
 
     def _load(self) -> Snapshot | None:
-        manifest = read_manifest(self.out_dir)
+        manifest = load_manifest(self.out_dir)
         if manifest is None:
             return None
         held = self._snapshot.documents if self._snapshot else {}
         documents: dict[str, Served] = {}
         try:
-            for name, meta in manifest["documents"].items():
+            for name, row in manifest.documents.items():
                 current = held.get(name)
-                last_modified = datetime.fromisoformat(meta["last_modified"])
-                if current is None or (current.identity.etag, current.gzip.etag) != (meta["etag"], meta["gzip_etag"]):
-                    identity = self._variant(meta["object"], meta["etag"], meta.get("size"), meta)
-                    gz = self._variant(meta["gzip_object"], meta["gzip_etag"], meta.get("gzip_size"), meta)
-                    current = Served(name, meta["content_type"], last_modified, identity, gz)
-                elif (current.content_type, current.last_modified) != (meta["content_type"], last_modified):
+                last_modified = datetime.fromisoformat(row.last_modified)
+                if current is None or (current.identity.etag, current.gzip.etag) != (row.etag, row.gzip_etag):
+                    identity = self._variant(row.object, row.etag, row.size, row)
+                    gz = self._variant(row.gzip_object, row.gzip_etag, row.gzip_size, row)
+                    current = Served(name, row.content_type, last_modified, identity, gz)
+                elif (current.content_type, current.last_modified) != (row.content_type, last_modified):
                     # The same bytes, held already, under a new date (e.g. /feed.xsl, whose date is
                     # the feed's): sent with the manifest's, as by a process started now.
-                    current = dataclasses.replace(
-                        current, content_type=meta["content_type"], last_modified=last_modified
-                    )
+                    current = dataclasses.replace(current, content_type=row.content_type, last_modified=last_modified)
                 documents[name] = current
         except (OSError, KeyError, TypeError, ValueError):
             return None  # a publish raced us and collected these objects: read the newer manifest
-        return Snapshot(manifest.get("generation", 0), manifest.get("published_at", ""), documents)
+        return Snapshot(manifest.generation, manifest.published_at, documents)
 
-    def _variant(self, name: str, etag: str, size: int | None, meta: Mapping[str, Any]) -> Variant:
+    def _variant(self, name: str, etag: str, size: int | None, row: ManifestRow) -> Variant:
         """A document held in memory (checked against its ETag), or a reference to its object file."""
         path = self.out_dir / OBJECTS / name
-        if meta.get("in_memory", True):
+        if row.in_memory:
             data = path.read_bytes()
             if etag_for(data) != etag:
                 raise ValueError(f"{path} does not match its ETag")

@@ -42,7 +42,7 @@ from typing import Any
 
 from feedsvc.config import path_for_log, path_for_public
 from feedsvc.core.routes import page_name
-from feedsvc.publish.layout import OBJECTS, TMP_PREFIX, fsync_dir, read_manifest, write_atomic
+from feedsvc.publish.layout import OBJECTS, TMP_PREFIX, ManifestRow, fsync_dir, load_manifest, write_atomic
 from feedsvc.publish.writer import publish_lock
 
 VERSIONS_SUFFIX = ".versions"
@@ -90,19 +90,21 @@ def current_version(static_dir: Path) -> str | None:
     return version
 
 
-def tree_files(documents: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+def tree_files(documents: Mapping[str, ManifestRow] | Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """The tree's files (relative paths) and the object each one is: every document at its name and
-    its gzip body beside it, except the browser pages (negotiated by Accept, no URL of their own)."""
+    its gzip body beside it, except the browser pages (negotiated by Accept, no URL of their own).
+    `documents`: a manifest's rows, typed or as JSON."""
     pages = {page_name(name) for name in documents}
     files: dict[str, str] = {}
-    for name, meta in documents.items():
+    for name, given in documents.items():
+        body, gz = given.objects if isinstance(given, ManifestRow) else (given["object"], given["gzip_object"])
         if name in pages:
             continue
         parts = name.split("/")
         if name.startswith("/") or any(part in ("", ".", "..") for part in parts):
             raise ValueError(f"document name {name!r} is not a relative path")
-        files[name] = meta["object"]
-        files[name + GZIP_SUFFIX] = meta["gzip_object"]
+        files[name] = body
+        files[name + GZIP_SUFFIX] = gz
     return files
 
 
@@ -134,12 +136,12 @@ def lay_out(out_dir: Path, static_dir: Path) -> bool:
 def _lay_out(out_dir: Path, static_dir: Path) -> bool:
     with publish_lock(out_dir):
         current = current_version(static_dir)
-        manifest = read_manifest(out_dir)
+        manifest = load_manifest(out_dir)
         if manifest is None:
             return False
-        files = tree_files(manifest["documents"])
+        files = tree_files(manifest.documents)
         index = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
-        version = version_name(int(manifest.get("generation", 0)), index)
+        version = version_name(manifest.generation, index)
         if same_tree(current, version):
             return False
         versions = versions_dir(static_dir)

@@ -18,20 +18,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from feedsvc.model import Document, Reuse, Stored
+from feedsvc.model import Document, Reuse
 from feedsvc.publish.layout import (
-    FORMAT,
     MANIFEST,
     OBJECTS,
     PUBLISH_LOCK,
     STATUS,
     TMP_PREFIX,
     WARMING,
+    Manifest,
+    ManifestRow,
+    Status,
+    Stored,
     compress,
     digest,
     etag_of_digest,
     fsync_dir,
-    read_manifest,
+    load_manifest,
     write_atomic,
 )
 
@@ -71,16 +74,21 @@ def store(out_dir: Path, doc: Document) -> Stored:
     """Write `doc`'s objects ahead of `publish`, which then only checks they are still there."""
     objects = out_dir / OBJECTS
     objects.mkdir(parents=True, exist_ok=True)
-    return Stored(doc.name, doc.source_key, _write_objects(objects, doc, {}))
+    return Stored(doc.name, doc.source_key, _write_objects(objects, doc, None))
 
 
-def _write_objects(objects: Path, doc: Document, before: Mapping[str, Any]) -> dict[str, Any]:
+def _write_objects(objects: Path, doc: Document, before: ManifestRow | None) -> ManifestRow:
     """Write the objects of `doc` not there yet (not fsynced: the caller syncs the directory once)
-    and return its manifest entry. `before` is its entry in the last manifest, whose gzip
-    variant is reused when the body is the same."""
+    and return its manifest row. `before` is its row in the last manifest, whose gzip variant is
+    reused when the body is the same."""
     sha = digest(doc.body)
-    if before.get("object") == sha and "gzip_size" in before and (objects / before["gzip_object"]).is_file():
-        gz_object, gz_etag, gz_size = before["gzip_object"], before["gzip_etag"], before["gzip_size"]
+    if (
+        before is not None
+        and before.object == sha
+        and before.gzip_size is not None
+        and (objects / before.gzip_object).is_file()
+    ):
+        gz_object, gz_etag, gz_size = before.gzip_object, before.gzip_etag, before.gzip_size
     else:
         gz = doc.gzip if doc.gzip is not None else compress(doc.body)  # compressing is the cost
         gz_sha = digest(gz)
@@ -89,21 +97,18 @@ def _write_objects(objects: Path, doc: Document, before: Mapping[str, Any]) -> d
             write_atomic(objects / gz_object, gz, sync_dir=False)
     if not (objects / sha).exists():
         write_atomic(objects / sha, doc.body, sync_dir=False)
-    entry: dict[str, Any] = {
-        "object": sha,
-        "etag": etag_of_digest(sha),
-        "size": len(doc.body),
-        "gzip_object": gz_object,
-        "gzip_etag": gz_etag,
-        "gzip_size": gz_size,
-        "content_type": doc.content_type,
-        "last_modified": doc.last_modified.isoformat(),
-    }
-    if doc.source_key:
-        entry["source_key"] = doc.source_key
-    if not doc.in_memory:
-        entry["in_memory"] = False
-    return entry
+    return ManifestRow(
+        object=sha,
+        etag=etag_of_digest(sha),
+        size=len(doc.body),
+        gzip_object=gz_object,
+        gzip_etag=gz_etag,
+        gzip_size=gz_size,
+        content_type=doc.content_type,
+        last_modified=doc.last_modified.isoformat(),
+        source_key=doc.source_key,
+        in_memory=doc.in_memory,
+    )
 
 
 def publish(
@@ -111,7 +116,7 @@ def publish(
 ) -> bool:
     """Publish `documents` as one version. Returns False (and touches nothing) when nothing changed.
 
-    A `Reuse` costs nothing: its manifest entry is carried over, its objects are already there.
+    A `Reuse` costs nothing: its manifest row is carried over, its objects are already there.
     `plain_copies` are written as files too (`feed.xml`, a declared feed's `world/feed.xml`).
     Raises Stale (before writing anything) when one is not in the current manifest, or when a
     `Stored` document's objects are gone.
@@ -121,30 +126,22 @@ def publish(
     with publish_lock(out_dir):
         _remove_leftovers(out_dir, folders)
         objects.mkdir(exist_ok=True)
-        old = read_manifest(out_dir)
-        entries: dict[str, dict[str, Any]] = {}
-        bodies: dict[str, bytes] = {}
-        previous_docs = old.get("documents", {}) if old else {}
-        stale = [
-            doc.name
-            for doc in documents
-            if (isinstance(doc, Reuse) and previous_docs.get(doc.name, {}).get("source_key") != doc.source_key)
-            or (
-                isinstance(doc, Stored)
-                and not all((objects / doc.entry[k]).is_file() for k in ("object", "gzip_object"))
-            )
-        ]
+        old = load_manifest(out_dir)
+        previous = old.documents if old else {}
+        stale = [doc.name for doc in documents if not _still_there(doc, previous, objects)]
         if stale:
             raise Stale(stale)
+        rows: dict[str, ManifestRow] = {}
+        bodies: dict[str, bytes] = {}
         for doc in documents:
             if isinstance(doc, Reuse):
-                entries[doc.name] = previous_docs[doc.name]
+                rows[doc.name] = previous[doc.name]
             elif isinstance(doc, Stored):
-                entries[doc.name] = dict(doc.entry)
+                rows[doc.name] = doc.row
             else:
-                entries[doc.name] = _write_objects(objects, doc, previous_docs.get(doc.name, {}))
+                rows[doc.name] = _write_objects(objects, doc, previous.get(doc.name))
                 bodies[doc.name] = doc.body
-        if old is not None and old.get("documents") == entries:
+        if old is not None and old.documents == rows:
             return False
         fsync_dir(objects)  # every new object's name is durable before the manifest names it
 
@@ -152,22 +149,30 @@ def publish(
             if name in bodies:
                 (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(out_dir / name, bodies[name])
-        previous = old.get("documents", {}) if old else {}
-        manifest = {
-            "format": FORMAT,
-            "generation": (old.get("generation", 0) if old else 0) + 1,
-            "published_at": datetime.now().astimezone().isoformat(timespec="milliseconds"),
-            "documents": entries,
-            "previous": previous,
-        }
+        manifest = Manifest(
+            generation=(old.generation if old else 0) + 1,
+            published_at=datetime.now().astimezone().isoformat(timespec="milliseconds"),
+            documents=rows,
+            previous=previous,
+        )
         # Compact: json's C encoder does not indent, and a long archive makes this file big.
-        write_atomic(out_dir / MANIFEST, json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
-        _collect_garbage(objects, [entries, previous])
+        write_atomic(out_dir / MANIFEST, json.dumps(manifest.to_json(), sort_keys=True, separators=(",", ":")).encode())
+        _collect_garbage(objects, [rows, previous])
         return True
 
 
-def _collect_garbage(objects: Path, keep: Sequence[Mapping[str, Mapping[str, Any]]]) -> None:
-    live = {doc[k] for documents in keep for doc in documents.values() for k in ("object", "gzip_object")}
+def _still_there(doc: Document | Reuse | Stored, previous: Mapping[str, ManifestRow], objects: Path) -> bool:
+    """A `Reuse` is in the current manifest with its key; a `Stored` document's objects exist."""
+    if isinstance(doc, Reuse):
+        row = previous.get(doc.name)
+        return row is not None and row.source_key == doc.source_key
+    if isinstance(doc, Stored):
+        return all((objects / name).is_file() for name in doc.row.objects)
+    return True
+
+
+def _collect_garbage(objects: Path, keep: Sequence[Mapping[str, ManifestRow]]) -> None:
+    live = {name for rows in keep for row in rows.values() for name in row.objects}
     with contextlib.suppress(OSError):
         for item in os.scandir(objects):
             if item.name not in live and not item.name.startswith(TMP_PREFIX):
@@ -175,11 +180,9 @@ def _collect_garbage(objects: Path, keep: Sequence[Mapping[str, Mapping[str, Any
                     os.unlink(item.path)
 
 
-def write_status(out_dir: Path, status: Mapping[str, Any]) -> None:
+def write_status(out_dir: Path, status: Status) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / STATUS, json.dumps(status, indent=1, sort_keys=True, default=str).encode())
-
-
+    write_atomic(out_dir / STATUS, json.dumps(status.to_json(), indent=1, sort_keys=True, default=str).encode())
 
 
 def write_warming(out_dir: Path, state: Mapping[str, Any] | None) -> None:

@@ -93,7 +93,7 @@ class SeedEvents(FileSystemEventHandler):
             except OSError:
                 pass  # gone again: the build sees that
             else:
-                complete[self._rel(whole)] = (st.st_size, st.st_mtime_ns, st.st_ino)
+                complete[self._rel(whole)] = StatKey(st.st_size, st.st_mtime_ns, st.st_ino)
         self.notify([self._rel(p) for p in relevant], complete)
 
     def _rel(self, path: str) -> str:
