@@ -73,7 +73,7 @@ def test_feedparser_reads_a_feed_over_http_and_gets_304(server: Server) -> None:
     parsed = feedparser.parse(server.url("/asia/feed.xml"))
     assert parsed.status == 200 and not parsed.bozo
     assert [e.title for e in parsed.entries] == ["亞洲新聞 3", "亞洲新聞 2"]
-    assert parsed.feed.title == "feedsvc"  # not given: the top level's
+    assert parsed.feed.title == "feedsvc — asia"  # not given: the top level's, with its name
     assert feedparser.parse(server.url("/asia/feed.xml"), etag=parsed.etag).status == 304
 
 
