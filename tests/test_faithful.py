@@ -14,6 +14,7 @@ from browser_eye import inert_problems, visible_text
 
 from feedsvc.core.sanitize import BACKENDS, get_sanitizer, policy
 from feedsvc.core.sanitize.embeds import media_files
+from feedsvc.model import Article
 
 BASE = "https://www.voanews.com/a/some-story/7000001.html"
 SANDBOX = policy.IFRAME_SANDBOX
@@ -225,3 +226,95 @@ def test_bad_srcset_candidates_go_and_good_ones_stay() -> None:
     out = both('<img src="https://e.example/a.png" srcset="https://e.example/b.png 2x, javascript:alert(1) 3x, '
                'data:image/png;base64,AAAA 4x, https://e.example/c.png bogus">')
     assert elements(out, "img") == [{"src": "https://e.example/a.png", "srcset": "https://e.example/b.png 2x"}]
+
+
+# --- Trackers ---------------------------------------------------------------------------------------
+
+MEDIUM_LINK = "https://medium.com/@someone/a-post-0123456789ab?source=rss----1&utm_source=rss"
+
+
+def seed_article(body: str, link: str = MEDIUM_LINK) -> Article:
+    from feedsvc.core.parse import parse_seed
+
+    text = f"<!--1700000000000-->\n[A post]({link})\n------\n\n{body}\n"
+    return parse_seed(text.encode(), "000_0123456789abcdef.txt")
+
+
+UTM_LINKS = (
+    '<p>Read <a href="https://example.org/story?id=7&amp;utm_source=newsletter&amp;utm_medium=email&amp;'
+    'utm_campaign=x#part-2">the story</a> and <a href="https://shop.example/?fbclid=IwAR0abc">this</a> and '
+    '<a href="https://e.example/p?gclid=1&amp;mc_cid=2&amp;mc_eid=3&amp;_hsenc=4&amp;_hsmi=5&amp;mkt_tok=6&amp;'
+    'yclid=7&amp;igshid=8&amp;keep=yes">that</a>.</p>'
+    '<img src="https://cdn.example/i.jpg?utm_source=feed" srcset="https://cdn.example/i.jpg?w=2&amp;utm_medium=x 2x">'
+)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_medium_stat_pixel_and_utm_parameters_are_removed(backend: str) -> None:
+    from feedsvc.core.entry import entry_id, make_entry
+
+    article = seed_article(MEDIUM_PIXEL + UTM_LINKS + '<img src="https://pixel.wp.com/g.gif?v=ext" alt="">'
+                           '<img src="https://stats.wordpress.com/b.gif" width="6" height="5">'
+                           '<img src="https://e.example/spacer.gif" width="0" height="1">'
+                           '<img src="https://feeds.feedburner.com/~r/Blog/~4/AbCd" height="1" width="1">'
+                           '<img src="https://e.example/photo.jpg" width="1" alt="one wide, unknown height">')
+    entry = make_entry(article, get_sanitizer(backend))
+    content = entry.content_html
+    assert "medium.com/_/stat" not in content and "pixel.wp.com" not in content
+    assert "stats.wordpress.com" not in content and "feedburner" not in content and "spacer" not in content
+    assert [a["href"] for a in elements(content, "a")] == [
+        "https://example.org/story?id=7#part-2", "https://shop.example/", "https://e.example/p?keep=yes"]
+    assert elements(content, "img") == [
+        {"src": "https://cdn.example/i.jpg", "srcset": "https://cdn.example/i.jpg?w=2 2x"},
+        {"src": "https://e.example/photo.jpg", "width": "1", "alt": "one wide, unknown height"},
+    ]
+    assert entry.image == "https://cdn.example/i.jpg"
+    assert entry.link == "https://medium.com/@someone/a-post-0123456789ab?source=rss----1"
+    # The id is the link as the seed writes it, tracking parameters and all: it never changes.
+    assert entry.id == entry_id(article.link, article.source)
+    assert entry.id == make_entry(article, get_sanitizer(backend), strip_tracking=False).id
+    assert "utm_source" in entry.id
+
+
+def test_strip_tracking_off_keeps_everything() -> None:
+    from feedsvc.core.entry import make_entry
+
+    article = seed_article(MEDIUM_PIXEL + UTM_LINKS)
+    entry = make_entry(article, strip_tracking=False)
+    assert "medium.com/_/stat" in entry.content_html and "utm_campaign" in entry.content_html
+    assert entry.link == article.link
+
+
+def test_entry_ids_never_change_on_the_sample_and_a_corpus() -> None:
+    """Ids as before this setting existed: `entry_id` of the seed's link, on the real sample and
+    on the benchmark corpus, with and without tracking parameters in the links."""
+    from conftest import SAMPLE
+
+    from benchmarks.corpus import article
+    from feedsvc.core.entry import entry_id, make_entry
+    from feedsvc.core.parse import parse_seed
+    from feedsvc.core.urls import http_url
+
+    seeds = [parse_seed(SAMPLE.read_bytes(), SAMPLE.name)]
+    seeds += [parse_seed(article(n).encode(), f"{n}.txt") for n in range(60)]
+    tracked = [seed_article("<p>x</p>", f"{s.link or 'https://e.example/'}?utm_source=rss&fbclid=1") for s in seeds]
+    for seed in seeds + tracked:
+        expected = entry_id(http_url(seed.link), seed.source)
+        for strip in (True, False):
+            assert make_entry(seed, strip_tracking=strip).id == expected
+    assert make_entry(seeds[0]) == make_entry(seeds[0], strip_tracking=False)  # nothing to strip in the sample
+
+
+def test_strip_tracking_is_a_config_key_and_keys_the_cache(tmp_path) -> None:
+    import dataclasses
+
+    from feedsvc.config import load_config
+    from feedsvc.core.outcome import fingerprint
+
+    empty = tmp_path / "c.toml"
+    empty.write_text("")
+    assert load_config(empty, env={}).strip_tracking is True
+    off = load_config(empty, env={"FEEDSVC_STRIP_TRACKING": "false"})
+    assert off.strip_tracking is False and off.entry_settings.strip_tracking is False
+    settings = load_config(empty, env={}).entry_settings
+    assert fingerprint(settings, "1") != fingerprint(dataclasses.replace(settings, strip_tracking=False), "1")
