@@ -14,7 +14,7 @@ from browser_eye import inert_problems, visible_text
 
 from feedsvc.core.sanitize import BACKENDS, get_sanitizer, policy
 from feedsvc.core.sanitize.embeds import media_files
-from feedsvc.model import Article
+from feedsvc.model import Article, Entry, FeedMeta
 
 BASE = "https://www.voanews.com/a/some-story/7000001.html"
 SANDBOX = policy.IFRAME_SANDBOX
@@ -318,3 +318,101 @@ def test_strip_tracking_is_a_config_key_and_keys_the_cache(tmp_path) -> None:
     assert off.strip_tracking is False and off.entry_settings.strip_tracking is False
     settings = load_config(empty, env={}).entry_settings
     assert fingerprint(settings, "1") != fingerprint(dataclasses.replace(settings, strip_tracking=False), "1")
+
+
+# --- What a reader gets: the three formats and their enclosures -------------------------------------
+
+FEED = "https://feeds.example.org/"
+DW_MP4 = "https://tvdownloaddw-a.akamaihd.net/dwtv_video/flv/ec/ec20240101_clip_sd_avc.mp4"
+VOA_MP3 = "https://voa-audio-ns.akamaized.net/vcm/2024/01/01/radio-piece.mp3"
+VOA_MP4 = "https://voa-video-ns.akamaized.net/pangeavideo/2024/01/0/00/01000000-0a00-0242-0000-000000000000_240p.mp4"
+
+
+def fixture_entries() -> list[Entry]:
+    from datetime import UTC, datetime, timedelta
+
+    from feedsvc.core.entry import make_entry
+
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    bodies = {
+        "voa-video": ("https://www.voanews.com/a/7000001.html", VOA_VIDEO),
+        "dw-clip": ("https://www.dw.com/en/a-65338710", '<img src="https://static.dw.com/image/1_302.jpg">' + DW_CLIP),
+        "voa-audio": ("https://www.voanews.com/a/7000002.html?utm_source=rss&utm_medium=feed", VOA_AUDIO),
+        "medium": (MEDIUM_LINK, EMBEDLY + MEDIUM_PIXEL + UTM_LINKS),
+        "blog": ("https://blog.example.net/2024/01/b/", WORDPRESS + YOUTUBE + DATAWRAPPER + PICTURE),
+    }
+    return [
+        make_entry(Article(f"{name}.txt", name, link, t0, t0 + timedelta(hours=n), body))
+        for n, (name, (link, body)) in enumerate(bodies.items())
+    ]
+
+
+def meta() -> FeedMeta:
+    return FeedMeta(id=FEED + "feed.xml", title="T", self_url=FEED + "feed.xml", alternate_url=FEED)
+
+
+def test_atom_rss_and_json_feed_carry_the_media_as_enclosures() -> None:
+    import json
+
+    import feedparser
+    from lxml import etree
+    from schemas import validate_atom, validate_jsonfeed
+
+    from feedsvc.core.render.atom import render_atom
+    from feedsvc.core.render.jsonfeed import render_jsonfeed
+    from feedsvc.core.render.rss import render_rss
+
+    items = fixture_entries()
+    atom = render_atom(meta(), items)
+    assert validate_atom(atom) == []
+    by_title = {e.title: e for e in feedparser.parse(atom).entries}
+    enclosures = {t: [(x["href"], x["type"]) for x in e.enclosures] for t, e in by_title.items()}
+    assert enclosures["voa-video"] == [(VOA_MP4, "video/mp4")]
+    assert enclosures["dw-clip"] == [("https://static.dw.com/image/1_302.jpg", "image/jpeg"), (DW_MP4, "video/mp4")]
+    assert enclosures["voa-audio"] == [(VOA_MP3, "audio/mpeg")]
+    assert enclosures["medium"] == [("https://cdn.example/i.jpg", "image/jpeg")]  # not the pixel; a player is no file
+    ns = "{http://www.w3.org/2005/Atom}"
+    content = {e.findtext(f"{ns}title"): e.findtext(f"{ns}content") for e in etree.fromstring(atom).iter(f"{ns}entry")}
+    assert content["medium"] == items[3].content_html  # (feedparser would strip iframes: read the XML)
+    assert "youtube-nocookie.com/embed/abcDEF12345" in content["medium"] and "utm_" not in content["medium"]
+    assert "medium.com/_/stat" not in content["medium"]
+    assert by_title["voa-audio"].link == "https://www.voanews.com/a/7000002.html"
+    assert by_title["voa-audio"].id == "https://www.voanews.com/a/7000002.html?utm_source=rss&utm_medium=feed"
+    blog = content["blog"]
+    assert 'sandbox="allow-scripts allow-same-origin allow-popups allow-popups-to-escape-sandbox"' in blog
+    assert "https://datawrapper.dwcdn.net/AbCdE/3/" in blog and "<picture><source srcset=" in blog
+
+    rss = render_rss(meta(), items, FEED + "feed.rss")
+    root = etree.fromstring(rss)
+    one = {item.findtext("title"): [e.attrib for e in item.findall("enclosure")] for item in root.iter("item")}
+    assert one["voa-video"] == [{"url": VOA_MP4, "length": "0", "type": "video/mp4"}]
+    assert one["dw-clip"] == [{"url": DW_MP4, "length": "0", "type": "video/mp4"}]  # the media file before the image
+    assert one["voa-audio"] == [{"url": VOA_MP3, "length": "0", "type": "audio/mpeg"}]
+    assert one["medium"] == [{"url": "https://cdn.example/i.jpg", "length": "0", "type": "image/jpeg"}]
+    assert one["blog"] == [{"url": "https://blog.example.net/ace/800/cpsprodpb/a.jpg", "length": "0",
+                            "type": "image/jpeg"}]
+
+    body = render_jsonfeed(meta(), items, FEED + "feed.json")
+    assert validate_jsonfeed(json.loads(body)) == []
+    feed = {i["title"]: i for i in json.loads(body)["items"]}
+    assert feed["voa-audio"]["attachments"] == [{"url": VOA_MP3, "mime_type": "audio/mpeg"}]
+    assert feed["dw-clip"]["attachments"] == [{"url": DW_MP4, "mime_type": "video/mp4"}]
+    assert feed["dw-clip"]["image"] == "https://static.dw.com/image/1_302.jpg"
+    assert "attachments" not in feed["medium"]
+    assert feed["voa-audio"]["url"] == "https://www.voanews.com/a/7000002.html"
+
+
+def test_a_declared_feeds_image_proxy_takes_posters_and_srcset_but_never_media_files() -> None:
+    from feedsvc.core.transform import transform_entry
+
+    proxy = "https://images.weserv.nl/?url={url}"
+    by_name = {e.title: transform_entry(e, None, proxy) for e in fixture_entries()}
+    clip = by_name["dw-clip"].content_html
+    (video,) = elements(clip, "video")
+    assert video["poster"] == "https://images.weserv.nl/?url=https%3A%2F%2Fwww.dw.com%2Fimage%2F65000000_302.jpg"
+    assert elements(clip, "source") == [{"src": DW_MP4, "type": "video/mp4"}]
+    assert media_files(clip) == [(DW_MP4, "video/mp4")]
+    blog = by_name["blog"].content_html
+    for attrs in elements(blog, "source") + elements(blog, "img"):
+        for url in [attrs.get("src", "")] + [c.split()[0] for c in attrs.get("srcset", "").split(", ") if c]:
+            assert url == "" or url.startswith("https://images.weserv.nl/?url=https%3A%2F%2F"), url
