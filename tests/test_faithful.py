@@ -416,3 +416,51 @@ def test_a_declared_feeds_image_proxy_takes_posters_and_srcset_but_never_media_f
     for attrs in elements(blog, "source") + elements(blog, "img"):
         for url in [attrs.get("src", "")] + [c.split()[0] for c in attrs.get("srcset", "").split(", ") if c]:
             assert url == "" or url.startswith("https://images.weserv.nl/?url=https%3A%2F%2F"), url
+
+
+# --- A live reader ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("document", ["feed.rss", "feed.xml"])
+def test_newsboat_lists_the_audio_enclosure_and_queues_it_for_podboat(tmp_path, document: str) -> None:
+    """Seeds → a build → the published feed read by newsboat, which queues the mp3 for podboat
+    (`podcast-auto-enqueue`): what a podcast-capable reader does with the enclosure."""
+    import json
+    import os
+    import shutil
+    import sqlite3
+    import subprocess
+
+    from feedsvc.config import load_config
+    from feedsvc.pipeline.builder import Builder
+
+    binary = shutil.which("newsboat")
+    assert binary, "newsboat is not installed (Debian package newsboat, listed in .ci/apt-packages)"
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "000_00000000000000a1.txt").write_text(
+        "<!--1704067200000-->\n[Radio piece](https://www.voanews.com/a/7000002.html?utm_source=rss)\n------\n\n"
+        f"{VOA_AUDIO}\n", encoding="utf-8")
+    (tmp_path / "empty.toml").write_text("")
+    config = load_config(tmp_path / "empty.toml", env={}, overrides={
+        "seeds_dir": str(seeds), "output_dir": str(tmp_path / "out"), "base_url": FEED})
+    assert Builder(config).build().ok
+    home = tmp_path / "home"
+    home.mkdir()
+    out = tmp_path / "out"
+    manifest = json.loads((out / "manifest.json").read_text())
+    feed = tmp_path / document  # the published document's bytes, as a file newsboat can read
+    feed.write_bytes((out / "objects" / manifest["documents"][document]["object"]).read_bytes())
+    (tmp_path / "urls").write_text(f"file://{feed}\n")
+    (tmp_path / "config").write_text("podcast-auto-enqueue yes\n")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+           "XDG_DATA_HOME": str(home / ".local/share"), "LANG": "C.UTF-8", "TERM": "dumb"}
+    done = subprocess.run([binary, "-u", str(tmp_path / "urls"), "-c", str(tmp_path / "cache.db"),
+                           "-C", str(tmp_path / "config"), "-x", "reload", "print-unread"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1 unread articles"
+    with sqlite3.connect(tmp_path / "cache.db") as db:
+        rows = db.execute("SELECT title, url, enclosure_url, enclosure_type FROM rss_item").fetchall()
+    assert rows == [("Radio piece", "https://www.voanews.com/a/7000002.html", VOA_MP3, "audio/mpeg")]
+    (queue,) = home.rglob("queue")
+    assert queue.read_text().split()[0] == VOA_MP3

@@ -20,7 +20,6 @@ both the same result:
 from __future__ import annotations
 
 import html
-import mimetypes
 import re
 from urllib.parse import parse_qsl, urlsplit
 
@@ -188,13 +187,25 @@ def finish(safe_html: str) -> str:
     return _TAGS.sub(one, safe_html)
 
 
+# A fixed table, not `mimetypes`, whose answers depend on the host's /etc/mime.types.
+_MEDIA_TYPES = {
+    "mp3": "audio/mpeg", "m4a": "audio/mp4", "aac": "audio/aac", "oga": "audio/ogg", "ogg": "audio/ogg",
+    "opus": "audio/ogg", "wav": "audio/wav", "flac": "audio/flac",
+    "mp4": "video/mp4", "m4v": "video/mp4", "webm": "video/webm", "ogv": "video/ogg", "mov": "video/quicktime",
+}  # fmt: skip
+_GIVEN_TYPE = re.compile(r"(?:audio|video)/[A-Za-z0-9.+\-]+\Z")
+
+
 def _media_type(url: str, given: str, kind: str) -> str:
-    if re.fullmatch(r"(?:audio|video)/[A-Za-z0-9.+\-]+", given):
-        return given
-    guessed = mimetypes.guess_type(urlsplit(url).path)[0]
-    if guessed and guessed.startswith(("audio/", "video/")):
-        return guessed
-    return "video/mp4" if kind == "video" else "audio/mpeg"
+    """The `type` given when it is a media type, else by the file's extension, else by the element."""
+    if _GIVEN_TYPE.match(given.strip()):
+        return given.strip().lower()
+    guessed = _MEDIA_TYPES.get(urlsplit(url).path.rpartition(".")[2].lower())
+    if guessed is None:
+        return "video/mp4" if kind == "video" else "audio/mpeg"
+    if kind == "audio" and guessed.startswith("video/"):  # an .mp4 or .webm played as audio
+        return "audio/" + guessed.partition("/")[2]
+    return guessed
 
 
 def media_files(safe_html: str) -> list[tuple[str, str]]:
