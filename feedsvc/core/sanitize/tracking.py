@@ -33,11 +33,8 @@ _PARAM_HINT = re.compile(
     + ")",
     re.IGNORECASE,
 )
-_PIXEL_HINT = re.compile(
-    r'(?:width|height)="\s*[01](?:\.0*)?(?:px)?\s*"|'
-    + "|".join(re.escape(t.split("/", 1)[0]) for t in policy.TRACKER_IMAGES),
-    re.IGNORECASE,
-)
+_IMG = re.compile(rf"<img\b({_TAG_BODY})>")
+_TRACKER_HOSTS = frozenset(tracker.split("/", 1)[0] for tracker in policy.TRACKER_IMAGES)
 _URL_ATTRIBUTES = policy.URL_ATTRIBUTES
 _SRCSET = policy.SRCSET_ATTRIBUTES
 
@@ -55,11 +52,15 @@ def is_tracker_image(url: str) -> bool:
 
 
 def _pixel(body: str) -> bool:
-    sizes = dict(_SIZE.findall(body))
-    if len(sizes) == 2 and all(int(value) <= 1 for value in sizes.values()):
-        return True
-    src = _SRC.search(body)
-    return src is not None and is_tracker_image(html.unescape(src.group(1)))
+    """Is this `<img>` (its serialised attributes) a tracking pixel?"""
+    if ' width="' in body and ' height="' in body:
+        sizes = dict(_SIZE.findall(body))
+        if len(sizes) == 2 and all(int(value) <= 1 for value in sizes.values()):
+            return True
+    if any(host in body for host in _TRACKER_HOSTS):
+        src = _SRC.search(body)
+        return src is not None and is_tracker_image(html.unescape(src.group(1)))
+    return False
 
 
 def _untrack_attributes(body: str) -> str:
@@ -81,19 +82,16 @@ def _untrack_attributes(body: str) -> str:
 
 def untrack_html(safe_html: str) -> str:
     """Sanitized HTML without tracking pixels and tracking query parameters (see the module docstring)."""
-    params = _PARAM_HINT.search(safe_html) is not None
-    pixels = "<img" in safe_html and _PIXEL_HINT.search(safe_html) is not None
-    if not params and not pixels:
+    if "<img" in safe_html and any(_pixel(m.group(1)) for m in _IMG.finditer(safe_html)):
+        safe_html = _IMG.sub(lambda m: "" if _pixel(m.group(1)) else m.group(0), safe_html)
+    if _PARAM_HINT.search(safe_html) is None:
         return safe_html
 
     def tag(m: re.Match[str]) -> str:
-        name, body = m.group("name"), m.group("body")
-        if pixels and name == "img" and _pixel(body):
-            return ""
-        if params and "=" in body:
-            new = _untrack_attributes(body)
-            if new != body:
-                return f"<{name}{new}>"
-        return m.group(0)
+        body = m.group("body")
+        if "=" not in body:
+            return m.group(0)
+        new = _untrack_attributes(body)
+        return m.group(0) if new == body else f"<{m.group('name')}{new}>"
 
     return _TAG.sub(tag, safe_html)
