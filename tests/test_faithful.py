@@ -464,3 +464,20 @@ def test_newsboat_lists_the_audio_enclosure_and_queues_it_for_podboat(tmp_path, 
     assert rows == [("Radio piece", "https://www.voanews.com/a/7000002.html", VOA_MP3, "audio/mpeg")]
     (queue,) = home.rglob("queue")
     assert queue.read_text().split()[0] == VOA_MP3
+
+
+def test_the_sample_comes_out_byte_for_byte_as_before() -> None:
+    """The real sample holds no embed, media, srcset or tracker: the new policy changes none of its
+    bytes (the SHA-256 of its sanitized content before this policy, from both backends)."""
+    import hashlib
+
+    from conftest import SAMPLE
+
+    from feedsvc.core.entry import make_entry
+    from feedsvc.core.parse import parse_seed
+
+    sample = parse_seed(SAMPLE.read_bytes(), SAMPLE.name)
+    for backend in BACKENDS:
+        content = make_entry(sample, get_sanitizer(backend)).content_html
+        assert hashlib.sha256(content.encode()).hexdigest() == (
+            "9fb239cac77b6249d2f4f9cf9f8cdd41172a2ba186fd7e8dfc0b2fad31ff6b49")
