@@ -325,6 +325,7 @@ def test_strip_tracking_is_a_config_key_and_keys_the_cache(tmp_path) -> None:
 FEED = "https://feeds.example.org/"
 DW_MP4 = "https://tvdownloaddw-a.akamaihd.net/dwtv_video/flv/ec/ec20240101_clip_sd_avc.mp4"
 VOA_MP3 = "https://voa-audio-ns.akamaized.net/vcm/2024/01/01/radio-piece.mp3"
+VOA_POSTER = "https://images.weserv.nl?url=gdb.voanews.com/01000000-0a00-0242-0000-000000000000_w800_r1.jpg"
 VOA_MP4 = "https://voa-video-ns.akamaized.net/pangeavideo/2024/01/0/00/01000000-0a00-0242-0000-000000000000_240p.mp4"
 
 
@@ -367,7 +368,7 @@ def test_atom_rss_and_json_feed_carry_the_media_as_enclosures() -> None:
     assert validate_atom(atom) == []
     by_title = {e.title: e for e in feedparser.parse(atom).entries}
     enclosures = {t: [(x["href"], x["type"]) for x in e.enclosures] for t, e in by_title.items()}
-    assert enclosures["voa-video"] == [(VOA_MP4, "video/mp4")]
+    assert enclosures["voa-video"] == [(VOA_POSTER, "image/jpeg"), (VOA_MP4, "video/mp4")]  # the poster: its image
     assert enclosures["dw-clip"] == [("https://static.dw.com/image/1_302.jpg", "image/jpeg"), (DW_MP4, "video/mp4")]
     assert enclosures["voa-audio"] == [(VOA_MP3, "audio/mpeg")]
     assert enclosures["medium"] == [("https://cdn.example/i.jpg", "image/jpeg")]  # not the pixel; a player is no file
@@ -396,6 +397,8 @@ def test_atom_rss_and_json_feed_carry_the_media_as_enclosures() -> None:
     assert validate_jsonfeed(json.loads(body)) == []
     feed = {i["title"]: i for i in json.loads(body)["items"]}
     assert feed["voa-audio"]["attachments"] == [{"url": VOA_MP3, "mime_type": "audio/mpeg"}]
+    assert feed["voa-video"]["attachments"] == [{"url": VOA_MP4, "mime_type": "video/mp4"}]
+    assert feed["voa-video"]["image"] == VOA_POSTER
     assert feed["dw-clip"]["attachments"] == [{"url": DW_MP4, "mime_type": "video/mp4"}]
     assert feed["dw-clip"]["image"] == "https://static.dw.com/image/1_302.jpg"
     assert "attachments" not in feed["medium"]

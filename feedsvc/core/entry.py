@@ -17,6 +17,8 @@ from feedsvc.model import DEFAULT_SANITIZER, DEFAULT_STRIP_TRACKING, DEFAULT_SUM
 
 _SEED_NAMESPACE = uuid.UUID("6f1c1b38-6d43-4d8b-9d2e-5b0f6a1f0c4d")
 _FIRST_IMG = re.compile(r"<img\b[^>]*?\bsrc=\"([^\"]+)\"", re.IGNORECASE)
+# A video's poster is the entry's image when the content has no <img> (VOA's and DW's video news).
+_FIRST_POSTER = re.compile(r"<video\b[^>]*?\bposter=\"([^\"]+)\"", re.IGNORECASE)
 # The last paragraph of a content cut by `cap_content`, linking to the whole article.
 CONTINUE_READING = "Continue reading →"
 
@@ -49,7 +51,8 @@ def make_entry(
     if strip_tracking:
         content = untrack_html(content)
         shown_link = untrack_url(link) if link else link
-    image = m.group(1).replace("&amp;", "&") if (m := _FIRST_IMG.search(content)) else None
+    m = _FIRST_IMG.search(content) or _FIRST_POSTER.search(content)
+    image = m.group(1).replace("&amp;", "&") if m else None
     return Entry(
         id=entry_id(link, article.source),
         title=one_line(xml_safe(article.title)) or "(untitled)",
