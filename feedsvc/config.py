@@ -28,6 +28,7 @@ from feedsvc.model import (
     DEFAULT_MAX_ARTICLE_BYTES,
     DEFAULT_MAX_ENTRY_BYTES,
     DEFAULT_SANITIZER,
+    DEFAULT_STRIP_TRACKING,
     DEFAULT_SUMMARY_CHARS,
     EntrySettings,
     FeedSpec,
@@ -106,6 +107,7 @@ class Config:
     websub_hub: str = ""
     sanitizer: str = DEFAULT_SANITIZER
     build_workers: int = 0
+    strip_tracking: bool = DEFAULT_STRIP_TRACKING
     # The declared feeds ([[feeds]] in the TOML file only: the environment cannot express a list).
     feeds: tuple[FeedSpec, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -119,6 +121,7 @@ class Config:
             legacy_encodings=self.legacy_encodings,
             sanitizer=self.sanitizer,
             max_entry_bytes=self.max_entry_bytes,
+            strip_tracking=self.strip_tracking,
         )
 
     @property
