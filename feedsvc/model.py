@@ -253,6 +253,10 @@ class FeedMeta:
     hub: str = ""
     # Path of the XSL stylesheet named by an <?xml-stylesheet?> in Atom and RSS ("" = none).
     stylesheet: str = ""
+    # The URL its entries' pages start with ("https://host/articles/"; "" = no pages), and what a
+    # feed reader opens for an entry: "origin" (the article's own URL) or "page" (its page here).
+    pages_url: str = ""
+    entry_link: str = "origin"
 
     def url(self, name: str) -> str:
         """The public URL of a published document, beside the subscription feed."""
@@ -274,6 +278,7 @@ class FeedSpec:
     exclude: str = ""
     convert: str = ""  # an OpenCC configuration name (t2s, s2t, ...)
     image_proxy: str = ""  # a URL template with {url} or {url_noscheme}
+    entry_link: str = ""  # "origin" or "page"; "" = the top level's
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from feedsvc.core.articles import ARTICLE_PATH
+
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 RSS_TYPE = "application/rss+xml; charset=utf-8"
 JSON_FEED_TYPE = "application/feed+json"
@@ -49,17 +51,21 @@ DOCUMENTS = (
 )
 # Archive pages: /archive/<n>.xml, named archive/<n>.xml, Atom; n is YYYYMMPPP[NNN] (feedsvc.core.choose).
 ARCHIVE_ROUTE = re.compile(r"/(archive/[1-9][0-9]{0,11}\.xml)")
+# Each entry's page: /articles/<key>.html, named articles/<key>.html (feedsvc.core.articles).
+ARTICLE_ROUTE = re.compile("/" + ARTICLE_PATH.pattern)
 ROUTES = {kind.route: kind.name for kind in DOCUMENTS}
 # The documents a reader subscribes to (and WebSub topics): the same entries in three formats.
 SUBSCRIPTION_FEEDS = tuple(kind.name for kind in DOCUMENTS if kind.topic)
 # A declared feed's name: its URL prefix (/world/) and its documents' (world/feed.xml).
 FEED_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+_ARTICLE_NAME = re.compile(rf"(?:{FEED_NAME.pattern}/)?{ARTICLE_PATH.pattern}")
 _PER_FEED = {kind.route: kind.name for kind in DOCUMENTS if kind.per_feed}
 _FEED_ROUTE = re.compile(rf"/({FEED_NAME.pattern})(/.*)", re.DOTALL)
 # First path segments that are not a feed's: the site's routes (/healthz, /metrics, /static are
 # answered or reserved beside the documents), and the output folder's own (objects/).
 RESERVED = frozenset(
-    {"archive", "healthz", "metrics", "static", "objects", *(kind.route.strip("/") for kind in DOCUMENTS)} - {""}
+    {"archive", "articles", "healthz", "metrics", "static", "objects", *(kind.route.strip("/") for kind in DOCUMENTS)}
+    - {""}
 )
 
 
@@ -72,12 +78,23 @@ def document_name(path: str) -> str | None:
     """The published document a request path names, or None: no path maps onto anything else.
     `/<feed>/…` names that feed's document (published only when the feed is declared)."""
     name = ROUTES.get(path)
-    if name is None and (m := ARCHIVE_ROUTE.fullmatch(path)):
-        name = m.group(1)
+    if name is None:
+        name = _paged(path)
     if name is None and (m := _FEED_ROUTE.fullmatch(path)) and m.group(1) not in RESERVED:
-        inner = _PER_FEED.get(m.group(2)) or ((a := ARCHIVE_ROUTE.fullmatch(m.group(2))) and a.group(1))
+        inner = _PER_FEED.get(m.group(2)) or _paged(m.group(2))
         name = f"{m.group(1)}/{inner}" if inner else None
     return name
+
+
+def _paged(path: str) -> str | None:
+    """An archive page's or an entry's page's name, from its path."""
+    m = ARCHIVE_ROUTE.fullmatch(path) or ARTICLE_ROUTE.fullmatch(path)
+    return m.group(1) if m else None
+
+
+def is_article(name: str) -> bool:
+    """An entry's page (the top-level feed's, or a declared feed's)."""
+    return _ARTICLE_NAME.fullmatch(name) is not None
 
 
 def is_topic(name: str) -> bool:
