@@ -44,9 +44,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from werkzeug.http import http_date, parse_accept_header, parse_date
 
 from feedsvc.config import Config
-from feedsvc.core.routes import ROUTES, document_name, is_topic, page_name
+from feedsvc.core.routes import ROUTES, document_name, is_article, is_topic, page_name
 from feedsvc.publish.reader import Served, Snapshot
-from feedsvc.web.headers import security_headers_for
+from feedsvc.web.headers import article_headers, security_headers_for
 
 MAX_BODY = 16 * 1024  # no document takes a body, and neither does /healthz
 RETRY_AFTER = 5
@@ -314,7 +314,7 @@ class DocumentResponder:
             ("Cache-Control", self.cache_control),
             ("Vary", "Accept, Accept-Encoding" if negotiated else "Accept-Encoding"),
             *([("Link", link)] if link else []),
-            *security_headers_for(doc.content_type),
+            *(article_headers() if is_article(name) else security_headers_for(doc.content_type)),
         ]
         ok = [
             ("Content-Type", doc.content_type),
@@ -352,9 +352,12 @@ class DocumentResponder:
 
 
 def _label(name: str | None) -> str:
-    """The `document` label: a document's name, one label for every archive page, `other` for a
-    path that names no document (never the raw path: the label set stays small)."""
-    return "other" if name is None else _LABELS.get(name, "archive")
+    """The `document` label: a document's name, one label for every archive page and one for every
+    entry's page, `other` for a path that names no document (never the raw path: the label set
+    stays small)."""
+    if name is None:
+        return "other"
+    return _LABELS.get(name) or ("article" if is_article(name) else "archive")
 
 
 def _fixed(fixed: Fixed) -> tuple[str, Headers, bytes]:

@@ -46,7 +46,8 @@ def render_documents(
     updated = feed_updated(current, now)
     paging = subscription_paging(meta, newest_page)
     rss_paging = dataclasses.replace(paging, self_url=meta.url("feed.rss"))
-    index = render_index(meta, current, feeds[1:] if not prefix else (), absolute=bool(prefix))
+    older = meta.url(archive_name(newest_page)) if newest_page is not None else None
+    index = render_index(meta, current, feeds[1:] if not prefix else (), absolute=bool(prefix), older=older)
     atom_page = render_feed_page(meta, current, paging, "Atom")
     rss_page = render_feed_page(meta, current, rss_paging, "RSS")
     documents = [
