@@ -108,6 +108,9 @@ class Config:
     sanitizer: str = DEFAULT_SANITIZER
     build_workers: int = 0
     strip_tracking: bool = DEFAULT_STRIP_TRACKING
+    # A page for every entry (/articles/<key>.html), and what a feed reader opens: "origin" or "page".
+    article_pages: bool = True
+    entry_link: str = "origin"
     # The declared feeds ([[feeds]] in the TOML file only: the environment cannot express a list).
     feeds: tuple[FeedSpec, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -157,6 +160,7 @@ class Config:
         return self.sources.get(key, "default")
 
 
+ENTRY_LINKS = ("origin", "page")
 _FIELDS = {f.name: f for f in dataclasses.fields(Config) if f.name not in ("sources", "feeds")}
 _TYPES = typing.get_type_hints(Config)
 _CHOICES = {
@@ -164,6 +168,7 @@ _CHOICES = {
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "log_format": ("text", "json"),
     "sanitizer": ("bleach", "nh3"),
+    "entry_link": ENTRY_LINKS,
 }
 _CASE = {"log_level": str.upper, "log_format": str.lower}
 _MINIMUM = {
@@ -283,6 +288,7 @@ FEED_KEYS = (
     "max_entries",
     "convert",
     "image_proxy",
+    "entry_link",
 )
 
 
@@ -325,6 +331,12 @@ def _feed_image_proxy(where: str, template: str, source: str) -> str:
     if checked != example:
         raise ConfigError(f"{where}.image_proxy (from {source}): not a URI (percent-encode it), got {template!r}")
     return template
+
+
+def _feed_entry_link(where: str, value: str, top: Config, source: str) -> str:
+    if value and value not in ENTRY_LINKS:
+        raise ConfigError(f"{where}.entry_link (from {source}): must be one of {', '.join(ENTRY_LINKS)}, got {value!r}")
+    return value or top.entry_link
 
 
 def _feed_pattern(where: str, key: str, pattern: str, source: str) -> str:
@@ -374,6 +386,7 @@ def _feed(index: int, table: Any, top: Config, seen: set[str], source: str) -> F
         exclude=_feed_pattern(where, "exclude", text["exclude"], source),
         convert=_feed_convert(where, text["convert"], source),
         image_proxy=_feed_image_proxy(where, text["image_proxy"], source),
+        entry_link=_feed_entry_link(where, text["entry_link"], top, source),
     )
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc.config import Config
+from feedsvc.core.articles import ARTICLES
 from feedsvc.core.choose import split_archive
 from feedsvc.core.filters import filters_key, in_folder, matches, searchable
 from feedsvc.core.render.xsl import STYLESHEET_PATH
@@ -74,9 +75,11 @@ def transformer(feed: Feed) -> Callable[[Entry], Entry] | None:
 
 def declared_meta(top: FeedMeta, spec: FeedSpec, base_url: str) -> FeedMeta:
     """A declared feed's metadata: its own URLs under /<name>/, its title, subtitle and language
-    (converted when the feed converts), the rest the top-level feed's."""
+    (converted when the feed converts), the rest the top-level feed's. Its entries' pages are its
+    own (/<name>/articles/) when it converts or proxies them, else the top-level feed's."""
     convert = converter(spec.convert) if spec.convert else (lambda text: text)
     home = base_url.rstrip("/") + f"/{spec.name}/"
+    own_pages = spec.convert or spec.image_proxy
     return FeedMeta(
         id=home + "feed.xml",
         title=convert(spec.title),
@@ -87,6 +90,8 @@ def declared_meta(top: FeedMeta, spec: FeedSpec, base_url: str) -> FeedMeta:
         language=spec.language,
         hub=top.hub,
         stylesheet=top.stylesheet,
+        pages_url=(home + ARTICLES if own_pages else top.pages_url) if top.pages_url else "",
+        entry_link=spec.entry_link or top.entry_link,
     )
 
 
@@ -102,6 +107,8 @@ def feed_meta(config: Config) -> FeedMeta:
         language=config.language,
         hub=config.websub_hub,
         stylesheet=STYLESHEET_PATH if config.stylesheet else "",
+        pages_url=config.base_url.rstrip("/") + "/" + ARTICLES if config.article_pages else "",
+        entry_link=config.entry_link,
     )
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from feedgen.feed import FeedGenerator  # type: ignore[import-untyped]  # feedgen ships no types
 
 from feedsvc import __version__
+from feedsvc.core.articles import reader_links
 from feedsvc.core.render import Paging, feed_updated
 from feedsvc.core.render.xmlparts import add_thumbnail, generator, with_stylesheet
 from feedsvc.core.text import xml_safe
@@ -48,8 +49,11 @@ def _generator(meta: FeedMeta, entries: Sequence[Entry], paging: Paging, updated
         # sinking the whole document, whoever built the Entry.
         fe.id(xml_safe(entry.id))
         fe.title(xml_safe(entry.title) or "(untitled)")
-        if entry.link:
-            fe.feedsvc.links.append({"href": xml_safe(entry.link), "rel": "alternate", "type": "text/html"})
+        link, via = reader_links(meta, entry.id, entry.link)
+        if link:
+            fe.feedsvc.links.append({"href": xml_safe(link), "rel": "alternate", "type": "text/html"})
+        if via:
+            fe.feedsvc.links.append({"href": xml_safe(via), "rel": "via", "type": "text/html"})
         fe.updated(entry.updated)
         if entry.published:
             fe.published(entry.published)

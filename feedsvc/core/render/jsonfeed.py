@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from feedsvc.core.articles import reader_links
 from feedsvc.core.sanitize.embeds import media_files
 from feedsvc.core.text import xml_safe
 from feedsvc.model import Entry, FeedMeta
@@ -21,11 +22,14 @@ def _date(value: datetime) -> str:
     return value.isoformat()
 
 
-def _item(entry: Entry, authors: list[dict[str, str]]) -> dict[str, Any]:
+def _item(meta: FeedMeta, entry: Entry, authors: list[dict[str, str]]) -> dict[str, Any]:
     # xml_safe as in the Atom renderer: a lone surrogate would make the UTF-8 encoding fail.
     item: dict[str, Any] = {"id": xml_safe(entry.id)}
-    if entry.link:
-        item["url"] = xml_safe(entry.link)
+    link, via = reader_links(meta, entry.id, entry.link)
+    if link:
+        item["url"] = xml_safe(link)
+    if via:
+        item["external_url"] = xml_safe(via)
     item["title"] = xml_safe(entry.title) or "(untitled)"
     if entry.content_html or not entry.link:
         item["content_html"] = xml_safe(entry.content_html)
@@ -59,5 +63,5 @@ def render_jsonfeed(meta: FeedMeta, entries: Sequence[Entry], self_url: str) -> 
     feed["authors"] = authors
     if meta.hub:
         feed["hubs"] = [{"type": "WebSub", "url": meta.hub}]
-    feed["items"] = [_item(entry, authors) for entry in entries]
+    feed["items"] = [_item(meta, entry, authors) for entry in entries]
     return (json.dumps(feed, ensure_ascii=False, indent=1) + "\n").encode("utf-8")

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from feedsvc import __version__
+from feedsvc.core.articles import reader_links
 from feedsvc.core.render import article_date, feed_updated
 from feedsvc.core.render.xmlparts import add_thumbnail, generator, with_stylesheet
 from feedsvc.core.text import xml_safe
@@ -46,8 +47,9 @@ def render_rss(meta: FeedMeta, entries: Sequence[Entry], self_url: str, updated:
         fe = fg.add_entry(order="append")
         fe.guid(xml_safe(entry.id), permalink=_is_permalink(entry))
         fe.title(xml_safe(entry.title) or "(untitled)")
-        if entry.link:
-            fe.link(href=xml_safe(entry.link), rel="alternate", type="text/html")
+        link = reader_links(meta, entry.id, entry.link)[0]
+        if link:
+            fe.link(href=xml_safe(link), rel="alternate", type="text/html")
         fe.pubDate(article_date(entry))
         if entry.content_html or not entry.link:  # a link post is its title and link
             fe.content(xml_safe(entry.content_html), type="html")
