@@ -87,7 +87,7 @@ def publish_newest(
 
     entries_of = feeds.transformed.entries_of(top, entries)
     keep = fit_feed(top.meta, entries_of(newest), ctx.at, ctx.config.max_feed_bytes)
-    plan = FeedPlan(top, newest[:keep], [], entries_of)
+    plan = FeedPlan(top, newest[:keep], [], entries_of, articles=False)  # pages come with the full build
     first.published, _etag = render_and_publish(ctx, [plan], last)
     if ctx.progress is not None:
         ctx.progress(len(changes.kept) + done, changes.files)

@@ -39,6 +39,7 @@ from feedsvc.core.render.documents import render_documents
 from feedsvc.core.render.html import PAGE_TEMPLATE_KEY, TEMPLATES_KEY
 from feedsvc.core.routes import page_name, subscription_names
 from feedsvc.model import Document, Feed, FeedMeta, Page, Record, Reuse
+from feedsvc.pipeline.articles import feed_order, plan_articles, with_pages
 from feedsvc.pipeline.context import BuildContext, Zipper
 from feedsvc.pipeline.feeds import EntriesOf, transform_key
 from feedsvc.pipeline.workers import archive_document, page_with
@@ -72,6 +73,7 @@ class FeedPlan:
     current: Sequence[Record]
     pages: Sequence[Page[Record]]
     entries_of: EntriesOf
+    articles: bool = True  # its entries' pages too (not in a cold start's first publish)
 
 
 def render_and_publish(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastPublish) -> tuple[bool, str]:
@@ -84,12 +86,12 @@ def render_and_publish(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastP
     planned: list[Planned] = [_compressed(document, last, ctx.zipper) for document in subscription]
     copies = [plan.feed.prefix + "feed.xml" for plan in plans]
     try:
-        known = _by_composition(ctx, plans, last, pooled=True)
+        known = _by_composition(ctx, plans, last, pooled=True) + _articles(ctx, plans, last)
         published = publish(ctx.out_dir, [d() for d in planned + known], copies)
     except Stale as exc:
         log.info("%s: rendering them again", exc)
         last.page_keys = {}
-        known = _by_composition(ctx, plans, last, pooled=False)
+        known = _by_composition(ctx, plans, last, pooled=False) + _articles(ctx, plans, last)
         published = publish(ctx.out_dir, [d() for d in planned + known], copies)
     last.page_keys = {d.name: d.source_key for d in (p() for p in known)}
     return published, etag_for(subscription[0].body)
@@ -114,6 +116,18 @@ def _by_composition(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastPubl
         planned += _archive(plan, plan_keys, plan_todo, made)
     for plan in plans[1:]:
         planned += _subscription(plan, last, ctx.zipper, ctx.at)
+    return planned
+
+
+def _articles(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastPublish) -> list[Planned]:
+    """Every feed's entries' pages that it publishes itself (`feedsvc.pipeline.articles`)."""
+    assert last.page_keys is not None
+    planned: list[Planned] = []
+    for plan in plans:
+        feed = plan.feed
+        if plan.articles and with_pages(feed.name, feed.meta, any(feed.transform)):
+            order = feed_order(plan.current, plan.pages)
+            planned += plan_articles(ctx.out_dir, feed, order, plan.entries_of, last.page_keys)
     return planned
 
 

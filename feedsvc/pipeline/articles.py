@@ -1,0 +1,141 @@
+"""Every entry's page (`/articles/<key>.html`), rendered only where its composition changed.
+
+A feed's pages follow its order: its newest Records, then its archive pages' (newest first). A
+page's bytes are made of its entry, the feed's metadata, and its neighbours' keys and titles (its
+newer and older links), so its composition key is the hash of exactly those: the template's key,
+the feed's metadata and transform, its entry's id and cache key, and each neighbour's id and
+cache key (which decide the neighbour's URL and title). A new article changes its own page's key
+and its neighbours', and no other: publishing it into 100k entries renders three pages and
+reuses every other (`Reuse`, whose bytes are neither read nor held).
+
+Pages are planned from light Records; the changed ones are loaded from the cache in batches,
+rendered, compressed and written as objects at once (`store`), so only their manifest rows stay
+in memory. They are served from disk (`in_memory=False`), as archive pages are.
+
+The top-level feed has pages; a declared feed that converts or proxies its entries has its own
+(under its prefix); any other declared feed links to the top-level feed's pages. A cold start's
+first publish has none: they come with the full build that follows (`FeedPlan.articles`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+from feedsvc import __version__
+from feedsvc.core.articles import article_name, page_url
+from feedsvc.core.render.html import ARTICLE_TEMPLATE_KEY, Near, render_article_page
+from feedsvc.core.routes import HTML_TYPE
+from feedsvc.model import Document, Entry, Feed, FeedMeta, Page, Record, Reuse
+from feedsvc.pipeline.feeds import EntriesOf, transform_key
+from feedsvc.pipeline.workers import ARCHIVE_GZIP_LEVEL
+from feedsvc.publish.layout import Stored, compress
+from feedsvc.publish.writer import store
+
+# Pages rendered per batch: their entries and neighbours are loaded together, then dropped.
+BATCH = 256
+
+Planned = Callable[[], Reuse | Stored]
+
+
+def with_pages(feed_name: str, meta: FeedMeta, transforms: bool) -> bool:
+    """Whether a feed publishes its entries' pages: the top-level feed, and a declared feed that
+    transforms its entries (the others link to the top-level feed's)."""
+    return bool(meta.pages_url) and (not feed_name or transforms)
+
+
+def feed_order(current: Sequence[Record], pages: Sequence[Page[Record]]) -> list[Record]:
+    """A feed's Records in its order, newest first, one per id."""
+    seen: set[str] = set()
+    order: list[Record] = []
+    for record in itertools.chain(current, (r for page in reversed(pages) for r in page.entries)):
+        if record.id is not None and record.id not in seen:
+            seen.add(record.id)
+            order.append(record)
+    return order
+
+
+def composition_keys(meta: FeedMeta, transform: str, order: Sequence[Record]) -> list[str]:
+    """Each page's composition key (see the module docstring)."""
+    common = repr((meta, transform, ARTICLE_TEMPLATE_KEY, __version__))
+    near = [(r.id, r.key) for r in order]
+    last = len(order) - 1
+    return [
+        hashlib.sha256(
+            repr((common, near[i], near[i - 1] if i else None, near[i + 1] if i < last else None)).encode()
+        ).hexdigest()
+        for i in range(len(order))
+    ]
+
+
+def plan_articles(
+    out_dir: Path,
+    feed: Feed,
+    order: Sequence[Record],
+    entries_of: EntriesOf,
+    published: Mapping[str, str],
+) -> list[Planned]:
+    """A feed's entries' pages (`order`: `feed_order`): a Reuse where the published page has the
+    same composition key (`published`: the published documents' keys), else rendered and stored now."""
+    keys = composition_keys(feed.meta, transform_key(feed), order)
+    names = [article_name(r.id or "", feed.prefix) for r in order]
+    changed = [i for i, (name, key) in enumerate(zip(names, keys, strict=True)) if published.get(name) != key]
+    fresh = set(changed)
+    pairs = enumerate(zip(names, keys, strict=True))
+    planned: list[Planned] = [functools.partial(Reuse, name, key) for i, (name, key) in pairs if i not in fresh]
+    for document in _render(feed.meta, order, changed, keys, names, entries_of):
+        planned.append(functools.partial(_given, store(out_dir, document)))
+    return planned
+
+
+def _given(stored: Stored) -> Stored:
+    return stored
+
+
+def _render(
+    meta: FeedMeta,
+    order: Sequence[Record],
+    changed: Sequence[int],
+    keys: Sequence[str],
+    names: Sequence[str],
+    entries_of: EntriesOf,
+) -> Iterator[Document]:
+    """The changed pages' documents, a batch at a time (an entry gone from the cache: no page)."""
+    for start in range(0, len(changed), BATCH):
+        batch = changed[start : start + BATCH]
+        needed = sorted({j for i in batch for j in (i - 1, i, i + 1) if 0 <= j < len(order)})
+        loaded = {e.id: e for e in entries_of([order[j] for j in needed])}
+        for i in batch:
+            entry = loaded.get(order[i].id or "")
+            if entry is not None:
+                newer = _near(meta, loaded, order, i - 1)
+                older = _near(meta, loaded, order, i + 1)
+                yield article_document(meta, entry, newer, older, names[i], keys[i], order, i)
+
+
+def _near(meta: FeedMeta, loaded: dict[str, Entry], order: Sequence[Record], j: int) -> Near | None:
+    if not 0 <= j < len(order) or (entry := loaded.get(order[j].id or "")) is None:
+        return None
+    return Near(page_url(meta, entry.id) or "", entry.title)
+
+
+def article_document(
+    meta: FeedMeta,
+    entry: Entry,
+    newer: Near | None,
+    older: Near | None,
+    name: str,
+    key: str,
+    order: Sequence[Record],
+    i: int,
+) -> Document:
+    """An entry's page, compressed, dated by the newest of its entry and its neighbours (its bytes
+    change with them)."""
+    body = render_article_page(meta, entry, newer, older)
+    near = [r.updated for r in order[max(i - 1, 0) : i + 2] if r.updated is not None]
+    updated = max([entry.updated, *near])
+    gz = compress(body, ARCHIVE_GZIP_LEVEL)
+    return Document(name, body, HTML_TYPE, updated, key, in_memory=False, gzip=gz)
