@@ -250,7 +250,8 @@ def test_same_seeds_same_bytes_for_every_document(tmp_path: Path, config) -> Non
         write_seed(seeds, i)
     manifests = []
     for out in ("one", "two"):
-        assert Builder(config(output_dir=str(tmp_path / out), max_entries=2, archive_page_size=3)).build().published
+        one = config(output_dir=str(tmp_path / out), max_entries=2, archive_page_size=3, article_pages=False)
+        assert Builder(one).build().published
         manifests.append({name: doc["etag"] for name, doc in read_manifest(tmp_path / out)["documents"].items()})
     assert manifests[0] == manifests[1]
     # feed.xml, .rss, .json, index.html, the browser pages of feed.xml and feed.rss, feed.xsl, and three

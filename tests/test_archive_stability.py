@@ -48,7 +48,12 @@ def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
     renditions = {name for name in names if name.endswith(".xml.html") or name.endswith(".rss.html")}
     assert {name[: -len(".html")] for name in renditions if name.startswith("archive/")} == {
         name for name in names if name.startswith("archive/") and name.endswith(".xml")}
-    return names - renditions
+    return names - renditions - articles(names)
+
+
+def articles(names: set[str]) -> set[str]:
+    """The entries' pages among `names` (test_articles.py)."""
+    return {name for name in names if name.startswith("articles/")}
 
 
 def bodies(out: Path) -> dict[str, bytes]:
@@ -75,7 +80,8 @@ def test_a_backdated_article_changes_only_its_page_and_its_neighbours(tmp_path: 
     prev-archive link of the page after it; one into a month with a page, that page alone."""
     seeds, out = tmp_path / "seeds", tmp_path / "out"
     corpus(seeds, DAILY, timedelta(days=1), 300)
-    builder = Builder(config())  # max_entries 50, archive_page_size 50
+    # max_entries 50, archive_page_size 50; entries' pages: test_articles.py
+    builder = Builder(config(article_pages=False))
     assert builder.build().published
     before = etags(out)
     assert pages(before) == [f"archive/2023{m:02}001.xml" for m in range(1, 10)]  # 250 archived: Jan 1 - Sep 7
@@ -115,6 +121,8 @@ def test_a_new_builder_and_a_new_process_change_only_those_pages(tmp_path: Path,
     after = etags(out)
     assert changed(before, after) == {"archive/202212001.xml", "archive/202301001.xml"}
     assert sorted(rendered) == [202212001, 202301001]
+    # The backfilled article (now the oldest) has a page, and its one neighbour's links change: nothing else.
+    assert len(articles({n for n in before.keys() | after.keys() if before.get(n) != after.get(n)})) == 2
 
     write(seeds, "late.txt", datetime(2023, 5, 10, 12, tzinfo=UTC))
     cli_build(tmp_path, seeds, out)
@@ -149,7 +157,7 @@ def test_in_a_month_of_several_pages_only_the_late_articles_piece_changes(tmp_pa
     (or splits that piece into its halves), plus the links of the pages next to a page that appeared."""
     seeds, out = tmp_path / "seeds", tmp_path / "out"
     corpus(seeds, datetime(2023, 1, 25, tzinfo=UTC), timedelta(hours=1), 301)
-    builder = Builder(config())
+    builder = Builder(config(article_pages=False))
     assert builder.build().published
     before = etags(out)
     # January 25-31: 168 entries; February 1-4: 83. Each month is cut into pieces of time of at most 50.

@@ -145,7 +145,7 @@ def test_failed_build_keeps_the_last_feed(tmp_path: Path, make_seed, config) -> 
 
 
 def test_publish_keeps_previous_objects_and_collects_older(tmp_path: Path, make_seed, config) -> None:
-    builder = Builder(config())
+    builder = Builder(config(article_pages=False))
     etags = []
     for n in range(4):
         make_seed(f"{n}.txt", stamp_ms=1681696026000 + n * 1000, url=f"https://e.com/{n}")

@@ -47,7 +47,9 @@ def www(tmp_path: Path) -> Path:
 
 
 def builder(config, www: Path, **overrides: object) -> Builder:
-    return Builder(config(max_entries=2, archive_page_size=2, static_dir=str(www), **overrides))
+    # Entries' pages are left out here (counted in test_articles.py).
+    settings = {"article_pages": False, **overrides}
+    return Builder(config(max_entries=2, archive_page_size=2, static_dir=str(www), **settings))
 
 
 def tree(www: Path) -> dict[str, Path]:
@@ -165,7 +167,7 @@ def test_an_edited_archived_article_changes_its_page_only(tmp_path: Path, nine_a
 def test_an_unchanged_build_lays_out_the_published_state_once(tmp_path: Path, nine_articles: Path, www: Path,
                                                               config) -> None:
     """A static_dir set on an output folder published before: the tree follows the manifest."""
-    assert Builder(config(max_entries=2, archive_page_size=2)).build().published
+    assert Builder(config(max_entries=2, archive_page_size=2, article_pages=False)).build().published
     assert not www.exists()
     build = builder(config, www)
     result = build.build()
