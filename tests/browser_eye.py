@@ -92,12 +92,13 @@ _CSS_BAD_TOKENS = (
 
 _CONDITIONAL_COMMENT_RE = re.compile(r"\[\s*if\b|<!\[endif\]|\[endif\]", re.IGNORECASE)
 
-#: Elements whose text content a browser does not display.
+#: Elements whose text content a browser does not display. (An `object` shows its content as the
+#: fallback when its data cannot be shown, as for a javascript: or blocked URL: that text counts.)
 _HIDDEN_TEXT_ELEMENTS = frozenset(
     {
         "script", "style", "template", "noscript", "noembed", "noframes",
         "iframe", "title", "head", "meta", "link", "frameset", "frame",
-        "object", "embed", "applet", "param", "desc", "metadata",
+        "embed", "applet", "param", "desc", "metadata",
         "annotation-xml", "xml",
     }
 )  # fmt: skip

@@ -424,6 +424,7 @@ def test_a_declared_feeds_image_proxy_takes_posters_and_srcset_but_never_media_f
 # --- A live reader ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("document", ["feed.rss", "feed.xml"])
+@pytest.mark.live
 def test_newsboat_lists_the_audio_enclosure_and_queues_it_for_podboat(tmp_path, document: str) -> None:
     """Seeds → a build → the published feed read by newsboat, which queues the mp3 for podboat
     (`podcast-auto-enqueue`): what a podcast-capable reader does with the enclosure."""
