@@ -61,10 +61,10 @@ http {{
 
 
 @contextlib.contextmanager
-def nginx(root: Path, prefix: Path) -> Iterator[int]:
-    """nginx in the foreground with `root`; stopped (its own process group) on exit."""
+def nginx(root: Path, prefix: Path, port: int | None = None) -> Iterator[int]:
+    """nginx in the foreground with `root` (on `port`, else a free one); stopped (its own process group) on exit."""
     (prefix / "tmp").mkdir(parents=True)
-    port = free_port()
+    port = port or free_port()
     # As root, nginx would run its workers as nobody, who cannot enter the test's 0700 tmp dir.
     user = "user root;" if os.geteuid() == 0 else ""
     conf = prefix / "nginx.conf"
