@@ -154,8 +154,9 @@ def test_one_new_article_republishes_its_page_and_its_neighbours_only(
     builder = Builder(config(max_entries=20, archive_page_size=20))
     assert builder.build().published
     stored: list[str] = []
-    real = articles_module.store
-    monkeypatch.setattr(articles_module, "store", lambda out, doc: stored.append(doc.name) or real(out, doc))
+    real = articles_module.store_many
+    monkeypatch.setattr(articles_module, "store_many",
+                        lambda out, docs: stored.extend(d.name for d in docs) or real(out, docs))
     write_seed(seeds, "new.txt", 1700000000000 + 400 * 3600_000, "New", "https://e.com/new", "<p>new</p>")
     assert builder.build().published
     assert len(stored) == 2  # the new newest page, and the one before it (its newer link)

@@ -22,19 +22,31 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import logging
+import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from feedsvc import __version__
 from feedsvc.core.articles import article_name, page_url
 from feedsvc.core.render.html import ARTICLE_TEMPLATE_KEY, Near, render_article_page
 from feedsvc.core.routes import HTML_TYPE
 from feedsvc.model import Document, Entry, Feed, FeedMeta, Page, Record, Reuse
-from feedsvc.pipeline.feeds import EntriesOf, transform_key
-from feedsvc.pipeline.workers import ARCHIVE_GZIP_LEVEL
+from feedsvc.pipeline.cache import CacheError, SqliteCache
+from feedsvc.pipeline.feeds import EntriesOf, transform_key, transformer
+from feedsvc.pipeline.workers import ARCHIVE_GZIP_LEVEL, Workers
 from feedsvc.publish.layout import Stored, compress
-from feedsvc.publish.writer import store
+from feedsvc.publish.writer import store_many
 
+log = logging.getLogger("feedsvc.build")
+
+# Pages go to the worker processes when at least this many changed, this many per task.
+POOL_MIN_PAGES = 64
+POOL_BATCH = 128
 # Pages rendered per batch: their entries and neighbours are loaded together, then dropped.
 BATCH = 256
 
@@ -71,24 +83,118 @@ def composition_keys(meta: FeedMeta, transform: str, order: Sequence[Record]) ->
     ]
 
 
+@dataclass(frozen=True)
+class Pool:
+    """Where the changed pages may be rendered besides this process: the build's worker
+    processes, which read the entries from the cache file (None: the cache is in memory)."""
+
+    workers: Workers
+    cache: Path | None
+
+
 def plan_articles(
     out_dir: Path,
     feed: Feed,
     order: Sequence[Record],
     entries_of: EntriesOf,
     published: Mapping[str, str],
+    pool: Pool | None = None,
 ) -> list[Planned]:
     """A feed's entries' pages (`order`: `feed_order`): a Reuse where the published page has the
-    same composition key (`published`: the published documents' keys), else rendered and stored now."""
+    same composition key (`published`: the published documents' keys), else rendered and stored
+    now: by the worker processes when many changed (`pool`), else (or what they could not) here."""
     keys = composition_keys(feed.meta, transform_key(feed), order)
     names = [article_name(r.id or "", feed.prefix) for r in order]
     changed = [i for i, (name, key) in enumerate(zip(names, keys, strict=True)) if published.get(name) != key]
     fresh = set(changed)
     pairs = enumerate(zip(names, keys, strict=True))
     planned: list[Planned] = [functools.partial(Reuse, name, key) for i, (name, key) in pairs if i not in fresh]
-    for document in _render(feed.meta, order, changed, keys, names, entries_of):
-        planned.append(functools.partial(_given, store(out_dir, document)))
+    if pool is not None and pool.cache is not None and len(changed) >= POOL_MIN_PAGES:
+        done, changed = _pooled(pool.workers, pool.cache, out_dir, feed, order, changed, keys, names)
+        planned += [functools.partial(_given, s) for s in done]
+    for batch in _render(feed.meta, order, changed, keys, names, entries_of):
+        planned += [functools.partial(_given, s) for s in store_many(out_dir, batch)]
     return planned
+
+
+class Job(NamedTuple):
+    """One page for a worker: its name and key, its entry's cache key, its neighbours' (id, cache
+    key), its date."""
+
+    name: str
+    source_key: str
+    entry: str
+    newer: tuple[str, str] | None
+    older: tuple[str, str] | None
+    updated: datetime
+
+
+def _pooled(
+    workers: Workers,
+    cache: Path,
+    out_dir: Path,
+    feed: Feed,
+    order: Sequence[Record],
+    changed: Sequence[int],
+    keys: Sequence[str],
+    names: Sequence[str],
+) -> tuple[list[Stored], list[int]]:
+    """The changed pages the workers rendered and stored, and those left for this process."""
+    near = [(r.id or "", r.key) for r in order]
+    jobs = [
+        Job(names[i], keys[i], order[i].key, near[i - 1] if i else None, near[i + 1] if i + 1 < len(order) else None,
+            _updated(order, i))
+        for i in changed
+    ]
+    batches = [(changed[s : s + POOL_BATCH], jobs[s : s + POOL_BATCH]) for s in range(0, len(jobs), POOL_BATCH)]
+    futures = [workers.submit(render_articles, cache, out_dir, feed, batch) for _, batch in batches]
+    done: list[Stored] = []
+    left: list[int] = []
+    for (indices, _), future in zip(batches, futures, strict=True):
+        try:
+            results: list[Stored | None] = future.result() if future is not None else [None] * len(indices)
+        except (BrokenProcessPool, OSError) as exc:
+            log.warning("entry pages in the process pool failed (%s): rendering them in this process", exc)
+            results = [None] * len(indices)
+        done += [stored for stored in results if stored is not None]
+        left += [i for i, stored in zip(indices, results, strict=True) if stored is None]
+    return done, left
+
+
+_readers: dict[Path, SqliteCache] = {}
+
+
+def render_articles(cache: Path, out_dir: Path, feed: Feed, jobs: Sequence[Job]) -> list[Stored | None]:
+    """In a worker: pages from the entries in the cache file (transformed as the feed does), their
+    objects written to `out_dir`. None for a page whose entry is not there (the builder renders it)."""
+    try:
+        reader = _readers.get(cache) or _readers.setdefault(cache, SqliteCache(cache, readonly=True))
+        wanted = {job.entry for job in jobs} | {n[1] for job in jobs for n in (job.newer, job.older) if n}
+        found = reader.entries(sorted(wanted))
+    except (CacheError, sqlite3.Error):
+        return [None] * len(jobs)
+    apply = transformer(feed)
+    made: dict[str, Entry] = {}
+
+    def entry_of(key: str) -> Entry | None:
+        if key not in made and key in found:
+            made[key] = found[key] if apply is None else apply(found[key])
+        return made.get(key)
+
+    def near(given: tuple[str, str] | None) -> Near | None:
+        entry = entry_of(given[1]) if given else None
+        return Near(page_url(feed.meta, entry.id) or "", entry.title) if entry else None
+
+    documents: dict[str, Document] = {}
+    for job in jobs:
+        entry = entry_of(job.entry)
+        if entry is not None:
+            body = render_article_page(feed.meta, entry, near(job.newer), near(job.older))
+            gz = compress(body, ARCHIVE_GZIP_LEVEL)
+            page = Document(job.name, body, HTML_TYPE, job.updated, job.source_key, in_memory=False, gzip=gz)
+            documents[job.name] = page
+    stored = {s.name: s for s in store_many(out_dir, list(documents.values()))}
+    return [stored.get(job.name) for job in jobs]
 
 
 def _given(stored: Stored) -> Stored:
@@ -102,18 +208,20 @@ def _render(
     keys: Sequence[str],
     names: Sequence[str],
     entries_of: EntriesOf,
-) -> Iterator[Document]:
+) -> Iterator[list[Document]]:
     """The changed pages' documents, a batch at a time (an entry gone from the cache: no page)."""
     for start in range(0, len(changed), BATCH):
         batch = changed[start : start + BATCH]
         needed = sorted({j for i in batch for j in (i - 1, i, i + 1) if 0 <= j < len(order)})
         loaded = {e.id: e for e in entries_of([order[j] for j in needed])}
+        documents = []
         for i in batch:
             entry = loaded.get(order[i].id or "")
             if entry is not None:
                 newer = _near(meta, loaded, order, i - 1)
                 older = _near(meta, loaded, order, i + 1)
-                yield article_document(meta, entry, newer, older, names[i], keys[i], order, i)
+                documents.append(article_document(meta, entry, newer, older, names[i], keys[i], order, i))
+        yield documents
 
 
 def _near(meta: FeedMeta, loaded: dict[str, Entry], order: Sequence[Record], j: int) -> Near | None:
@@ -135,7 +243,10 @@ def article_document(
     """An entry's page, compressed, dated by the newest of its entry and its neighbours (its bytes
     change with them)."""
     body = render_article_page(meta, entry, newer, older)
-    near = [r.updated for r in order[max(i - 1, 0) : i + 2] if r.updated is not None]
-    updated = max([entry.updated, *near])
     gz = compress(body, ARCHIVE_GZIP_LEVEL)
-    return Document(name, body, HTML_TYPE, updated, key, in_memory=False, gzip=gz)
+    return Document(name, body, HTML_TYPE, max(entry.updated, _updated(order, i)), key, in_memory=False, gzip=gz)
+
+
+def _updated(order: Sequence[Record], i: int) -> datetime:
+    """A page's date: the newest of its entry's and its neighbours' (its bytes change with them)."""
+    return max(r.updated for r in order[max(i - 1, 0) : i + 2] if r.updated is not None)

@@ -39,7 +39,7 @@ from feedsvc.core.render.documents import render_documents
 from feedsvc.core.render.html import PAGE_TEMPLATE_KEY, TEMPLATES_KEY
 from feedsvc.core.routes import page_name, subscription_names
 from feedsvc.model import Document, Feed, FeedMeta, Page, Record, Reuse
-from feedsvc.pipeline.articles import feed_order, plan_articles, with_pages
+from feedsvc.pipeline.articles import Pool, feed_order, plan_articles, with_pages
 from feedsvc.pipeline.context import BuildContext, Zipper
 from feedsvc.pipeline.feeds import EntriesOf, transform_key
 from feedsvc.pipeline.workers import archive_document, page_with
@@ -86,12 +86,12 @@ def render_and_publish(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastP
     planned: list[Planned] = [_compressed(document, last, ctx.zipper) for document in subscription]
     copies = [plan.feed.prefix + "feed.xml" for plan in plans]
     try:
-        known = _by_composition(ctx, plans, last, pooled=True) + _articles(ctx, plans, last)
+        known = _by_composition(ctx, plans, last, pooled=True) + _articles(ctx, plans, last, pooled=True)
         published = publish(ctx.out_dir, [d() for d in planned + known], copies)
     except Stale as exc:
         log.info("%s: rendering them again", exc)
         last.page_keys = {}
-        known = _by_composition(ctx, plans, last, pooled=False) + _articles(ctx, plans, last)
+        known = _by_composition(ctx, plans, last, pooled=False) + _articles(ctx, plans, last, pooled=False)
         published = publish(ctx.out_dir, [d() for d in planned + known], copies)
     last.page_keys = {d.name: d.source_key for d in (p() for p in known)}
     return published, etag_for(subscription[0].body)
@@ -119,15 +119,17 @@ def _by_composition(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastPubl
     return planned
 
 
-def _articles(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastPublish) -> list[Planned]:
-    """Every feed's entries' pages that it publishes itself (`feedsvc.pipeline.articles`)."""
+def _articles(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastPublish, pooled: bool) -> list[Planned]:
+    """Every feed's entries' pages that it publishes itself (`feedsvc.pipeline.articles`);
+    `pooled`: the workers may render them (from the cache file)."""
     assert last.page_keys is not None
+    pool = Pool(ctx.workers, ctx.cache_path) if pooled else None
     planned: list[Planned] = []
     for plan in plans:
         feed = plan.feed
         if plan.articles and with_pages(feed.name, feed.meta, any(feed.transform)):
             order = feed_order(plan.current, plan.pages)
-            planned += plan_articles(ctx.out_dir, feed, order, plan.entries_of, last.page_keys)
+            planned += plan_articles(ctx.out_dir, feed, order, plan.entries_of, last.page_keys, pool)
     return planned
 
 

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
@@ -223,6 +223,11 @@ class Workers:
                 self.stop()
         for chunk in chunks[done:]:
             yield chunk, process_files(chunk, self.settings, self.limit, self.now)
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T] | None:
+        """`fn(*args)` in a worker process (picklable arguments), or None without a pool: the
+        caller then runs it in this process."""
+        return None if self._pool is None else self._pool.submit(fn, *args)
 
     def render_pages(
         self, cache: Path, out_dir: Path, jobs: Sequence[tuple[Feed, Sequence[PageTask]]]

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -75,6 +76,49 @@ def store(out_dir: Path, doc: Document) -> Stored:
     objects = out_dir / OBJECTS
     objects.mkdir(parents=True, exist_ok=True)
     return Stored(doc.name, doc.source_key, _write_objects(objects, doc, None))
+
+
+def store_many(out_dir: Path, docs: Sequence[Document]) -> list[Stored]:
+    """`store` for many small documents at once (entry pages): their objects are written to temp
+    files, made durable together by one sync(2), and only then renamed to their names, so a name
+    never points at bytes not yet on disk. One fsync per object (~1 ms here) was most of a page's cost."""
+    objects = out_dir / OBJECTS
+    objects.mkdir(parents=True, exist_ok=True)
+    pending: dict[str, str] = {}
+    stored: list[Stored] = []
+    for doc in docs:
+        gz = doc.gzip if doc.gzip is not None else compress(doc.body)
+        sha, gz_sha = digest(doc.body), digest(gz)
+        for name, data in ((sha, doc.body), (gz_sha + ".gz", gz)):
+            if name not in pending and not (objects / name).exists():
+                pending[name] = _temp_file(objects, data)
+        row = ManifestRow(
+            object=sha,
+            etag=etag_of_digest(sha),
+            size=len(doc.body),
+            gzip_object=gz_sha + ".gz",
+            gzip_etag=etag_of_digest(gz_sha),
+            gzip_size=len(gz),
+            content_type=doc.content_type,
+            last_modified=doc.last_modified.isoformat(),
+            source_key=doc.source_key,
+            in_memory=doc.in_memory,
+        )
+        stored.append(Stored(doc.name, doc.source_key, row))
+    if pending:
+        os.sync()
+        for name, tmp in pending.items():
+            os.replace(tmp, objects / name)
+    return stored
+
+
+def _temp_file(directory: Path, data: bytes) -> str:
+    """`data` in a new temp file (0644) in `directory`, not synced: the caller syncs, then renames."""
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(tmp, 0o644)
+    return tmp
 
 
 def _write_objects(objects: Path, doc: Document, before: ManifestRow | None) -> ManifestRow:

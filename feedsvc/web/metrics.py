@@ -1,7 +1,8 @@
 """`/metrics` and who may read it; the figures themselves live in `feedsvc.metrics`.
 
 `feedsvc_http_requests_total{document,status}` counts every answer where it is given: the
-`DocumentResponder` for documents (label: the document's name, `archive` for the archive pages),
+`DocumentResponder` for documents (label: the document's name, `archive` for the archive pages,
+`article` for entry pages),
 the Flask app for the rest (`healthz`, `metrics`, `other`), counted by `install`. Never the raw
 path. A scrape is answered to a loopback client that no proxy forwarded, or with the bearer token.
 
