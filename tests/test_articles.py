@@ -279,3 +279,25 @@ def test_no_pages_when_switched_off(tmp_path: Path, corpus: Path, config) -> Non
     assert Builder(config(article_pages=False)).build().published
     assert not article_pages(tmp_path / "out")
     assert b"/articles/" not in documents(tmp_path / "out")["index.html"]
+
+
+def test_store_many_names_objects_only_after_they_are_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of pages' objects: temp files, one sync(2), then the names; a row like `store`'s."""
+    from datetime import UTC, datetime
+
+    import feedsvc.publish.writer as writer
+    from feedsvc.model import Document
+
+    docs = [Document(f"articles/{i:020x}.html", f"<p>{i}</p>".encode(), "text/html; charset=utf-8",
+                     datetime(2024, 1, 1, tzinfo=UTC), f"key{i}", in_memory=False) for i in range(3)]
+    docs.append(docs[0])  # the same bytes twice: written once
+    objects = tmp_path / "objects"
+    named_at_sync: list[list[str]] = []
+    monkeypatch.setattr(writer.os, "sync", lambda: named_at_sync.append(
+        sorted(p.name for p in objects.iterdir() if not p.name.startswith(".tmp-"))))
+    stored = writer.store_many(tmp_path, docs)
+    assert named_at_sync == [[]]  # nothing had its name when the data was synced
+    assert sorted(p.name for p in objects.iterdir()) == sorted({n for s in stored for n in s.row.objects})
+    single = writer.store(tmp_path / "other", docs[1])
+    assert stored[1].row == single.row and stored[1].source_key == "key1"
+    assert writer.store_many(tmp_path, []) == []

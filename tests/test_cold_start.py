@@ -108,6 +108,7 @@ def test_cold_start_publishes_the_newest_first_then_the_bytes_of_a_full_build(
         assert first == feed_ids(tmp_path / "ref-first")
         assert "urn:uuid" not in " ".join(first) and first.count("https://e.com/dup") == 1
         assert not any(name.startswith("archive/") for name in documents(out))  # not yet
+        assert not any(name.startswith("articles/") for name in documents(out))  # entry pages follow, too
         health = create_app(cfg, run_builder=False).test_client().get("/healthz")
         assert health.status_code == 200
         warming = health.json["warming"]
@@ -115,6 +116,8 @@ def test_cold_start_publishes_the_newest_first_then_the_bytes_of_a_full_build(
         release.set()
         wait_for(lambda: read_warming(out) is None and (out / "status.json").exists(), 30, what="the full build")
         assert documents(out) == documents(tmp_path / "ref-full")
+        # A page per entry: the corpus's articles, the duplicate once, the late one (not the skipped one).
+        assert len([n for n in documents(out) if n.startswith("articles/")]) == MIN_FILES + 2
         assert feed_ids(out) == expected_final
         assert "warming" not in create_app(cfg, run_builder=False).test_client().get("/healthz").json
     finally:
