@@ -19,6 +19,7 @@ from typing import Any
 from bleach.sanitizer import Cleaner
 
 import feedsvc.core.sanitize.policy as policy
+from feedsvc.core.nesting import flatten
 from feedsvc.core.text import one_line, xml_safe
 from feedsvc.core.urls import safe_url
 
@@ -200,7 +201,7 @@ def sanitize(html: str, base_url: str | None = None, text_limit: int | None = No
     html = xml_safe(html)
     if not html.strip():
         return "", ""
-    safe, plain = _pass().clean(html, base_url)
+    safe, plain = _pass().clean(flatten(html, policy.MAX_DEPTH), base_url)
     return xml_safe(safe), xml_safe(plain)
 
 
