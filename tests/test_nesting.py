@@ -39,14 +39,17 @@ def serialized_depth(safe_html: str) -> int:
 
 
 def parsed_depth(html: str) -> int:
-    """How deep a browser's parser (html5lib) nests the fragment."""
+    """How deep a browser's parser (html5lib) nests the fragment's elements that hold elements.
+
+    A leaf (a void element, <script>, `<g/>` in SVG, the <p> a stray </p> inserts...) may sit one
+    level below: it holds no markup, so it costs the parser nothing more."""
     root = html5lib.parseFragment(html, namespaceHTMLElements=False)
     deepest, todo = 0, [(child, 1) for child in root]
     while todo:
         element, depth = todo.pop()
-        if isinstance(element.tag, str):
+        if isinstance(element.tag, str) and any(isinstance(child.tag, str) for child in element):
             deepest = max(deepest, depth)
-            todo.extend((child, depth + 1) for child in element)
+        todo.extend((child, depth + 1) for child in element)
     return deepest
 
 
@@ -103,7 +106,7 @@ def tree(depth: int) -> st.SearchStrategy[str]:
     return st.builds(lambda n, a, kids: f"<{n}{a}>{''.join(kids)}</{n}>", name, attrs, st.lists(child, max_size=4))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.integers(1, 6).flatmap(lambda d: st.tuples(st.just(d), st.lists(tree(d), max_size=4).map("".join))))
 def test_the_identity_under_the_limit(case: tuple[int, str]) -> None:
     depth, html = case
@@ -118,9 +121,10 @@ SOUP = """<div> </div> <p> </p> <b> </b> <i> <font color=red> </font> <a href=x>
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.integers(1, 8), st.lists(st.one_of(st.sampled_from(SOUP), st.just("t")), max_size=80).map("".join))
-def test_tag_soup_is_bounded_as_a_browser_parses_it(limit: int, html: str) -> None:
-    """What html5lib builds from the output nests no deeper than the limit, and only whole tags went."""
-    out = flatten(html, limit)
+@given(st.integers(1, 8), st.integers(1, 8), st.lists(st.sampled_from([*SOUP, "t"]), max_size=80).map("".join))
+def test_tag_soup_is_bounded_as_a_browser_parses_it(limit: int, formatting: int, html: str) -> None:
+    """What html5lib builds from the output holds no element below the limit (but leaves), and only
+    whole tags went."""
+    out = flatten(html, limit, formatting)
     assert parsed_depth(out) <= limit
     assert _MARKUP.sub("", out) == _MARKUP.sub("", html)

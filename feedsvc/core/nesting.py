@@ -219,10 +219,14 @@ def _end_tag(stack: _Stack, name: str) -> bool:
         return stack.forget(name)
     if at < 0 or name in IGNORED:
         return False
-    if name in FORMATTING:
+    if name == "form":  # the parser takes the form element out alone, leaving what is open in it
+        if at != len(stack) - 1:
+            return False
         blocked = False
-    elif name in TABLE_PARTS:
-        blocked = _above(stack.table_scope, at)
+    elif name in FORMATTING:
+        blocked = False
+    elif name in TABLE_PARTS:  # outside a table the parser ignores them
+        blocked = _above(stack.table_scope, at) or (name != "table" and not 0 <= stack.top("table") < at)
     elif name in SCOPED:
         blocked = _above(stack.scope, at)
         if name == "p":
@@ -324,11 +328,19 @@ def _self_closing(attrs: str) -> bool:
     return attrs.endswith("/") and _UNQUOTED_AT_END.search(attrs) is None
 
 
-def _start(stack: _Stack, dropped: dict[str, int], name: str, attrs: str, limit: int) -> tuple[bool, bool]:
+def _drop(dropped: dict[str, int], name: str) -> tuple[bool, bool]:
+    key = _key(name)
+    dropped[key] = dropped.get(key, 0) + 1
+    return True, False
+
+
+def _start(stack: _Stack, dropped: dict[str, int], name: str, attrs: str, limits: tuple[int, int]) -> tuple[bool, bool]:
     """Apply a start tag: (whether it goes, whether raw text follows it)."""
     kind = _kind(stack, name)
     raw = False
     if kind == HTML:
+        if name in FORMATTING and len(stack.formatting) + len(stack.pending) >= limits[1]:
+            return _drop(dropped, name)  # before it makes the parser reopen the others
         if stack.foreign == 0 and (name not in SPECIAL or name in RECONSTRUCTING):
             stack.reconstruct()
         if name in IGNORED or (name in VOID and name != "col"):
@@ -341,17 +353,18 @@ def _start(stack: _Stack, dropped: dict[str, int], name: str, attrs: str, limit:
         return False, False
     else:
         pushes = [name]
-    if stack.depth() + len(pushes) > limit:
-        dropped[_key(name)] = dropped.get(_key(name), 0) + 1
-        return True, False
+    if stack.depth() + len(pushes) > limits[0]:
+        return _drop(dropped, name)
     for element in pushes:
         stack.push(element, kind)
     return False, False
 
 
-def flatten(html: str, limit: int) -> str:
-    """`html` with no element nested deeper than `limit` (see the module's doc); `html` itself
-    when nothing had to go."""
+def flatten(html: str, limit: int, formatting_limit: int | None = None) -> str:
+    """`html` with no element nested deeper than `limit`, and no more than `formatting_limit`
+    formatting elements (<b>, <font>...) open or waiting to be reopened (see the module's doc);
+    `html` itself when nothing had to go."""
+    limits = (limit, limit if formatting_limit is None else formatting_limit)
     stack = _Stack()
     dropped: dict[str, int] = {}  # start tags dropped and not yet closed, by `_key`
     out: list[str] = []
@@ -374,7 +387,7 @@ def flatten(html: str, limit: int) -> str:
         if token.group("end"):
             drop = _end(stack, dropped, name)
         else:
-            drop, raw = _start(stack, dropped, name, token.group("attrs"), limit)
+            drop, raw = _start(stack, dropped, name, token.group("attrs"), limits)
             if raw:
                 end = _RAW_END[name].search(html, pos) if name in _RAW_END else None
                 if end is None:

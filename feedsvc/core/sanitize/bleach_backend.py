@@ -201,7 +201,7 @@ def sanitize(html: str, base_url: str | None = None, text_limit: int | None = No
     html = xml_safe(html)
     if not html.strip():
         return "", ""
-    safe, plain = _pass().clean(flatten(html, policy.MAX_DEPTH), base_url)
+    safe, plain = _pass().clean(flatten(html, policy.MAX_DEPTH, policy.MAX_FORMATTING), base_url)
     return xml_safe(safe), xml_safe(plain)
 
 

@@ -122,7 +122,7 @@ def sanitize(html_text: str, base_url: str | None = None, text_limit: int | None
     html_text = xml_safe(html_text)
     if not html_text.strip():
         return "", ""
-    safe = clean(flatten(html_text, policy.MAX_DEPTH), base_url)
+    safe = clean(flatten(html_text, policy.MAX_DEPTH, policy.MAX_FORMATTING), base_url)
     if "<img" in safe and any(f' {name}="' in safe for name in _LAZY):  # else no <img> changes
         safe = _IMG.sub(_promote_lazy, safe)
     safe = xml_safe(safe)

@@ -60,6 +60,10 @@ BLOCK_TAGS: frozenset[str] = frozenset(
 # on each tag of a hostile flat file, so: comfortably above articles, far below browsers.
 # No VERSION bump: HTML nested no deeper than this comes out exactly as before.
 MAX_DEPTH = 100
+# How many formatting elements (<b>, <i>, <font>...) may be open, or closed only implicitly (the
+# parser reopens those at the next text: `<font><p>`×100k makes it reopen them all each time).
+# Articles nest a handful; past this, more formatting start tags are dropped the same way.
+MAX_FORMATTING = 16
 
 # Lazy-loading attributes that real articles put the image URL in; promoted to `src` when it is missing.
 LAZY_SRC_ATTRIBUTES: tuple[str, ...] = ("data-src", "data-original", "data-lazy-src")
