@@ -88,7 +88,7 @@ def test_articles_come_out_as_before() -> None:
     bodies = [parse_seed(SAMPLE.read_bytes(), SAMPLE.name).body_html]
     bodies += [parse_seed(article(n).encode(), f"{n}.txt").body_html for n in range(120)]
     for body in bodies + XSS:
-        assert flatten(body, policy.MAX_DEPTH) is body
+        assert flatten(body, policy.MAX_DEPTH, policy.MAX_FORMATTING) is body
     sample = bodies[0]
     base = "https://www.dw.com/zh/a-1"
     assert get_sanitizer("bleach")(sample, base)[0] == _pass().clean(sample, base)[0]

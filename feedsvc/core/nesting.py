@@ -265,9 +265,8 @@ def _table_start(stack: _Stack, name: str) -> list[str]:
     if table < 0 or _above(stack.table_scope, table) or stack.top("template") > table:
         return [name]
     if name == "table":
-        cell = max(stack.top("td"), stack.top("th"), stack.top("caption"))
-        if cell < table:  # a table directly in a table: the first one ends
-            stack.cut(table)
+        # A table directly in a table ends the first one; html5lib then drops the new one in a
+        # fragment, html5ever opens it: keeping both counts more than either.
         return [name]
     if name in ("td", "th"):
         row = stack.top("tr")
@@ -334,10 +333,27 @@ def _drop(dropped: dict[str, int], name: str) -> tuple[bool, bool]:
     return True, False
 
 
+# Where the model does not follow the parser (foreign content, or maybe not), what a table part
+# may make it insert too is counted.
+_UNSURE_PUSHES = {"td": ["tbody", "tr", "td"], "th": ["tbody", "tr", "th"], "tr": ["tbody", "tr"],
+                  "col": ["colgroup", "col"]}
+
+
+def _break_out(stack: _Stack) -> None:
+    """An HTML start tag in SVG or MathML content: the parser pops the foreign elements first."""
+    at = len(stack)
+    while at and stack.kinds[at - 1] == FOREIGN and stack.names[at - 1] not in INTEGRATION_POINTS:
+        at -= 1
+    if at < len(stack):
+        stack.cut(at)
+
+
 def _start(stack: _Stack, dropped: dict[str, int], name: str, attrs: str, limits: tuple[int, int]) -> tuple[bool, bool]:
     """Apply a start tag: (whether it goes, whether raw text follows it)."""
     kind = _kind(stack, name)
     raw = False
+    if kind == HTML and stack.kinds and stack.kinds[-1] == FOREIGN:
+        _break_out(stack)
     if kind == HTML:
         if name in FORMATTING and len(stack.formatting) + len(stack.pending) >= limits[1]:
             return _drop(dropped, name)  # before it makes the parser reopen the others
@@ -346,13 +362,15 @@ def _start(stack: _Stack, dropped: dict[str, int], name: str, attrs: str, limits
         if name in IGNORED or (name in VOID and name != "col"):
             return False, False
         raw = stack.foreign == 0 and (name in RAW_TEXT or name == "plaintext")
-        pushes = _implied(stack, name) if stack.foreign == 0 else [] if name == "col" else [name]
+        if raw and name not in ("script", "textarea") and stack.top("select") >= 0:
+            raw = False  # in a <select> the parser ignores the tag: what follows is markup
+        pushes = _implied(stack, name) if stack.foreign == 0 else _UNSURE_PUSHES.get(name, [name])
         if raw:
             return False, True  # never dropped: its text would become markup
     elif kind == FOREIGN and _self_closing(attrs):
         return False, False
     else:
-        pushes = [name]
+        pushes = _UNSURE_PUSHES.get(name, [name])
     if stack.depth() + len(pushes) > limits[0]:
         return _drop(dropped, name)
     for element in pushes:
