@@ -66,6 +66,9 @@ def test_a_bomb_is_flattened_and_keeps_its_text(bomb: str, backend: str) -> None
 def test_only_whole_tags_go_and_their_end_tags_with_them() -> None:
     out = flatten("<div>" * 5 + "deep" + "</div>" * 5 + "<p>after</p>", 3)
     assert out == "<div>" * 3 + "deep" + "</div>" * 3 + "<p>after</p>"
+    # runs of one dropped tag go in one step: still each end tag closes one start tag
+    out = flatten("<div>" * 500 + "x" + "</div>" * 300 + "y" + "</div>" * 202 + "<b>" * 40 + "z" + "</b>" * 40, 4, 2)
+    assert out == "<div>" * 4 + "xy" + "</div>" * 4 + "</div>" * 2 + "<b>" * 2 + "z" + "</b>" * 2
     # a kept "<" never joins the text after a dropped tag into a new tag
     assert flatten("<b><b>a<<b>script>", 2) == "<b><b>a<<!---->script>"
     # raw text is not markup: the <div>s in a script or a comment are not counted

@@ -113,6 +113,7 @@ class _Stack:
         # text (or inline start tag) if no marker (a cell...) is open above where they were.
         # (name, markers open when it was popped): the levels never decrease along the list.
         self.pending: list[tuple[str, int]] = []
+        self.version = 0  # changes whenever the model does
 
     def depth(self) -> int:
         """The elements open, and those the parser will reopen."""
@@ -136,6 +137,7 @@ class _Stack:
                 break
             if self.pending[i][0] == name:
                 del self.pending[i]
+                self.version += 1
                 return True
         return False
 
@@ -148,6 +150,7 @@ class _Stack:
         return found[-1] if found else -1
 
     def push(self, name: str, kind: int) -> None:
+        self.version += 1
         at = len(self.names)
         self.names.append(name)
         self.kinds.append(kind)
@@ -180,6 +183,7 @@ class _Stack:
         self.pending.extend((name, level) for name in keep)
 
     def _pop(self) -> None:
+        self.version += 1
         at = len(self.names) - 1
         name = self.names.pop()
         self.kinds.pop()
@@ -378,6 +382,17 @@ def _start(stack: _Stack, dropped: dict[str, int], name: str, attrs: str, limits
     return False, False
 
 
+def _skip_copies(html: str, tag: str, pos: int, dropped: dict[str, int], key: str, end: bool) -> int:
+    """Past the copies of `tag` that follow at `pos`, each one dropped: where they end."""
+    copies, size = 0, len(tag)
+    limit = dropped[key] if end else len(html)
+    while copies < limit and html.startswith(tag, pos):
+        pos += size
+        copies += 1
+    dropped[key] += -copies if end else copies
+    return pos
+
+
 def flatten(html: str, limit: int, formatting_limit: int | None = None) -> str:
     """`html` with no element nested deeper than `limit`, and no more than `formatting_limit`
     formatting elements (<b>, <font>...) open or waiting to be reopened (see the module's doc);
@@ -389,6 +404,7 @@ def flatten(html: str, limit: int, formatting_limit: int | None = None) -> str:
     kept = 0  # html[:kept] is in `out` already, or dropped
     tail = ""  # the last character in `out`
     pos = last = 0  # where the scan is; where the last token ended
+    run: tuple[int, str, int] = (-1, "", -1)  # where the last dropped tag ended, it, the model's version then
     find, match = html.find, _MARKUP.match
     while (lt := find("<", pos)) >= 0:
         token = match(html, lt)
@@ -418,7 +434,13 @@ def flatten(html: str, limit: int, formatting_limit: int | None = None) -> str:
             if tail == "<":  # a dropped tag must not join a "<" to the text after it
                 out.append("<!---->")
                 tail = ">"
-            kept = pos
+            tag = html[lt:pos]
+            if lt == run[0] and tag == run[1] and stack.version == run[2]:
+                # The same tag again, dropped, and the model did not change: so will every copy.
+                pos = last = kept = _skip_copies(html, tag, pos, dropped, _key(name), bool(token.group("end")))
+            else:
+                kept = pos
+            run = (pos, tag, stack.version)
     if not out and kept == 0:
         return html
     out.append(html[kept:])
