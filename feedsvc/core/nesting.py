@@ -5,7 +5,13 @@ elements for most tags (scope checks walk it), so a 1 MB `<div>`×200k costs the
 `flatten(html, limit)` tokenizes the markup as an HTML parser's tokenizer does (comments, bogus
 comments, raw-text elements, quoted attribute values that hold `>`), keeps a model of the stack
 of open elements, and drops every start tag that would make the model deeper than `limit`, with
-the end tags that close those (their text stays). Under the limit it returns its input unchanged.
+the end tags that close those (their text stays). With `formatting_limit`, formatting start tags
+(<b>, <font>...) go the same way once that many formatting elements are open or waiting to be
+reopened: the parser reopens those at every paragraph (`<font><p>`×100k). A dropped tag never
+joins a "<" before it to the text after it. Under the limits it returns its input unchanged.
+
+Not everything that costs a parser time is nesting: 1 MB of flat elements still costs html5lib
+seconds (the per-file time budget is for that); this bounds the part that grew quadratically.
 
 The model may only be deeper than a browser's stack, never shallower: where the parser's
 behaviour is in doubt (foreign content, a scope it might not find, a formatting element it would
