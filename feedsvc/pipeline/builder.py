@@ -25,7 +25,6 @@ file may be, and whether to wait for it.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
 import threading
 import time
@@ -39,6 +38,7 @@ from urllib.parse import urlsplit
 from feedsvc.config import Config, path_for_log, path_for_public
 from feedsvc.core.changes import Changes
 from feedsvc.core.outcome import fingerprint
+from feedsvc.core.urls import is_loopback_host
 from feedsvc.model import BuildResult, Entry, Record, StatKey
 from feedsvc.pipeline.cache import CacheError, MemoryCache, open_cache
 from feedsvc.pipeline.context import BuildContext, Cache, Progress, Zipper, start_zipper
@@ -296,7 +296,7 @@ def warn_loopback_static(config: Config) -> None:
     """A static tree is served by another server, to readers elsewhere: with a loopback base_url
     (the default), its feeds link to this machine. Said once per process, as a warning."""
     host = urlsplit(config.base_url).hostname or ""
-    if not _is_loopback(host) or config.base_url in _warned_loopback:
+    if not is_loopback_host(host) or config.base_url in _warned_loopback:
         return
     _warned_loopback.add(config.base_url)
     log.warning(
@@ -307,11 +307,3 @@ def warn_loopback_static(config: Config) -> None:
         host,
     )
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
