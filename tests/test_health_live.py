@@ -1,5 +1,6 @@
-"""`feedsvc serve` for real, with its builder attacked: its output folder deleted while it
-serves (one builder, never two)."""
+"""`feedsvc serve` for real, with its builder attacked: stopped by SIGSTOP (/healthz says
+`stalled`, and names no stopped builder), and its output folder deleted while it serves (one
+builder, never two)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE
+from conftest import SAMPLE, seed_text
 from live import Server, feed_env, free_port, parent_of, running, wait_for
 
 pytestmark = pytest.mark.live
@@ -51,6 +52,34 @@ def builder_children(master: int) -> list[int]:
             if b"spawn_main" in cmdline and state not in "ZXT":
                 found.append(child)
     return found
+
+
+def test_a_stopped_builder_is_stalled_and_never_named(tmp_path: Path, seeds: Path) -> None:
+    port = free_port()
+    env = feed_env(tmp_path, seeds, tmp_path / "out", FEEDSVC_STALL_SECONDS="2")
+    with running([*FEEDSVC, "serve", "--port", str(port)], env, port, tmp_path / "serve.log") as srv:
+        builder = wait_for(lambda: health(srv)[1]["builder_pid"], 15, what="a builder named in /healthz")
+        os.kill(builder, signal.SIGSTOP)
+        try:
+            # A seed waits, and the builder cannot build it.
+            (seeds / "waiting.txt").write_text(seed_text(1700000000000, "Waiting", "https://e.com/w", "<p>w</p>"))
+
+            def stalled() -> dict | None:
+                status, body = health(srv)
+                return body if status == 503 and body["status"] == "stalled" else None
+
+            body = wait_for(stalled, 20, interval=0.2, what="/healthz 503 stalled")
+            assert f"pid {builder}" in body["reason"] and "seeds wait" in body["reason"]
+            assert body["builder_pid"] is None  # a stopped process is no live builder
+        finally:
+            os.kill(builder, signal.SIGCONT)
+
+        def recovered() -> dict | None:
+            status, body = health(srv)
+            return body if status == 200 and body["status"] == "ok" and body["last_build"]["files"] == 2 else None
+
+        body = wait_for(recovered, 20, interval=0.2, what="/healthz back to 200 ok")
+        assert body["builder_pid"] == builder and "reason" not in body
 
 
 def test_output_folder_deleted_while_serving_one_builder(tmp_path: Path) -> None:
