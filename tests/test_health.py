@@ -1,15 +1,17 @@
-"""/healthz tells the truth (issue 21): at most 100 items of each list with their counts, and
-the stall judgement from the builder's heartbeat."""
+"""/healthz tells the truth (issue 21): at most 100 items of each list with their counts, a
+burst of bad files logs a summary, and the stall judgement from the builder's heartbeat."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 from feedsvc.config import Config
 from feedsvc.host import create_app
 from feedsvc.pipeline.builder import Builder
+from feedsvc.pipeline.reporting import MAX_FILE_WARNINGS
 from feedsvc.web.health import MAX_LISTED, stall_reason
 
 BURST = 150
@@ -24,6 +26,16 @@ def burst(make_seed, config) -> Config:
     result = Builder(cfg).build()
     assert result.ok and len(result.skipped) == BURST
     return cfg
+
+
+def test_a_burst_of_bad_files_logs_a_summary(make_seed, config, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="feedsvc")
+    burst(make_seed, config)
+    # The first few files, then one line with how many more.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == MAX_FILE_WARNINGS + 1, warnings[-3:]
+    assert all(w.startswith("skipped ") for w in warnings[:-1])
+    assert f"{BURST - MAX_FILE_WARNINGS} more" in warnings[-1]
 
 
 def test_healthz_lists_at_most_100_with_the_counts(make_seed, config) -> None:
