@@ -24,9 +24,11 @@ file may be, and whether to wait for it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -40,7 +42,7 @@ from feedsvc.config import Config, path_for_log, path_for_public
 from feedsvc.core.changes import Changes
 from feedsvc.core.outcome import fingerprint
 from feedsvc.model import BuildResult, Entry, Record, StatKey
-from feedsvc.pipeline.cache import CacheError, MemoryCache, open_cache
+from feedsvc.pipeline.cache import CACHE_FILE, CacheError, MemoryCache, SqliteCache, open_cache
 from feedsvc.pipeline.context import BuildContext, Cache, Progress, Zipper, start_zipper
 from feedsvc.pipeline.feeds import FeedMemory, configured_feeds, feed_meta, folder_warnings
 from feedsvc.pipeline.heap import freeze_heap
@@ -180,6 +182,21 @@ class Builder:
             self._cache = open_cache(self.config.output_dir)
         return self._cache
 
+    def _cache_again(self) -> None:
+        """After a fall back to memory (a full disk, a locked or unwritable file), try the cache file
+        again at each build: it is used again once it opens (the next build reads every file's
+        outcome from it, or makes it again)."""
+        if not isinstance(self._cache, MemoryCache):
+            return
+        path = self.config.output_dir / CACHE_FILE
+        try:
+            cache = SqliteCache(path)
+        except (sqlite3.Error, OSError) as exc:
+            log.debug("cache %s still unusable: %s", path, exc)
+            return
+        log.info("cache %s usable again: keeping build results in it", path_for_log(path))
+        self._cache, self.memory.records = cache, None
+
     def close(self) -> None:
         """Release the cache file (checkpointing its write-ahead log) and the compressing threads."""
         with self._lock:
@@ -239,12 +256,16 @@ class Builder:
     def _build(self, once: Callable[[Cache, Zipper], BuildResult]) -> BuildResult:
         """One build with this builder's resources; with the memory alone when the cache fails."""
         zipper = self._zipper = self._zipper or start_zipper()
+        self._cache_again()
         try:
             try:
                 return once(self.cache, zipper)
             except CacheError as exc:
                 log.warning("cache failed (%s): building from the files, keeping results in memory", exc)
-                self._cache, self.memory.records = MemoryCache(), None
+                failed, self._cache, self.memory.records = self._cache, MemoryCache(), None
+                if failed is not None:
+                    with contextlib.suppress(sqlite3.Error, OSError):
+                        failed.close()
                 return once(self._cache, zipper)
         except OSError as exc:
             return self._failed(exc)
