@@ -269,6 +269,8 @@ class Builder:
                 return once(self._cache, zipper)
         except OSError as exc:
             return self._failed(exc)
+        except Exception as exc:  # a bug, or a file no check foresaw: a failed build like any other
+            return self._unexpected(exc)
 
     def _lay_out_static(self, static_dir: Path, result: BuildResult) -> None:
         """Right after a publish (or while the tree lags the manifest: its first use, a failed
@@ -295,6 +297,19 @@ class Builder:
             error=f"cannot publish to output directory {path_for_log(out)}: {exc.strerror or exc}",
             public_error=f"cannot publish to output directory {path_for_public(out, 'output_dir')}: {reason}",
         )
+
+    def _unexpected(self, exc: Exception) -> BuildResult:
+        """An error no stage expected: a failed build, retried by who runs it (the service logs it
+        once, as a WARNING); its traceback at DEBUG. What this builder remembered is forgotten (it
+        may be half updated): the next build starts from the cache, as a new process would."""
+        log.debug("the build failed with an unexpected error", exc_info=exc)
+        self.memory = Memory()
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        public = reason
+        for folder, key in ((self.config.seeds_dir, "seeds_dir"), (self.config.output_dir, "output_dir")):
+            for shown in {str(folder.absolute()), str(folder.resolve())}:  # no absolute path in /healthz
+                public = public.replace(shown, path_for_public(folder, key))
+        return BuildResult(ok=False, error=f"unexpected error: {reason}", public_error=f"unexpected error: {public}")
 
     def _record(self, result: BuildResult) -> None:
         status = status_of(result)

@@ -377,6 +377,13 @@ class BuilderService:
                         break
                     while (delay := self._quiet_in(time.monotonic())) > 0:
                         self._changed.wait(delay)
+        except Exception as exc:  # outside the build (which fails by its result): failed, retried
+            with self._changed:
+                self._running = False
+            log.debug("build job failed", exc_info=True)
+            error = f"build job failed: {type(exc).__name__}: {exc}"
+            self._schedule_in(self._failed(BuildResult(ok=False, error=error, public_error=error)))
+            return
         except BaseException:
             with self._changed:
                 self._running = False
