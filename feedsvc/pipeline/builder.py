@@ -166,6 +166,7 @@ class Builder:
         # The last build of record as status.json should hold it, even when writing it failed
         # (disk full, read-only): the web side of this process reports it from memory.
         self.status: Status | None = None
+        self._status_json: tuple[Status, dict[str, Any]] | None = None
         self._cache: Cache | None = None
         self._zipper: Zipper | None = None
         self._static_for: ManifestStat | None = None  # the manifest the static tree was last laid out for
@@ -174,7 +175,11 @@ class Builder:
     @property
     def last_status(self) -> dict[str, Any] | None:
         """The last build of record's status, as status.json holds it (what web processes read)."""
-        return None if self.status is None else self.status.to_json()
+        if self.status is None:
+            return None
+        if self._status_json is None or self._status_json[0] is not self.status:  # made once per build
+            self._status_json = (self.status, self.status.to_json())
+        return self._status_json[1]
 
     @property
     def cache(self) -> Cache:

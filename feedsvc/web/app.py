@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from flask import Flask, Response, current_app, jsonify
 
 from feedsvc.config import Config
-from feedsvc.publish.reader import PublishedStore, read_heartbeat, read_status, read_warming
+from feedsvc.publish.reader import PublishedStore, read_heartbeat, read_warming
 from feedsvc.web.headers import security_headers_for
-from feedsvc.web.health import capped, stall_reason
+from feedsvc.web.health import StatusFile, capped, stall_reason
 from feedsvc.web.responder import MAX_BODY, DocumentResponder
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class WebProcess:
         self.store = store
         self.builder = builder  # None: nothing known of any builder (a bare web app)
         self.metrics = metrics  # None with `metrics = false`
+        self.status_file = StatusFile(config.output_dir)
         self._lock = threading.Lock()
 
     @property
@@ -98,7 +99,7 @@ def current_status(state: WebProcess) -> dict[str, Any] | None:
     When the output directory is full or read-only, status.json cannot be written, and it would
     go on saying "ok" while builds fail; the builder's process knows better and says so.
     """
-    status = read_status(state.config.output_dir)
+    status = state.status_file.read()
     own = state.builder.last_status if state.builder is not None and state.is_builder else None
     if own is not None and (status is None or str(own.get("finished_at")) >= str(status.get("finished_at"))):
         return own

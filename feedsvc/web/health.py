@@ -15,8 +15,12 @@ A long build that progresses is not stalled; nor is an idle builder with nothing
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
+
+from feedsvc.publish.layout import STATUS
+from feedsvc.publish.reader import read_status
 
 # /healthz shows at most this many items of each list (skipped files, problems, …), with their counts.
 MAX_LISTED = 100
@@ -62,3 +66,25 @@ def capped(report: dict[str, Any]) -> dict[str, Any]:
             out[key] = items[:MAX_LISTED]
     out["counts"] = counts
     return out
+
+
+class StatusFile:
+    """status.json, parsed again only when it was replaced (its inode, time or size changed): with
+    100k skipped files it is megabytes, and /healthz must stay cheap."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self._key: tuple[int, int, int] | None = None
+        self._value: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            st = os.stat(self.out_dir / STATUS)
+        except OSError:
+            return None
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        with self._lock:
+            if key != self._key:
+                self._key, self._value = key, read_status(self.out_dir)
+            return self._value
