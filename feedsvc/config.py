@@ -91,6 +91,7 @@ class Config:
     stale_while_revalidate: int = 60
     stale_if_error: int = 86400
     scan_interval: float = 60.0
+    stall_seconds: float = 120.0
     debounce: float = 0.25
     debounce_max: float = 2.0
     watch: str = "auto"
@@ -182,6 +183,7 @@ _MINIMUM = {
     "stale_while_revalidate": 0,
     "stale_if_error": 0,
     "scan_interval": 0.5,
+    "stall_seconds": 1.0,
     "debounce": 0.0,
     "debounce_max": 0.0,
     "port": 0,

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
@@ -255,3 +256,14 @@ def untracked(url: str, names: frozenset[str], prefixes: tuple[str, ...]) -> str
 
 def _tracks(name: str, names: frozenset[str], prefixes: tuple[str, ...]) -> bool:
     return name in names or name.startswith(prefixes)
+
+
+def is_loopback_host(host: str) -> bool:
+    """A host name or address that only this machine can reach: localhost (and *.localhost, RFC
+    6761) or a loopback address (127.0.0.0/8, ::1)."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

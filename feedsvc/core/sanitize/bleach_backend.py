@@ -19,6 +19,7 @@ from typing import Any
 from bleach.sanitizer import Cleaner  # type: ignore[import-untyped]  # bleach ships no types
 
 import feedsvc.core.sanitize.policy as policy
+from feedsvc.core.nesting import bound_nesting
 from feedsvc.core.sanitize.embeds import finish
 from feedsvc.core.text import one_line, xml_safe
 from feedsvc.core.urls import safe_srcset, safe_url
@@ -212,7 +213,7 @@ def sanitize(html: str, base_url: str | None = None, text_limit: int | None = No
     html = xml_safe(html)
     if not html.strip():
         return "", ""
-    safe, plain = _pass().clean(html, base_url)
+    safe, plain = _pass().clean(bound_nesting(html), base_url)
     return xml_safe(finish(safe)), xml_safe(plain)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import nh3
 
 import feedsvc.core.sanitize.policy as policy
+from feedsvc.core.nesting import bound_nesting
 from feedsvc.core.sanitize.embeds import finish, strip_frame_text
 from feedsvc.core.text import one_line, xml_safe
 from feedsvc.core.urls import safe_srcset, safe_url
@@ -124,7 +125,7 @@ def sanitize(html_text: str, base_url: str | None = None, text_limit: int | None
     html_text = xml_safe(html_text)
     if not html_text.strip():
         return "", ""
-    safe = clean(html_text, base_url)
+    safe = clean(bound_nesting(html_text), base_url)
     if "<img" in safe and any(f' {name}="' in safe for name in _LAZY):  # else no <img> changes
         safe = _IMG.sub(_promote_lazy, safe)
     safe = xml_safe(strip_frame_text(safe))
