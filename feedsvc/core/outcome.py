@@ -79,6 +79,8 @@ def fingerprint(settings: EntrySettings, library_version: str) -> str:
         "max_entry_bytes": settings.max_entry_bytes,
         "summary_chars": settings.summary_chars,
         "legacy_encodings": list(settings.legacy_encodings),
+        # A file skipped for taking too long is tried again under another budget.
+        "max_seed_seconds": settings.max_seed_seconds,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
