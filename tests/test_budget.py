@@ -10,13 +10,18 @@ Sleeping, rather than a nesting bomb, keeps the file slow whatever the sanitizer
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
 
+import conftest
 import pytest
+from live import feed_env, free_port, parent_of, running, wait_for
 
 import feedsvc.pipeline.workers as workers_module
 from feedsvc.host import create_app
@@ -162,3 +167,73 @@ def test_a_nesting_bomb_costs_at_most_its_budget(tmp_path, make_seed, config, sa
     skipped = {Path(s["source"]).name: s["reason"] for s in status["skipped"]}
     assert set(skipped.values()) <= {"took longer than max_seed_seconds=1 s"}
     assert result.entries + len(skipped) == len(BOMBS) + 1
+
+
+# --- live: `feedsvc serve`, a seed made slow by tests/faults/sitecustomize.py ----------------------
+
+FAULTS = Path(__file__).resolve().parent / "faults"
+FEEDSVC = [sys.executable, "-m", "feedsvc"]
+
+
+def slow_env(tmp_path: Path, seeds: Path, budget: str) -> dict[str, str]:
+    markers = tmp_path / "faults"
+    markers.mkdir(exist_ok=True)
+    (markers / "slow-seeds").touch()
+    env = feed_env(tmp_path, seeds, tmp_path / "out", FEEDSVC_MAX_SEED_SECONDS=budget)
+    env.update(PYTHONPATH=str(FAULTS), TEST_FAULTS_DIR=str(markers), TEST_FAULTS_SLOW="1")
+    return env
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (walking /proc, as tests/live.py's `parent_of` reads it)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                parents[int(entry.name)] = parent_of(int(entry.name))
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.live
+def test_serve_skips_a_slow_seed_and_lists_it_in_healthz(tmp_path: Path, seeds: Path) -> None:
+    conftest.write_seed(seeds, "slow.txt", title="Slow", url="https://e.com/slow")
+    port = free_port()
+    with running([*FEEDSVC, "serve", "--port", str(port)], slow_env(tmp_path, seeds, "1"), port,
+                 tmp_path / "serve.log") as srv:
+        state = wait_for(lambda: (h := json.loads(srv.get("/healthz")[2]))["skipped"] and h, 20, what="the skip")
+        assert [(Path(s["source"]).name, s["reason"]) for s in state["skipped"]] == [
+            ("slow.txt", "took longer than max_seed_seconds=1 s")]
+        assert srv.get("/feed.xml")[0] == 200
+        assert "Traceback" not in srv.log()
+
+
+@pytest.mark.live
+def test_serve_busy_on_a_slow_seed_leaves_no_process_on_sigterm(tmp_path: Path, seeds: Path) -> None:
+    """The builder waits on a helper that sleeps for an hour (budget: an hour); SIGTERM to the
+    master alone, as a process manager sends it: within 10 s no process of the service remains."""
+    conftest.write_seed(seeds, "slow.txt", title="Slow", url="https://e.com/slow")
+    port = free_port()
+    env = slow_env(tmp_path, seeds, "3600")
+    with running([*FEEDSVC, "serve", "--port", str(port)], env, port, tmp_path / "serve.log", ready=False) as srv:
+        wait_for(lambda: (tmp_path / "faults" / "slow-started").exists(), 30, what="the builder busy on slow.txt")
+        below = descendants(srv.proc.pid)
+        assert len(below) >= 3, below  # web workers, the builder, its helper
+        os.kill(srv.proc.pid, signal.SIGTERM)
+        started = time.monotonic()
+        wait_for(lambda: not alive(srv.proc.pid) and not any(alive(p) for p in below), 10, what="every process gone")
+        assert time.monotonic() - started < 10
+        srv.proc.wait(5)
+        assert "build job failed" not in srv.log()
