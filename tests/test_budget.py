@@ -143,6 +143,25 @@ def test_stopping_ends_a_build_busy_on_a_slow_file(tmp_path, make_seed, config, 
     assert len(outcome) == 1 and isinstance(outcome[0], Stopped)
 
 
+@pytest.mark.live
+def test_a_slow_file_among_many_costs_its_budget_with_several_helpers(tmp_path, config, monkeypatch):
+    """The pool path: chunks of files queued on two helpers; the one on the slow file is replaced,
+    its chunk's other files and the chunk queued behind it go on in another."""
+    from benchmarks.corpus import write_corpus
+
+    write_corpus(tmp_path / "seeds", 300)
+    slow = sorted(p.name for p in (tmp_path / "seeds").iterdir())[5]
+    monkeypatch.setattr(workers_module, "POOL_MIN_FILES", {"bleach": 1})
+    make_slow(monkeypatch, tmp_path / "calls", slow=slow)
+    started = time.monotonic()
+    result = Builder(config(build_workers=2, max_seed_seconds=1)).build()
+    assert time.monotonic() - started < 30
+    skipped = [(Path(s.source).name, s.reason) for s in result.skipped]
+    assert skipped == [(slow, "took longer than max_seed_seconds=1 s")]
+    calls = processed(tmp_path / "calls")
+    assert len(calls) == 300 and len(set(calls)) == 300  # each file once, none lost with the killed helper
+
+
 BOMBS = {
     "div": b"<div>" * 200_000,
     "b": b"<b>" * 330_000,

@@ -129,10 +129,13 @@ class _Job:
 
 @dataclass
 class _Running:
+    """What one helper was sent: the job it is on, and those sent after it."""
+
     job: _Job
     deadline: float
-    done: int = 0  # items answered
+    done: int = 0  # items of `job` answered
     began: Any = None
+    queued: deque[_Job] = field(default_factory=deque)
 
 
 @dataclass
@@ -176,12 +179,9 @@ class Crew:
         following = 0
         try:
             while following < len(tasks):
-                while pending and len(busy) < self.size and (not window or pending[0].task < following + window):
-                    job = pending.popleft()
-                    helper = self._idle.pop() if self._idle else _take(self.context)
-                    fn, items, args = tasks[job.task]
-                    helper.conn.send((fn, (items[job.start :], *args)))
-                    busy[helper] = _Running(job, time.monotonic() + limit)
+                while pending and (not window or pending[0].task < following + window):
+                    if not self._send(tasks, pending, busy, limit):
+                        break
                 while following < len(tasks) and results.missing[following] == 0:
                     yield following, results.slots[following]
                     results.slots[following] = []
@@ -195,6 +195,24 @@ class Crew:
         finally:
             for helper in busy:
                 helper.kill()
+
+    def _send(self, tasks: Sequence[Task], pending: deque[_Job], busy: dict[Helper, _Running], limit: float) -> bool:
+        """Send the next job to a free helper (a new one while there are fewer than `size`), or
+        queue it behind a busy one's (with several helpers: it starts without a round trip)."""
+        queue_to = next((h for h, r in busy.items() if self.size > 1 and not r.queued), None)
+        if len(busy) >= self.size and queue_to is None:
+            return False
+        job = pending.popleft()
+        fn, items, args = tasks[job.task]
+        if len(busy) < self.size:
+            helper = self._idle.pop() if self._idle else _take(self.context)
+            busy[helper] = _Running(job, time.monotonic() + limit)
+        else:
+            assert queue_to is not None
+            helper = queue_to
+            busy[helper].queued.append(job)
+        helper.conn.send((fn, (items[job.start :], *args)))
+        return True
 
     def _wait(
         self, tasks: Sequence[Task], busy: dict[Helper, _Running], pending: deque[_Job], results: _Results, limit: float
@@ -216,9 +234,12 @@ class Crew:
                     results.put(running.job.task, running.job.start + running.done, value)
                     running.done, running.began = running.done + 1, None
                     if running.job.start + running.done == len(items):
-                        del busy[helper]
-                        self._idle.append(helper)
-                        break
+                        if not running.queued:
+                            del busy[helper]
+                            self._idle.append(helper)
+                            break
+                        running.job, running.done = running.queued.popleft(), 0
+                        items = tasks[running.job.task][1]
             except (EOFError, OSError):
                 self._replace(helper, busy, pending, results, "died")
                 continue
@@ -232,6 +253,7 @@ class Crew:
         of its task goes back to the front of the queue."""
         running = busy.pop(helper)
         helper.kill()
+        pending.extendleft(reversed(running.queued))
         job, item = running.job, running.job.start + running.done
         if reason == "died" and item not in job.retried:
             pending.appendleft(_Job(job.task, item, job.retried | {item}))
