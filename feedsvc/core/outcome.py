@@ -1,6 +1,6 @@
 """One seed file's bytes → what they became: an Entry, or the reason to skip the file.
 
-The unit of work of a build: picklable in and out, so a process pool can run it, and
+The unit of work of a build: picklable in and out, so a helper process can run it, and
 deterministic for a given `fingerprint`, so its result can be cached across processes.
 """
 
