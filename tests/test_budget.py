@@ -256,3 +256,22 @@ def test_serve_busy_on_a_slow_seed_leaves_no_process_on_sigterm(tmp_path: Path, 
         assert time.monotonic() - started < 10
         srv.proc.wait(5)
         assert "build job failed" not in srv.log()
+
+
+def test_an_error_reading_one_file_in_a_helper_is_that_files_problem(tmp_path, make_seed, config, monkeypatch):
+    """A helper survives any error of one file's read (the helper reads on a cold build)."""
+    make_seed("odd.txt", stamp_ms=1700000001000, title="Odd", url="https://e.com/odd")
+    make_seed("fine.txt", stamp_ms=1700000002000, title="Fine", url="https://e.com/fine")
+    real = workers_module.read_seed
+
+    def read(seed, limit):
+        if seed.rel == "odd.txt":
+            raise UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed")
+        return real(seed, limit)
+
+    monkeypatch.setattr(workers_module, "read_seed", read)
+    result = Builder(config()).build()
+    assert result.entries == 1
+    assert [(Path(s.source).name, s.reason.split(":")[:2]) for s in result.skipped] == [
+        ("odd.txt", ["cannot read", " UnicodeEncodeError"])
+    ]

@@ -79,6 +79,9 @@ def file_task(
             except OSError as exc:
                 yield END, ("", Outcome(None, f"cannot read: {exc.strerror or exc}"))
                 continue
+            except Exception as exc:  # its name, its stat: this file's problem, not the helper's end
+                yield END, ("", Outcome(None, f"cannot read: {type(exc).__name__}: {exc}"))
+                continue
         sha = hashlib.sha256(data).hexdigest()
         yield BEGIN, sha
         try:
