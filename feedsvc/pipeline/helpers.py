@@ -4,8 +4,9 @@ A build's files are processed here, never in the builder's own process, because 
 process can be stopped mid-file: a file whose sanitizing is quadratic (or hangs in a read) must
 cost at most its budget and never delay the other files' publish by more.
 
-A helper runs tasks sent over a pipe: `fn(items, *args)` yields, for each item in order, an
-optional (BEGIN, what it began with: the file's hash) and one (END, its result). `Crew.run`
+A helper runs tasks sent over a pipe: once it has a task (READY: its modules imported),
+`fn(items, *args)` yields, for each item in order, an optional (BEGIN, what it began with: the
+file's hash) and one (END, its result). `Crew.run`
 feeds its helpers tasks and watches each helper's messages: when none arrives within the budget,
 it kills that helper, answers the item it was on with an `Overrun`, and sends the rest of the
 task to a fresh helper. A helper that dies (a crash, the OOM killer) gets its item once more in a
@@ -31,7 +32,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-BEGIN, END = "begin", "end"
+BEGIN, END, READY = "begin", "end", "ready"
+# A task's budget starts once its helper has unpickled it, which in a new spawned helper imports
+# the pipeline (a second or more on a busy machine): until then it has this much longer.
+START_SECONDS = 60.0
 # Helpers kept alive between builds, ready for the next one.
 KEEP_IDLE = 1
 
@@ -206,7 +210,7 @@ class Crew:
         fn, items, args = tasks[job.task]
         if len(busy) < self.size:
             helper = self._idle.pop() if self._idle else _take(self.context)
-            busy[helper] = _Running(job, time.monotonic() + limit)
+            busy[helper] = _Running(job, time.monotonic() + limit + START_SECONDS)
         else:
             assert queue_to is not None
             helper = queue_to
@@ -228,6 +232,8 @@ class Crew:
                 while helper.conn in ready and helper.conn.poll():
                     kind, value = helper.conn.recv()
                     running.deadline = time.monotonic() + limit
+                    if kind == READY:
+                        continue
                     if kind == BEGIN:
                         running.began = value
                         continue
@@ -272,6 +278,7 @@ def _serve(conn: Connection, parent: int) -> None:
             fn, args = conn.recv()
         except (EOFError, OSError):
             return
+        conn.send((READY, None))  # imported what the task needs: its items' budgets start now
         for message in fn(*args):
             conn.send(message)
 
