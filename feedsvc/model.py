@@ -38,6 +38,7 @@ DEFAULT_MAX_SEED_SECONDS = 5.0
 DEFAULT_SUMMARY_CHARS = 200
 DEFAULT_LEGACY_ENCODINGS: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
 DEFAULT_SANITIZER = "bleach"
+DEFAULT_STRIP_TRACKING = True  # tracking pixels and query parameters removed (core/sanitize/tracking.py)
 DEFAULT_LANGUAGE = "zh-Hant"  # a feed's, unless the configuration or a [[feeds]] table names one
 
 # The words the parser uses (in a note, or in an invalid stamp's problem) when the file's mtime
@@ -113,6 +114,7 @@ class EntrySettings:
     sanitizer: str = DEFAULT_SANITIZER
     max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
     max_seed_seconds: float = DEFAULT_MAX_SEED_SECONDS
+    strip_tracking: bool = DEFAULT_STRIP_TRACKING
 
 
 @dataclass(frozen=True)

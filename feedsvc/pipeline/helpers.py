@@ -44,8 +44,10 @@ TaskFn = Callable[..., Iterator[tuple[str, Any]]]
 Task = tuple[TaskFn, Sequence[Any], tuple[Any, ...]]
 
 
-class Stopped(Exception):
-    """The process is stopping: its helpers were killed while a build waited on them."""
+class Stopped(BaseException):
+    """The process is stopping: its helpers were killed while a build waited on them. Like
+    SystemExit, not an Exception: a build's catch-all (an unexpected error is a failed build)
+    must let it through, as the builder stops rather than fails."""
 
 
 @dataclass(frozen=True)
