@@ -27,6 +27,7 @@ from feedsvc.model import (
     DEFAULT_LEGACY_ENCODINGS,
     DEFAULT_MAX_ARTICLE_BYTES,
     DEFAULT_MAX_ENTRY_BYTES,
+    DEFAULT_MAX_SEED_SECONDS,
     DEFAULT_SANITIZER,
     DEFAULT_STRIP_TRACKING,
     DEFAULT_SUMMARY_CHARS,
@@ -83,6 +84,7 @@ class Config:
     max_entries: int = 50
     max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES
     max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
+    max_seed_seconds: float = DEFAULT_MAX_SEED_SECONDS
     max_feed_bytes: int = 1_000_000
     summary_chars: int = DEFAULT_SUMMARY_CHARS
     legacy_encodings: tuple[str, ...] = DEFAULT_LEGACY_ENCODINGS
@@ -125,6 +127,7 @@ class Config:
             legacy_encodings=self.legacy_encodings,
             sanitizer=self.sanitizer,
             max_entry_bytes=self.max_entry_bytes,
+            max_seed_seconds=self.max_seed_seconds,
             strip_tracking=self.strip_tracking,
         )
 
@@ -191,7 +194,9 @@ _MINIMUM = {
     "threads": 1,
     "archive_page_size": 1,
     "build_workers": 0,
+    "max_seed_seconds": 0.1,
 }
+_MAXIMUM = {"max_seed_seconds": 3600.0}
 _SECRETS = ("metrics_token",)  # never shown in an error message
 # RFC 6750 §2.1: what `Authorization: Bearer <token>` can carry.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
@@ -244,6 +249,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         raise bad("a string")
     if key in _MINIMUM and value < _MINIMUM[key]:
         raise ConfigError(f"{key} (from {source}): must be at least {_MINIMUM[key]}, got {value!r}")
+    if key in _MAXIMUM and value > _MAXIMUM[key]:
+        raise ConfigError(f"{key} (from {source}): must be at most {_MAXIMUM[key]}, got {value!r}")
     if key in _CHOICES:
         value = _CASE.get(key, str)(value)
         if value not in _CHOICES[key]:

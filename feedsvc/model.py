@@ -33,6 +33,8 @@ class StatKey(NamedTuple):
 # (EntrySettings), a feed's metadata (FeedMeta) and the core's functions all take theirs from here.
 DEFAULT_MAX_ARTICLE_BYTES = 1_000_000
 DEFAULT_MAX_ENTRY_BYTES = 250_000
+# Seconds one file's processing may take before it is skipped (see pipeline/helpers.py).
+DEFAULT_MAX_SEED_SECONDS = 5.0
 DEFAULT_SUMMARY_CHARS = 200
 DEFAULT_LEGACY_ENCODINGS: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
 DEFAULT_SANITIZER = "bleach"
@@ -111,6 +113,7 @@ class EntrySettings:
     legacy_encodings: tuple[str, ...] = DEFAULT_LEGACY_ENCODINGS
     sanitizer: str = DEFAULT_SANITIZER
     max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
+    max_seed_seconds: float = DEFAULT_MAX_SEED_SECONDS
     strip_tracking: bool = DEFAULT_STRIP_TRACKING
 
 

@@ -29,6 +29,23 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_helpers(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Each test's builds get helper processes of their own (pipeline/helpers.py), forked after
+    its monkeypatches (so they reach the processing), and none is left behind. Forked even when
+    earlier tests left threads running (which makes the builder spawn them: a fresh interpreter,
+    which the live tests cover)."""
+    import multiprocessing
+
+    import feedsvc.pipeline.workers as workers_module
+
+    monkeypatch.setattr(workers_module, "pool_context", lambda: multiprocessing.get_context("fork"))
+    yield
+    from feedsvc.pipeline.helpers import stop_helpers
+
+    stop_helpers()
+
+
 @pytest.fixture
 def sample_bytes() -> bytes:
     return SAMPLE.read_bytes()
@@ -102,15 +119,16 @@ def count_archive_pages(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[in
 
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The files the builder parses and sanitizes in this process, in order."""
-    import feedsvc.pipeline.workers as workers_module
+    """The files the builder has parsed and sanitized (in its helper processes), in order."""
+    from feedsvc.pipeline.workers import Workers
 
     calls: list[str] = []
-    real = workers_module.process_file
+    real = Workers.process
 
-    def counting(data: bytes, seed: Any, *rest: Any) -> object:
-        calls.append(seed.rel)
-        return real(data, seed, *rest)
+    def counting(self: Workers, items: Any) -> Any:
+        for chunk, results in real(self, items):
+            calls.extend(seed.rel for (seed, _), (sha, _) in zip(chunk, results, strict=True) if sha)
+            yield chunk, results
 
-    monkeypatch.setattr(workers_module, "process_file", counting)
+    monkeypatch.setattr(Workers, "process", counting)
     return calls

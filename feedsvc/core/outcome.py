@@ -1,6 +1,6 @@
 """One seed file's bytes → what they became: an Entry, or the reason to skip the file.
 
-The unit of work of a build: picklable in and out, so a process pool can run it, and
+The unit of work of a build: picklable in and out, so a helper process can run it, and
 deterministic for a given `fingerprint`, so its result can be cached across processes.
 """
 
@@ -80,6 +80,8 @@ def fingerprint(settings: EntrySettings, library_version: str) -> str:
         "summary_chars": settings.summary_chars,
         "legacy_encodings": list(settings.legacy_encodings),
         "strip_tracking": settings.strip_tracking,
+        # A file skipped for taking too long is tried again under another budget.
+        "max_seed_seconds": settings.max_seed_seconds,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 

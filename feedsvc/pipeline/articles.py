@@ -25,11 +25,10 @@ import itertools
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from feedsvc import __version__
 from feedsvc.core.articles import article_name, page_url
@@ -38,6 +37,7 @@ from feedsvc.core.routes import HTML_TYPE
 from feedsvc.model import Document, Entry, Feed, FeedMeta, Page, Record, Reuse
 from feedsvc.pipeline.cache import CacheError, SqliteCache
 from feedsvc.pipeline.feeds import EntriesOf, transform_key, transformer
+from feedsvc.pipeline.helpers import END, Overrun
 from feedsvc.pipeline.workers import ARCHIVE_GZIP_LEVEL, Workers
 from feedsvc.publish.layout import Stored, compress
 from feedsvc.publish.writer import store_many
@@ -147,21 +147,26 @@ def _pooled(
         for i in changed
     ]
     batches = [(changed[s : s + POOL_BATCH], jobs[s : s + POOL_BATCH]) for s in range(0, len(jobs), POOL_BATCH)]
-    futures = [workers.submit(render_articles, cache, out_dir, feed, batch) for _, batch in batches]
+    ran = workers.run_tasks([(article_task, [batch], (cache, out_dir, feed)) for _, batch in batches])
     done: list[Stored] = []
     left: list[int] = []
-    for (indices, _), future in zip(batches, futures, strict=True):
-        try:
-            results: list[Stored | None] = future.result() if future is not None else [None] * len(indices)
-        except (BrokenProcessPool, OSError) as exc:
-            log.warning("entry pages in the process pool failed (%s): rendering them in this process", exc)
-            results = [None] * len(indices)
+    for index, (indices, _) in enumerate(batches):
+        result = ran[index][0] if ran is not None else None
+        results: list[Stored | None] = [None] * len(indices)  # no pool, or its helper died twice
+        if result is not None and not isinstance(result, Overrun):
+            results = result
         done += [stored for stored in results if stored is not None]
         left += [i for i, stored in zip(indices, results, strict=True) if stored is None]
     return done, left
 
 
 _readers: dict[Path, SqliteCache] = {}
+
+
+def article_task(batches: Sequence[Sequence[Job]], cache: Path, out_dir: Path, feed: Feed) -> Iterator[tuple[str, Any]]:
+    """A helper's task: (END, the batch's stored pages, None for each left to the builder) for each batch."""
+    for jobs in batches:
+        yield END, render_articles(cache, out_dir, feed, jobs)
 
 
 def render_articles(cache: Path, out_dir: Path, feed: Feed, jobs: Sequence[Job]) -> list[Stored | None]:

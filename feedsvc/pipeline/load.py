@@ -21,7 +21,7 @@ from feedsvc.core.outcome import outcome_key
 from feedsvc.model import Entry, Outcome, Record, SeedFile
 from feedsvc.pipeline.context import BuildContext, Cache, Progress
 from feedsvc.pipeline.seeds import read_seed, seed_path
-from feedsvc.pipeline.workers import Item, process_files
+from feedsvc.pipeline.workers import Item
 
 _WRITE_BATCH = 1024  # outcomes written to the cache per transaction
 # Records looked up in the cache at a time: the rows and the records they become are not all held
@@ -181,14 +181,16 @@ def entries_by_key(ctx: BuildContext, records: Sequence[Record], made: Mapping[s
     cache, workers = ctx.cache, ctx.workers
     found = {r.key: made[r.key] for r in records if r.key in made}
     found.update(cache.entries([r.key for r in records if r.key not in found]))
-    for record in records:
-        if record.key in found:
-            continue
-        seed = SeedFile(seed_path(ctx.seeds_dir, record.rel), record.rel, *record.stat_key)
-        sha, outcome = process_files([(seed, None)], workers.settings, workers.limit, workers.now)[0]
-        if outcome is None or sha != record.sha:
-            continue
-        cache.put([(record, outcome)])
-        if outcome.entry is not None:
-            found[record.key] = outcome.entry
+    gone: list[Item] = [
+        (SeedFile(seed_path(ctx.seeds_dir, r.rel), r.rel, *r.stat_key), None) for r in records if r.key not in found
+    ]
+    by_rel = {r.rel: r for r in records}
+    for chunk, results in workers.process(gone) if gone else ():
+        for (seed, _), (sha, outcome) in zip(chunk, results, strict=True):
+            record = by_rel[seed.rel]
+            if outcome is None or sha != record.sha:
+                continue
+            cache.put([(record, outcome)])
+            if outcome.entry is not None:
+                found[record.key] = outcome.entry
     return found

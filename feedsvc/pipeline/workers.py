@@ -1,11 +1,12 @@
-"""The build's worker processes: seed files → outcomes, archive pages → stored objects.
+"""The build's helper processes: seed files → outcomes, archive pages → stored objects.
 
-`Workers` is the pool with its own small lifecycle: a build asks for it when it has enough
-files to pay for starting processes, keeps it for its archive pages, and stops it when it ends.
-Without a pool the same functions run in the builder's process. They take only picklable
-arguments (SeedFile, bytes, settings, paths, Feed): a worker reads the files and the cache
-itself and writes the pages' objects, so a cold build's bytes and a long history's pages never
-go through a pipe.
+`Workers` is one build's share of the helper processes (pipeline/helpers.py): every file is
+processed in one of them, within its time budget (`max_seed_seconds`), never in the builder's
+process, which could not be stopped mid-file. A build with few files uses one helper, kept
+alive between builds; a build with enough files to pay for starting more uses one per core,
+and them for its archive pages too. The tasks take only picklable arguments (SeedFile, bytes,
+settings, paths, Feed): a helper reads the files and the cache itself and writes the pages'
+objects, so a cold build's bytes and a long history's pages never go through a pipe.
 """
 
 from __future__ import annotations
@@ -17,19 +18,17 @@ import multiprocessing
 import os
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from feedsvc.core.outcome import process_file
 from feedsvc.core.render.documents import render_archive_page
 from feedsvc.model import Document, EntrySettings, Feed, Outcome, Page, SeedFile
 from feedsvc.pipeline.cache import CacheError, SqliteCache
 from feedsvc.pipeline.feeds import transformer
+from feedsvc.pipeline.helpers import BEGIN, END, Crew, Overrun, Task
 from feedsvc.pipeline.seeds import read_seed
 from feedsvc.publish.layout import Stored, compress
 from feedsvc.publish.writer import store
@@ -51,9 +50,6 @@ PAGES_PER_TASK = 4
 # a cold build compresses every page.
 ARCHIVE_GZIP_LEVEL = 2
 
-# How often a worker checks that its builder still runs.
-PARENT_CHECK_SECONDS = 1.0
-
 # A file to process: the bytes the builder already read, or None for the worker to read them.
 Item = tuple[SeedFile, bytes | None]
 # What became of it: the hash of the bytes processed ("" = unreadable) and the Outcome (None = vanished).
@@ -63,25 +59,49 @@ PageTask = tuple[Page[str], str]
 
 
 def process_files(items: Sequence[Item], settings: EntrySettings, limit: int, now: datetime) -> list[Result]:
-    """Read (where not read yet), hash and process files at the build's time `now`. A file that
-    cannot be read gives sha "" and an Outcome saying why; one that vanished, (sha "", None)."""
-    results: list[Result] = []
+    """Read (where not read yet), hash and process files at the build's time `now`, in this
+    process (no time budget: what a helper runs). A file that cannot be read gives sha "" and an
+    Outcome saying why; one that vanished, (sha "", None)."""
+    return [value for kind, value in file_task(items, settings, limit, now) if kind == END]
+
+
+def file_task(
+    items: Sequence[Item], settings: EntrySettings, limit: int, now: datetime
+) -> Iterator[tuple[str, Any]]:
+    """A helper's task: for each file, (BEGIN, the hash of its bytes) once read, then (END, Result)."""
     for seed, data in items:
         if data is None:
             try:
                 data = read_seed(seed, limit)
             except FileNotFoundError:
-                results.append(("", None))
+                yield END, ("", None)
                 continue
             except OSError as exc:
-                results.append(("", Outcome(None, f"cannot read: {exc.strerror or exc}")))
+                yield END, ("", Outcome(None, f"cannot read: {exc.strerror or exc}"))
                 continue
+            except Exception as exc:  # its name, its stat: this file's problem, not the helper's end
+                yield END, ("", Outcome(None, f"cannot read: {type(exc).__name__}: {exc}"))
+                continue
+        sha = hashlib.sha256(data).hexdigest()
+        yield BEGIN, sha
         try:
             outcome = process_file(data, seed, settings, limit, now)
         except Exception as exc:  # one file's problem (its name, its stat), never the build's
             outcome = Outcome(None, f"internal error: {type(exc).__name__}: {exc}")
-        results.append((hashlib.sha256(data).hexdigest(), outcome))
-    return results
+        yield END, (sha, outcome)
+
+
+def overrun_result(overrun: Overrun, budget: float) -> Result:
+    """What a file past its budget (or whose process died twice) became: skipped, with the reason.
+    Keyed by its bytes (the hash its helper began with) it is cached as other outcomes are, and
+    retried only when they change; not yet read, it is unreadable this time (retried next build)."""
+    if overrun.reason == "timeout":
+        reason = f"took longer than max_seed_seconds={budget:g} s"
+    else:
+        reason = "its processing crashed (twice)"
+    if overrun.began is None:
+        return "", Outcome(None, f"cannot read: {reason}")
+    return overrun.began, Outcome(None, reason)
 
 
 def archive_document(feed: Feed, page: Page, source_key: str) -> tuple[Document, ...]:
@@ -129,11 +149,10 @@ def render_pages(cache: Path, out_dir: Path, feed: Feed, pages: Sequence[PageTas
         return [None] * len(pages)
 
 
-def _take(futures: list[Future[list[Result]] | None], index: int) -> list[Result]:
-    """A finished chunk's results, dropping its future: a cold build must not hold every entry."""
-    future, futures[index] = futures[index], None
-    assert future is not None
-    return future.result()
+def page_task(pages: Sequence[PageTask], cache: Path, out_dir: Path, feed: Feed) -> Iterator[tuple[str, Any]]:
+    """A helper's task: (END, the page's stored documents, or None) for each page."""
+    for page in pages:
+        yield END, render_pages(cache, out_dir, feed, [page])[0]
 
 
 def pool_context() -> multiprocessing.context.BaseContext:
@@ -148,18 +167,6 @@ def pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _exit_with_parent(parent: int) -> None:
-    """A worker's initializer: exit once the builder that started it is gone (killed mid-build:
-    the pool's queues never tell its workers, which hold both ends of them)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_SECONDS)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="feedsvc-parent", daemon=True).start()
-
-
 def default_workers() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -168,7 +175,8 @@ def default_workers() -> int:
 
 
 class Workers:
-    """The worker processes of one build (or none: everything then runs in this process)."""
+    """The helper processes of one build (see pipeline/helpers.py): one for a few files, as many
+    as there are cores for many. Every file is processed in one, within `max_seed_seconds`."""
 
     def __init__(self, settings: EntrySettings, limit: int, now: datetime, count: int = 0) -> None:
         """`now`: the build's time, which the files are processed at."""
@@ -176,7 +184,7 @@ class Workers:
         self.limit = limit
         self.now = now
         self.count = count or default_workers()
-        self._pool: ProcessPoolExecutor | None = None
+        self._crew = Crew(1, pool_context)
 
     def __enter__(self) -> Workers:
         return self
@@ -186,67 +194,56 @@ class Workers:
 
     @property
     def running(self) -> bool:
-        return self._pool is not None
+        """Whether several helpers share the build (a pool)."""
+        return self._crew.size > 1
 
     def start_for(self, files: int) -> None:
-        """Start the processes when `files` are enough to pay for them."""
+        """Use several helpers when `files` are enough to pay for starting them."""
         workers = min(self.count, max(1, files // CHUNK))
-        context = pool_context()
-        table = POOL_MIN_FILES if context.get_start_method() == "fork" else SPAWN_MIN_FILES
-        if workers >= 2 and files >= table.get(self.settings.sanitizer, 2000) and self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
-            )
+        table = POOL_MIN_FILES if pool_context().get_start_method() == "fork" else SPAWN_MIN_FILES
+        if workers >= 2 and files >= table.get(self.settings.sanitizer, 2000):
+            self._crew.size = max(self._crew.size, workers)
 
     def stop(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._crew.close()
 
     def process(self, items: Sequence[Item]) -> Iterator[tuple[Sequence[Item], list[Result]]]:
-        """(chunk, its results), in order. A bounded window of chunks is in flight, so the workers
-        stay busy and memory stays flat; a broken pool hands the rest to this process."""
+        """(chunk, its results), in order. A bounded window of chunks is in flight, so the helpers
+        stay busy and memory stays flat. A file past its budget is skipped, saying so."""
         chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-        done = 0
-        if self._pool is not None:
-            try:
-                window = 8 * self.count
-                futures: list[Future[list[Result]] | None] = []
-                for chunk in chunks:
-                    futures.append(self._pool.submit(process_files, chunk, self.settings, self.limit, self.now))
-                    while len(futures) - done >= window or (len(futures) == len(chunks) and done < len(chunks)):
-                        results = _take(futures, done)
-                        yield chunks[done], results
-                        done += 1
-            except (BrokenProcessPool, OSError) as exc:
-                log.warning("process pool failed (%s): processing the rest in this process", exc)
-                self.stop()
-        for chunk in chunks[done:]:
-            yield chunk, process_files(chunk, self.settings, self.limit, self.now)
+        args = (self.settings, self.limit, self.now)
+        budget = self.settings.max_seed_seconds
+        tasks = [(file_task, chunk, args) for chunk in chunks]
+        for index, results in self._crew.run(tasks, budget, window=8 * self._crew.size):
+            yield chunks[index], [
+                overrun_result(r, budget) if isinstance(r, Overrun) else cast(Result, r) for r in results
+            ]
 
-    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T] | None:
-        """`fn(*args)` in a worker process (picklable arguments), or None without a pool: the
-        caller then runs it in this process."""
-        return None if self._pool is None else self._pool.submit(fn, *args)
+    def run_tasks(self, tasks: Sequence[Task]) -> list[list[Any]] | None:
+        """Each task's results from the helpers, with no budget (an item whose helper died twice is
+        an `Overrun`), or None when the build has no pool: the caller then does the work itself."""
+        if not self.running:
+            return None
+        results: list[list[Any]] = [[] for _ in tasks]
+        for index, done in self._crew.run(tasks, None):
+            results[index] = done
+        return results
 
     def render_pages(
         self, cache: Path, out_dir: Path, jobs: Sequence[tuple[Feed, Sequence[PageTask]]]
     ) -> dict[tuple[str, int], tuple[Stored, ...]]:
-        """(feed name, page number) → its documents, stored, for the pages the pool rendered (none
-        without a pool, or for few pages). Every feed's pages are in flight together."""
+        """(feed name, page number) → its documents, stored, for the pages the helpers rendered
+        (none unless the build had several, or for few pages). Every feed's pages are in flight together."""
         made: dict[tuple[str, int], tuple[Stored, ...]] = {}
-        if self._pool is None or sum(len(tasks) for _, tasks in jobs) < POOL_MIN_PAGES:
+        if not self.running or sum(len(tasks) for _, tasks in jobs) < POOL_MIN_PAGES:
             return made
         batches = [
             (feed, tasks[i : i + PAGES_PER_TASK]) for feed, tasks in jobs for i in range(0, len(tasks), PAGES_PER_TASK)
         ]
-        try:
-            futures = [self._pool.submit(render_pages, cache, out_dir, feed, batch) for feed, batch in batches]
-            for (feed, batch), future in zip(batches, futures, strict=True):
-                for (page, _), document in zip(batch, future.result(), strict=True):
-                    if document is not None:
-                        made[(feed.name, page.number)] = document
-        except (BrokenProcessPool, OSError) as exc:
-            log.warning("archive pages in the process pool failed (%s): rendering them in this process", exc)
-            self.stop()
+        work = [(page_task, batch, (cache, out_dir, feed)) for feed, batch in batches]
+        for index, documents in self._crew.run(work, None):
+            feed, batch = batches[index]
+            for (page, _), document in zip(batch, documents, strict=True):
+                if document is not None and not isinstance(document, Overrun):
+                    made[(feed.name, page.number)] = document
         return made

@@ -41,6 +41,9 @@ RESTART_SECONDS = 1.0
 RESTART_MAX_SECONDS = 30.0
 STOP_SECONDS = 10.0  # a build in progress may take this long to end; then the child is killed
 PARENT_CHECK_SECONDS = 1.0
+# Once told to stop, the child exits within this long even if its build does not end (its helpers
+# are killed at once: see pipeline/helpers.py). Shorter than gunicorn's graceful timeout of `serve` (5 s).
+EXIT_SECONDS = 4.0
 
 OnResult = Callable[[BuildResult], None]
 
@@ -171,8 +174,21 @@ def child_main(config: Config, conn: Connection, parent: int) -> None:
     while not stop.wait(PARENT_CHECK_SECONDS):
         if os.getppid() != parent:
             break
+    _exit_after(EXIT_SECONDS)
     service.stop()
     log.info("builder process %d stopped", os.getpid())
+
+
+def _exit_after(seconds: float) -> None:
+    """Exit this process `seconds` from now, however the stop goes: a build stuck where no helper
+    can be killed (a blocking read in this process) must not outlive the service."""
+
+    def last_resort() -> None:
+        time.sleep(seconds)
+        log.warning("builder process %d did not stop within %.0f s: exiting", os.getpid(), seconds)
+        os._exit(1)
+
+    threading.Thread(target=last_resort, name="feedsvc-exit", daemon=True).start()
 
 
 def _listen(conn: Connection, stop: threading.Event) -> None:

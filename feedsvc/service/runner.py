@@ -42,6 +42,7 @@ from feedsvc.config import Config, path_for_log
 from feedsvc.core.routes import topics
 from feedsvc.model import BuildResult, StatKey
 from feedsvc.pipeline.builder import Builder
+from feedsvc.pipeline.helpers import Stopped, stop_helpers
 from feedsvc.publish.layout import MANIFEST
 from feedsvc.publish.writer import write_heartbeat, write_warming
 from feedsvc.service.events import Watcher
@@ -296,6 +297,7 @@ class BuilderService:
         with self._changed:
             self._stopping = True  # the job reschedules nothing now: shutdown() waits for it
         self.watcher.stop()
+        stop_helpers()  # a build busy on a slow file ends now (Stopped), not after its budget
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.heartbeat.stop()
@@ -377,6 +379,11 @@ class BuilderService:
                         break
                     while (delay := self._quiet_in(time.monotonic())) > 0:
                         self._changed.wait(delay)
+        except Stopped:
+            with self._changed:
+                self._running = False
+            log.info("build stopped: the builder is stopping")
+            return
         except Exception as exc:  # outside the build (which fails by its result): failed, retried
             with self._changed:
                 self._running = False

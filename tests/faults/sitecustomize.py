@@ -9,7 +9,10 @@ make anything unreadable or read-only, hence this:
 - `disk-full`: fsync of a file under TEST_FAULTS_OUT fails with ENOSPC (where ext4's delayed
   allocation reports a full disk), so every atomic write in the output directory fails;
 - `read-only`: creating a temp file under TEST_FAULTS_OUT fails with EROFS;
-- `seeds-unreadable`: listing TEST_FAULTS_SEEDS fails with EACCES.
+- `seeds-unreadable`: listing TEST_FAULTS_SEEDS fails with EACCES;
+- `slow-seeds`: processing a seed file whose name holds `slow` sleeps for an hour (in the
+  builder's helper process, spawned with the same environment), after touching `slow-started`
+  in TEST_FAULTS_DIR: a file slow for a reason no sanitizer fix removes.
 """
 
 from __future__ import annotations
@@ -62,3 +65,18 @@ if _DIR:
     os.fsync = fsync
     tempfile.mkstemp = mkstemp
     os.scandir = scandir
+
+    if os.environ.get("TEST_FAULTS_SLOW"):
+        import time
+
+        import feedsvc.pipeline.workers as _workers
+
+        _process_file = _workers.process_file
+
+        def process_file(data, seed, *rest):
+            if _on("slow-seeds") and "slow" in seed.rel:
+                open(os.path.join(_DIR, "slow-started"), "w").close()
+                time.sleep(3600)
+            return _process_file(data, seed, *rest)
+
+        _workers.process_file = process_file
