@@ -112,7 +112,7 @@ class Config:
     build_workers: int = 0
     strip_tracking: bool = DEFAULT_STRIP_TRACKING
     # A page for every entry (/articles/<key>.html), and what a feed reader opens: "origin" or "page".
-    article_pages: bool = True
+    article_pages: bool = False
     entry_link: str = "origin"
     # The declared feeds ([[feeds]] in the TOML file only: the environment cannot express a list).
     feeds: tuple[FeedSpec, ...] = ()
@@ -426,7 +426,8 @@ def _checked(config: Config) -> Config:
         )
     if config.sanitizer == "nh3" and importlib.util.find_spec("nh3") is None:
         raise ConfigError(
-            f"sanitizer (from {config.describe('sanitizer')}): nh3 is not installed; pip install 'feedsvc[nh3]'"
+            f"sanitizer (from {config.describe('sanitizer')}): nh3 is not installed; pip install nh3 "
+            "(in a clone: pip install -e '.[nh3]')"
         )
     if config.static_dir and Path(config.static_dir).name in ("", ".", ".."):
         raise ConfigError(
@@ -483,4 +484,10 @@ def load_config(
     config = _checked(Config(**values, sources=sources))
     if declared:
         config = dataclasses.replace(config, feeds=_feeds(declared, config, config.describe("feeds")))
+    if not config.article_pages and "page" in (config.entry_link, *(feed.entry_link for feed in config.feeds)):
+        key = "entry_link" if config.entry_link == "page" else "feeds"
+        raise ConfigError(
+            f"{key} (from {config.describe(key)}): entry_link = \"page\" links to the entries' pages, "
+            f"which article_pages (from {config.describe('article_pages')}) turns off: set article_pages = true"
+        )
     return config

@@ -77,7 +77,7 @@ def test_keys_are_short_hex_of_the_id_and_routes_map_them() -> None:
 
 def test_a_page_for_every_entry_with_its_content_text(tmp_path: Path, corpus: Path, config) -> None:
     out = tmp_path / "out"
-    assert Builder(config(max_entries=10, archive_page_size=10)).build().published
+    assert Builder(config(article_pages=True, max_entries=10, archive_page_size=10)).build().published
     pages = article_pages(out)
     docs = documents(out)
     every = [e for name, body in docs.items() if name.endswith(".xml") for e in feedparser.parse(body).entries]
@@ -97,7 +97,7 @@ def test_a_page_for_every_entry_with_its_content_text(tmp_path: Path, corpus: Pa
 
 def test_newer_and_older_links_walk_the_whole_feed(tmp_path: Path, corpus: Path, config) -> None:
     out = tmp_path / "out"
-    assert Builder(config(max_entries=10, archive_page_size=10)).build().published
+    assert Builder(config(article_pages=True, max_entries=10, archive_page_size=10)).build().published
     pages = article_pages(out)
     newest = atom_entries(out)[0]
     seen, name = [], f"articles/{article_key(newest.id)}.html"
@@ -113,7 +113,7 @@ def test_newer_and_older_links_walk_the_whole_feed(tmp_path: Path, corpus: Path,
 
 def test_every_listing_links_to_the_pages_and_keeps_the_original(tmp_path: Path, corpus: Path, config) -> None:
     out = tmp_path / "out"
-    assert Builder(config(max_entries=10, archive_page_size=10)).build().published
+    assert Builder(config(article_pages=True, max_entries=10, archive_page_size=10)).build().published
     docs = documents(out)
     for name in ["index.html", "feed.xml.html", "feed.rss.html", *(n for n in docs if n.endswith(".xml.html"))]:
         hrefs = links(docs[name])
@@ -129,8 +129,8 @@ def test_keys_are_stable_across_rebuilds_replicas_and_an_edit(tmp_path: Path, co
     seeds = tmp_path / "seeds"
     for i in range(12):
         write_seed(seeds, f"{i:02}.txt", 1700000000000 + i * 3600_000, f"標題 {i}", f"https://e.com/{i}", f"<p>{i}</p>")
-    one = config(output_dir=str(tmp_path / "one"), max_entries=4, archive_page_size=4)
-    two = config(output_dir=str(tmp_path / "two"), max_entries=4, archive_page_size=4)
+    one = config(article_pages=True, output_dir=str(tmp_path / "one"), max_entries=4, archive_page_size=4)
+    two = config(article_pages=True, output_dir=str(tmp_path / "two"), max_entries=4, archive_page_size=4)
     assert Builder(one).build().published and Builder(two).build().published
     first = article_pages(tmp_path / "one")
     assert first == article_pages(tmp_path / "two")  # two replicas: the same names, the same bytes
@@ -151,7 +151,7 @@ def test_one_new_article_republishes_its_page_and_its_neighbours_only(
     seeds = tmp_path / "seeds"
     for i in range(300):
         write_seed(seeds, f"{i:03}.txt", 1700000000000 + i * 3600_000, f"T {i}", f"https://e.com/{i}", f"<p>{i}</p>")
-    builder = Builder(config(max_entries=20, archive_page_size=20))
+    builder = Builder(config(article_pages=True, max_entries=20, archive_page_size=20))
     assert builder.build().published
     stored: list[str] = []
     real = articles_module.store_many
@@ -171,7 +171,7 @@ def test_a_converting_feed_has_converted_pages_with_the_same_keys(tmp_path: Path
     for i in range(5):
         write_seed(seeds, f"{i}.txt", 1700000000000 + i * 1000, f"國際 {i}", f"https://e.com/{i}", "<p>經濟發展</p>")
     toml = tmp_path / "c.toml"
-    toml.write_text(f'seeds_dir = "{seeds}"\noutput_dir = "{out}"\nbase_url = "{BASE}"\n'
+    toml.write_text(f'seeds_dir = "{seeds}"\noutput_dir = "{out}"\nbase_url = "{BASE}"\narticle_pages = true\n'
                     '[[feeds]]\nname = "simple"\nconvert = "t2s"\n[[feeds]]\nname = "same"\n'
                     '[[feeds]]\nname = "proxied"\nimage_proxy = "https://images.weserv.nl/?url={url_noscheme}"\n')
     assert Builder(load_config(toml, env={})).build().published
@@ -194,7 +194,7 @@ def test_entry_link_page_in_all_three_formats_with_ids_unchanged(tmp_path: Path,
         write_seed(seeds, f"{i}.txt", 1700000000000 + i * 1000, f"T {i}", f"https://e.com/{i}", "<p>x</p>")
     write_seed(seeds, "nolink.txt", 1700000000000 + 9000, "No link", None, "<p>y</p>")
     toml = tmp_path / "c.toml"
-    head = f'seeds_dir = "{seeds}"\noutput_dir = "{out}"\nbase_url = "{BASE}"\n'
+    head = f'seeds_dir = "{seeds}"\noutput_dir = "{out}"\nbase_url = "{BASE}"\narticle_pages = true\n'
     env: dict[str, str] = {}
     if where == "top":
         head += 'entry_link = "page"\n'
@@ -238,7 +238,7 @@ def test_entry_link_is_checked(tmp_path: Path) -> None:
 
 
 def test_served_with_its_csp_and_an_unknown_key_is_a_404(tmp_path: Path, corpus: Path, config) -> None:
-    cfg = config(max_entries=10, archive_page_size=10)
+    cfg = config(article_pages=True, max_entries=10, archive_page_size=10)
     assert Builder(cfg).build().published
     client = create_app(cfg, run_builder=False).test_client()
     name = sorted(article_pages(tmp_path / "out"))[0]
@@ -261,7 +261,7 @@ def test_the_xss_vectors_are_inert_on_their_pages(tmp_path: Path, config) -> Non
     for n, item in enumerate(XSS):
         write_seed(seeds, f"{n:04}.txt", 1600000000000 + n * 1000, item["name"], f"https://example.com/a/{n}",
                    item["html"])
-    assert Builder(config(max_entries=1000)).build().published
+    assert Builder(config(article_pages=True, max_entries=1000)).build().published
     pages = article_pages(tmp_path / "out")
     assert len(pages) == len(XSS)
     by_title = {item["name"]: item for item in XSS}

@@ -18,6 +18,8 @@ from lxml import html as lxml_html
 from test_readers import BROWSER_ACCEPT, chromium, run_newsboat, write_article
 from test_static_nginx import nginx
 
+PAGES = {"FEEDSVC_ARTICLE_PAGES": "true"}  # opt-in (config: article_pages)
+
 pytestmark = pytest.mark.live
 
 PAGE = re.compile(r"/articles/[0-9a-f]{20}\.html")
@@ -64,7 +66,7 @@ def walk(base: str, get: Callable[[str, str], tuple[int, dict[str, str], bytes]]
 def test_every_page_and_its_links_answer_200_on_a_live_server(tmp_path: Path) -> None:
     seeds, port = corpus(tmp_path), free_port()
     base = f"http://127.0.0.1:{port}/"
-    env = feed_env(tmp_path, seeds, tmp_path / "out", FEEDSVC_MAX_ENTRIES="4", FEEDSVC_ARCHIVE_PAGE_SIZE="3",
+    env = feed_env(tmp_path, seeds, tmp_path / "out", **PAGES, FEEDSVC_MAX_ENTRIES="4", FEEDSVC_ARCHIVE_PAGE_SIZE="3",
                    FEEDSVC_BASE_URL=base)
     with running([str(BIN / "feedsvc"), "serve", "--port", str(port)], env, port, tmp_path / "serve.log") as srv:
         pages = walk(base, lambda path, accept: srv.get(path, headers={"Accept": accept}))
@@ -75,7 +77,8 @@ def test_every_page_and_its_links_answer_200_on_a_live_server(tmp_path: Path) ->
 def test_every_page_and_its_links_answer_200_through_nginx_on_the_static_tree(tmp_path: Path) -> None:
     seeds, out, www, port = corpus(tmp_path), tmp_path / "out", tmp_path / "www", free_port()
     base = f"http://127.0.0.1:{port}/"
-    env = feed_env(tmp_path, seeds, out, FEEDSVC_MAX_ENTRIES="4", FEEDSVC_ARCHIVE_PAGE_SIZE="3", FEEDSVC_BASE_URL=base)
+    env = feed_env(tmp_path, seeds, out, **PAGES, FEEDSVC_MAX_ENTRIES="4", FEEDSVC_ARCHIVE_PAGE_SIZE="3",
+                   FEEDSVC_BASE_URL=base)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")} | env
     done = subprocess.run([str(BIN / "feedsvc"), "build", "--static", str(www)], env=full_env,
                           capture_output=True, text=True, timeout=60)
@@ -92,7 +95,7 @@ def test_every_page_and_its_links_answer_200_through_nginx_on_the_static_tree(tm
 def test_newsboat_gets_the_page_url_with_entry_link_page(tmp_path: Path) -> None:
     seeds, port = corpus(tmp_path), free_port()
     base = f"http://127.0.0.1:{port}/"
-    env = feed_env(tmp_path, seeds, tmp_path / "out", FEEDSVC_MAX_ENTRIES="4", FEEDSVC_BASE_URL=base,
+    env = feed_env(tmp_path, seeds, tmp_path / "out", **PAGES, FEEDSVC_MAX_ENTRIES="4", FEEDSVC_BASE_URL=base,
                    FEEDSVC_ENTRY_LINK="page")
     with running([str(BIN / "feedsvc"), "serve", "--port", str(port)], env, port, tmp_path / "serve.log") as srv:
         for path in ("/feed.xml", "/feed.rss"):
@@ -113,7 +116,7 @@ def test_newsboat_gets_the_page_url_with_entry_link_page(tmp_path: Path) -> None
 def test_chromium_renders_an_article_page(tmp_path: Path) -> None:
     seeds, port = corpus(tmp_path), free_port()
     base = f"http://127.0.0.1:{port}/"
-    env = feed_env(tmp_path, seeds, tmp_path / "out", FEEDSVC_BASE_URL=base)
+    env = feed_env(tmp_path, seeds, tmp_path / "out", **PAGES, FEEDSVC_BASE_URL=base)
     with running([str(BIN / "feedsvc"), "serve", "--port", str(port)], env, port, tmp_path / "serve.log") as srv:
         _, _, index = srv.get("/")
         ours, _ = page_links(base, index)

@@ -85,7 +85,8 @@ def test_cold_start_publishes_the_newest_first_then_the_bytes_of_a_full_build(
 ) -> None:
     seeds = tmp_path / "seeds"
     write_corpus(seeds, MIN_FILES)  # fewer would be built whole at once
-    settings = {"max_entries": 10, "archive_page_size": 50, "watch": "off", "scan_interval": 3600}
+    settings = {"article_pages": True, "max_entries": 10, "archive_page_size": 50, "watch": "off",
+                "scan_interval": 3600}
     # What the first publish should hold: a full build of the files whose headers tell the truth.
     truthful = tmp_path / "truthful"
     shutil.copytree(seeds, truthful)

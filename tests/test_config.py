@@ -130,3 +130,14 @@ def test_an_unknown_key_gets_a_did_you_mean(tmp_path: Path) -> None:
     toml.write_text('[[feeds]]\nname = "a"\nfolders = "x"\n')
     with pytest.raises(ConfigError, match=r"feeds\[1\]\.folders .*unknown key of a feed: did you mean folder\?"):
         load_config(toml, env={})
+
+
+def test_entry_link_page_needs_the_pages(tmp_path) -> None:
+    """entry_link = "page" with article_pages off would link readers into 404s: a clear error instead."""
+    from feedsvc.config import ConfigError, load_config
+
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="set article_pages = true"):
+        load_config(empty, env={"FEEDSVC_ENTRY_LINK": "page"})
+    assert load_config(empty, env={"FEEDSVC_ENTRY_LINK": "page", "FEEDSVC_ARTICLE_PAGES": "true"}).article_pages

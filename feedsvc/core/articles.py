@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+import feedsvc.core.sanitize.policy as policy
 from feedsvc.model import FeedMeta
 
 KEY_LENGTH = 20
@@ -23,10 +24,10 @@ ARTICLES = "articles/"
 # The path of an entry's page under its feed's prefix: articles/<key>.html.
 ARTICLE_PATH = re.compile(rf"(articles/[0-9a-f]{{{KEY_LENGTH}}}\.html)")
 
-# The hosts an entry's page may frame (https only): the sanitizer's embed allow-list (issue 22's
-# `core/sanitize/policy.py`) feeds this one constant, and the page's Content-Security-Policy
-# (`frame-src`) is made from it. Empty: no frames at all.
-FRAME_HOSTS: frozenset[str] = frozenset()
+# The hosts an entry's page may frame (https only): exactly the embed players the sanitizer keeps
+# (`policy.EMBED_PROVIDERS`, YouTube's rewritten to its no-cookie host), and the page's
+# Content-Security-Policy (`frame-src`) is made from it.
+FRAME_HOSTS: frozenset[str] = frozenset(policy.EMBED_PROVIDERS) - policy.YOUTUBE_HOSTS
 
 # Languages written right to left (the primary subtag of the feed's `language`).
 _RTL = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "ks", "ku", "ps", "sd", "ug", "ur", "yi"})
