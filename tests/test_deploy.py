@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -344,8 +346,6 @@ def assert_consistent(objects: dict[str, dict[str, Any]]) -> None:
 
 
 def wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -353,3 +353,105 @@ def wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# ---------------------------------------------------------------------------- serve, watch, build --deploy
+
+
+def serve_env(tmp_path: Path, s3: SeaweedFS, target: str, **aws: str) -> dict[str, str]:
+    from live import feed_env
+
+    site(tmp_path)  # the seeds
+    env = feed_env(tmp_path, tmp_path / "seeds", tmp_path / "out", FEEDSVC_DEPLOY_TO=target,
+                   FEEDSVC_MAX_ENTRIES="2", FEEDSVC_ARCHIVE_PAGE_SIZE="2")
+    return {**env, **s3.env(**aws)}
+
+
+def test_serve_with_deploy_to_deploys_after_every_publish(tmp_path: Path, s3: SeaweedFS, bucket: str) -> None:
+    import live
+
+    env = serve_env(tmp_path, s3, f"s3://{bucket}/site")
+    port = live.free_port()
+    with live.running([str(live.BIN / "feedsvc"), "serve", "--port", str(port)], env, port,
+                      tmp_path / "serve.log") as srv:
+        def bucket_feed() -> bytes | None:
+            try:
+                return s3.client().get_object(Bucket=bucket, Key="site/feed.xml")["Body"].read()
+            except Exception:
+                return None
+
+        live.wait_for(lambda: srv.get("/feed.xml")[0] == 200, what="the first publish")
+        live.wait_for(lambda: bucket_feed() == srv.get("/feed.xml", headers={"Accept": "*/*"})[2], 15,
+                      what="the first deploy")
+        write_seed(tmp_path / "seeds", 40)  # a new newest article
+        live.wait_for(lambda: b"Article 40" in srv.get("/feed.xml")[2], what="the new article served")
+        served = srv.get("/feed.xml", headers={"Accept": "*/*"})[2]
+        live.wait_for(lambda: bucket_feed() == served, 5, what="the publish deployed")
+        health = json.loads(srv.get("/healthz")[2])
+        assert health["deploy"]["state"] == "ok" and health["deploy"]["target"] == f"s3://{bucket}/site/"
+        metrics = srv.get("/metrics")[2].decode()
+        assert 'feedsvc_deploy_total{result="ok"}' in metrics
+        assert "feedsvc_last_deploy_timestamp_seconds" in metrics
+        log = srv.log()
+    assert "Traceback" not in log and "WARNING" not in log
+    assert f"deployed to s3://{bucket}/site/" in log
+
+
+def test_serve_with_bad_credentials_serves_on_and_says_so_once(tmp_path: Path, s3: SeaweedFS, bucket: str) -> None:
+    import live
+
+    env = serve_env(tmp_path, s3, f"s3://{bucket}/site", AWS_SECRET_ACCESS_KEY="wrong")
+    port = live.free_port()
+    with live.running([str(live.BIN / "feedsvc"), "serve", "--port", str(port)], env, port,
+                      tmp_path / "serve.log") as srv:
+        live.wait_for(lambda: srv.get("/feed.xml")[0] == 200, what="the first publish")
+        live.wait_for(lambda: json.loads(srv.get("/healthz")[2]).get("deploy", {}).get("state") == "failing", 15,
+                      what="the failed deploy in /healthz")
+        write_seed(tmp_path / "seeds", 40)
+        live.wait_for(lambda: b"Article 40" in srv.get("/feed.xml")[2], what="serving goes on")
+        time.sleep(2.5)  # retries with backoff meanwhile
+        health = json.loads(srv.get("/healthz")[2])
+        assert health["status"] == "ok" and "the secret key is wrong" in health["deploy"]["error"]
+        assert 'feedsvc_deploy_total{result="failed"}' in srv.get("/metrics")[2].decode()
+        log = srv.log()
+    warnings = [line for line in log.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, warnings
+    assert f"deploy to s3://{bucket}/site/: the secret key is wrong" in warnings[0]
+
+
+def test_watch_deploys_and_a_missing_bucket_is_one_warning(tmp_path: Path, s3: SeaweedFS, bucket: str,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    from feedsvc.service.runner import BuilderService
+
+    config = site(tmp_path, deploy_to=f"s3://{bucket}/w")
+    service = BuilderService(config)
+    service.start()  # what `feedsvc watch` runs
+    try:
+        wait(lambda: service.deployer is not None and service.deployer.deploys >= 1, 20, "the first deploy")
+        assert set(bucket_objects(s3, bucket, "w/")) == published(config)
+    finally:
+        service.stop()
+    config = site(tmp_path, deploy_to="s3://feedsvc-missing-bucket/w")
+    service = BuilderService(config)
+    with caplog.at_level("WARNING", logger="feedsvc.deploy"):
+        service.start()
+        try:
+            wait(lambda: service.deployer is not None and service.deployer.failures >= 2, 20, "a retried deploy")
+        finally:
+            service.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "feedsvc.deploy"]
+    assert lines == [
+        "deploy to s3://feedsvc-missing-bucket/w/: the bucket does not exist; "
+        "retrying with backoff (the bucket keeps the last good feeds)"
+    ]
+
+
+def test_build_deploy_deploys_its_publish(tmp_path: Path, s3: SeaweedFS, bucket: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    config = site(tmp_path)
+    toml = tmp_path / "deploy.toml"
+    toml.write_text(f'deploy_to = "s3://{bucket}/b"\nmax_entries = 2\narchive_page_size = 2\n'
+                    f'seeds_dir = "{config.seeds_dir}"\noutput_dir = "{config.output_dir}"\n')
+    assert cli.main(["build", "--config", str(toml), "--deploy"]) == 0
+    assert f"deployed to s3://{bucket}/b/" in capsys.readouterr().out
+    assert set(bucket_objects(s3, bucket, "b/")) == published(config)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from flask import Flask, Response, current_app, jsonify
 
 from feedsvc.config import Config
+from feedsvc.publish.deploy import read_status as read_deploy_status
 from feedsvc.publish.reader import PublishedStore, read_status, read_warming
 from feedsvc.web.headers import security_headers_for
 from feedsvc.web.responder import MAX_BODY, DocumentResponder
@@ -143,6 +144,8 @@ def healthz() -> Response:
     warming = read_warming(state.config.output_dir)
     if warming is not None and warming.get("pid") == body["builder_pid"]:  # not a dead builder's
         body["warming"] = {"done": warming.get("done"), "total": warming.get("total")}
+    if state.config.deploy_to:  # the builder's last deploy to the bucket (deploy.json)
+        body["deploy"] = read_deploy_status(state.config.output_dir) or {"state": "pending"}
     response = jsonify(body)
     response.status_code = 200 if snapshot else 503
     response.headers["Cache-Control"] = "no-store"
