@@ -18,8 +18,8 @@ from typing import Any
 
 import conftest
 import pytest
-from s3server import SeaweedFS, weed_binary
 
+from benchmarks.s3server import SeaweedFS, weed_binary
 from feedsvc import cli
 from feedsvc.config import Config, load_config
 from feedsvc.core.routes import DOCUMENTS, is_topic
@@ -455,3 +455,15 @@ def test_build_deploy_deploys_its_publish(tmp_path: Path, s3: SeaweedFS, bucket:
     assert cli.main(["build", "--config", str(toml), "--deploy"]) == 0
     assert f"deployed to s3://{bucket}/b/" in capsys.readouterr().out
     assert set(bucket_objects(s3, bucket, "b/")) == published(config)
+
+
+def test_the_benchmark_counts_o_changed_requests(tmp_path: Path, s3: SeaweedFS,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import deploy as bench
+
+    monkeypatch.setattr(bench, "BUCKET", "feedsvc-bench-smoke")
+    first, one, none = bench.run(60, 5, tmp_path, s3)
+    assert first[2]["PutObject"] == first[2]["objects"] > 5
+    assert one[2] == {"ListObjectsV2": 1, "PutObject": 1, "objects": first[2]["objects"]}
+    assert none[2] == {"ListObjectsV2": 1, "objects": first[2]["objects"]}
+    assert "| after no change |" in bench.report([first, one, none])
