@@ -93,6 +93,7 @@ class SeaweedFS:
             f"-master.port={self.master}", f"-volume.port={self.volume}", f"-filer.port={self.filer}",
             "-s3", f"-s3.port={self.s3}", f"-s3.config={self.folder / 'identities.json'}",
             "-volume.max=300", "-master.volumeSizeLimitMB=16", "-master.telemetry=false",
+            "-master.resumeState=false",  # a restart elects itself at once (not after a raft timeout)
             # Off: the Iceberg and Lance listeners take fixed ports; a missing bucket stays missing.
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.autoCreateBucket=false",
         ]  # fmt: skip
@@ -167,7 +168,7 @@ class SeaweedFS:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 self.kill()
 

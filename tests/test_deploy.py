@@ -300,25 +300,30 @@ def test_feedsvc_deploy_says_what_it_did_and_exits_2_with_one_line_on_a_bad_targ
     assert code == 2 and err.count("\n") == 1 and "s3://bucket/prefix" in err
 
 
-def test_the_endpoint_killed_mid_deploy_leaves_a_consistent_bucket_completed_by_the_next_deploy(
-    tmp_path: Path, s3: SeaweedFS, bucket: str
+@pytest.mark.parametrize("kill_at", ["page", "feed"], ids=["amid-the-pages", "amid-the-feeds"])
+def test_the_endpoint_killed_mid_deploy_leaves_a_consistent_bucket_the_next_publish_completes(
+    tmp_path: Path, s3: SeaweedFS, bucket: str, kill_at: str
 ) -> None:
-    config = site(tmp_path)
+    """Killed at the third page upload (the old feeds stay) or at the first feed's (some feeds new,
+    each with every page it links to already there): consistent either way, completed after."""
+    from feedsvc.service.deployer import Deployer
+
+    config = site(tmp_path, deploy_to=f"s3://{bucket}/")
     build(config)
     run_deploy(config, f"s3://{bucket}/")
     old = bucket_objects(s3, bucket)
-    for i in range(30, 36):  # new pages, a new feed.xml
+    for i in range(30, 36):  # new pages, new feeds
         write_seed(config.seeds_dir, i)
     build(config)
     client = make_client(connect_timeout=1, read_timeout=2, attempts=1)
     uploads: list[str] = []
 
-    def kill_on_third(params: dict[str, Any], **_: Any) -> None:
+    def kill(params: dict[str, Any], **_: Any) -> None:
         uploads.append(params["Key"])
-        if len(uploads) == 3:
+        if (kill_at == "page" and len(uploads) == 3) or (kill_at == "feed" and is_topic(params["Key"])):
             s3.kill()
 
-    client.meta.events.register("before-parameter-build.s3.PutObject", kill_on_third)
+    client.meta.events.register("before-parameter-build.s3.PutObject", kill)
     try:
         with pytest.raises(DeployError, match=f"deploy to s3://{bucket}/: "):
             run_deploy(config, f"s3://{bucket}/", Recorder(client))
@@ -328,11 +333,23 @@ def test_the_endpoint_killed_mid_deploy_leaves_a_consistent_bucket_completed_by_
         s3.wait_readable(bucket)
     middle = bucket_objects(s3, bucket)
     assert_consistent(middle)
-    assert middle["feed.xml"] == old["feed.xml"], "the subscription documents are the last good ones"
-    run_deploy(config, f"s3://{bucket}/")
-    assert set(bucket_objects(s3, bucket)) == published(config)
+    if kill_at == "page":
+        assert middle["feed.xml"] == old["feed.xml"], "the subscription documents are the last good ones"
+    # The next publish, deployed by the service's deployer, completes it.
+    write_seed(config.seeds_dir, 40)
+    build(config)
+    deployer = Deployer(config)
+    deployer.start()
+    try:
+        deployer.on_publish()
+        wait(lambda: deployer.deploys >= 1, 30, "the next deploy")
+    finally:
+        deployer.stop()
+    final = bucket_objects(s3, bucket)
+    assert set(final) == published(config)
     client = create_app(config, run_builder=False).test_client()
-    assert bucket_objects(s3, bucket)["feed.xml"]["body"] == client.get("/feed.xml", headers={"Accept": "*/*"}).data
+    assert final["feed.xml"]["body"] == client.get("/feed.xml", headers={"Accept": "*/*"}).data
+    assert b"Article 40" in final["feed.xml"]["body"]
 
 
 def assert_consistent(objects: dict[str, dict[str, Any]]) -> None:

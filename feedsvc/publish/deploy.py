@@ -202,6 +202,7 @@ class Deployment:
             want = wanted(manifest, self.target, self.cache_control, self.gzip)
             listed = self._list()
             self.recorded = {k: v for k, v in self.recorded.items() if k in listed}
+            self._head_unknown(want, listed)
             plan = make_plan(want, listed, self.recorded, self._head)
             self.outcome.unchanged = plan.unchanged
             try:
@@ -225,6 +226,13 @@ class Deployment:
             if not page.get("IsTruncated"):
                 return listed
             token = {"ContinuationToken": page["NextContinuationToken"]}
+
+    def _head_unknown(self, want: Mapping[str, Upload], listed: Mapping[str, str]) -> None:
+        """HEAD, in parallel, each listed object this folder has no record of (or another ETag)."""
+        unknown = [k for k in want if k in listed and self.recorded.get(k, ("", ""))[0] != listed[k]]
+        if unknown:
+            with ThreadPoolExecutor(min(UPLOADERS, len(unknown))) as pool:
+                list(pool.map(self._head, unknown))
 
     def _head(self, key: str) -> str | None:
         answer = self._call("head_object", Key=key)
@@ -316,7 +324,7 @@ def deploy(out_dir: Path, target: Target, cache_control: str, gzip: bool, client
             return Deployment(out_dir, target, cache_control, gzip, client).run()
         except Superseded:
             time.sleep(0.05)
-    return Deployment(out_dir, target, cache_control, gzip, client).run()
+    raise DeployError(f"deploy to {target}: publishes kept replacing the documents under way; will deploy the next")
 
 
 def _read_state(out_dir: Path, target: str) -> dict[str, tuple[str, str]]:
