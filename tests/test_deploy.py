@@ -249,7 +249,7 @@ def test_no_subscription_document_is_uploaded_before_the_pages_it_links_to(tmp_p
     run_deploy(config, f"s3://{bucket}/", recorder)
     order = put_names(recorder, bucket, "")
     assert set(order) == published(config)
-    stages = [stage_of(name) for name in order]
+    stages = [stage_of(name, order) for name in order]
     assert stages == sorted(stages), order
     subscriptions = [i for i, name in enumerate(order) if is_topic(name)]
     pages = [i for i, name in enumerate(order) if name.startswith(("archive/", "world/archive/"))]

@@ -37,7 +37,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +53,8 @@ STATE = "deploy-objects.json"  # in the output folder: key -> [ETag, fingerprint
 STATUS = "deploy.json"  # in the output folder: the last deploy's outcome, for /healthz
 UPLOADERS = 8  # uploads in flight at once
 _TARGET = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?")
-_INDEX_KINDS = {kind.name for kind in DOCUMENTS if not kind.topic}
+# What links to the subscription feeds: the index pages (/, /<feed>/) and the site's OPML.
+_LINKING_KINDS = {kind.name for kind in DOCUMENTS if not kind.topic} - {"feed.xsl"}
 # botocore error codes that retrying will not fix: the target or the credentials are wrong.
 _FATAL_CODES = {
     "AccessDenied": "access denied",
@@ -105,6 +106,7 @@ class Upload:
     key: str
     obj: str  # the file under objects/
     headers: Mapping[str, str]
+    stage: int = 0  # stage_of
 
     @property
     def fingerprint(self) -> str:
@@ -129,11 +131,17 @@ class Plan:
         return [upload for stage in self.stages for upload in stage]
 
 
-def stage_of(name: str) -> int:
-    """0: a page no reader subscribes to; 1: a subscription feed; 2: an index page or the OPML."""
+def stage_of(name: str, documents: Collection[str]) -> int:
+    """0: a page no reader subscribes to; 1: a subscription feed; 2: an index page or the OPML.
+    Only the site's and the declared feeds' documents are 1 or 2 (a feed is declared when its
+    `<name>/feed.xml` is among `documents`): an article page that happens to be called
+    `index.html` is a page, and goes up before the feeds that link to it."""
+    feed, _, kind = name.rpartition("/")
+    if feed and f"{feed}/feed.xml" not in documents:
+        return 0
     if is_topic(name):
         return 1
-    return 2 if name.rpartition("/")[2] in _INDEX_KINDS - {"feed.xsl"} else 0
+    return 2 if kind in _LINKING_KINDS and (not feed or kind == "index.html") else 0
 
 
 def wanted(manifest: Manifest, target: Target, cache_control: str, gzip: bool) -> dict[str, Upload]:
@@ -144,7 +152,8 @@ def wanted(manifest: Manifest, target: Target, cache_control: str, gzip: bool) -
         if name not in files or name + GZIP_SUFFIX not in files:
             continue  # a browser page: the other representation of a URL, negotiated
         obj = row.gzip_object if gzip else row.object
-        out[target.prefix + name] = Upload(name, target.prefix + name, obj, object_headers(row, cache_control, gzip))
+        headers = object_headers(row, cache_control, gzip)
+        out[target.prefix + name] = Upload(name, target.prefix + name, obj, headers, stage_of(name, files))
     return out
 
 
@@ -165,7 +174,7 @@ def make_plan(
             if fingerprint == upload.fingerprint:
                 plan.unchanged += 1
                 continue
-        plan.stages[stage_of(upload.name)].append(upload)
+        plan.stages[upload.stage].append(upload)
     plan.delete = sorted(key for key in listed if key not in want)
     return plan
 
