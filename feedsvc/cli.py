@@ -182,7 +182,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def _deploy(config: Config, where: str) -> int:
     """Deploy the output folder's current publish to `where`: one line either way; 2 on failure."""
-    from feedsvc.publish.deploy import DeployError, deploy, make_client, parse_target
+    from urllib.parse import urlsplit
+
+    from feedsvc.publish.deploy import DeployError, deploy, invalidate, make_client, parse_target
 
     if not where:
         print("feedsvc deploy: no target: give s3://bucket/prefix or set deploy_to", file=sys.stderr)
@@ -200,6 +202,11 @@ def _deploy(config: Config, where: str) -> int:
         f"deployed to {target}: {outcome.uploaded} uploaded, {outcome.deleted} deleted, "
         f"{outcome.unchanged} unchanged ({outcome.requests} requests)"
     )
+    if config.deploy_invalidate and (outcome.uploaded or outcome.deleted):
+        failed = invalidate(config.deploy_invalidate, outcome.changed_paths(target, urlsplit(config.base_url).path))
+        if failed:
+            print(f"feedsvc deploy: {failed}", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -109,6 +109,7 @@ class Config:
     # `feedsvc deploy`, and after every publish of serve/watch/build --deploy: s3://bucket/prefix ("" = none).
     deploy_to: str = ""
     deploy_gzip: bool = False  # upload the gzip bodies, with Content-Encoding: gzip
+    deploy_invalidate: str = ""  # a command run with the changed URL paths after a deploy (a CDN purge)
     # The declared feeds ([[feeds]] in the TOML file only: the environment cannot express a list).
     feeds: tuple[FeedSpec, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -421,7 +422,20 @@ _DEPLOY_TARGET = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?")
 
 
 def _check_deploy(config: Config) -> None:
-    """deploy_to is an s3:// URL, and boto3 (the `deploy` extra) is there to reach it."""
+    """deploy_to is an s3:// URL, and boto3 (the `deploy` extra) is there to reach it;
+    deploy_invalidate is a command line."""
+    if config.deploy_invalidate:
+        import shlex
+
+        try:
+            parts = shlex.split(config.deploy_invalidate)
+        except ValueError as exc:
+            parts, why = [], f": {exc}"
+        else:
+            why = ""
+        if not parts:
+            where = f"deploy_invalidate (from {config.describe('deploy_invalidate')})"
+            raise ConfigError(f"{where}: expected a command line{why}, got {config.deploy_invalidate!r}")
     if not config.deploy_to:
         return
     where = f"deploy_to (from {config.describe('deploy_to')})"

@@ -484,3 +484,37 @@ def test_the_benchmark_counts_o_changed_requests(tmp_path: Path, s3: SeaweedFS,
     assert one[2] == {"ListObjectsV2": 1, "PutObject": 1, "objects": first[2]["objects"]}
     assert none[2] == {"ListObjectsV2": 1, "objects": first[2]["objects"]}
     assert "| after no change |" in bench.report([first, one, none])
+
+
+def test_deploy_invalidate_runs_with_the_changed_paths_and_is_bounded(
+    tmp_path: Path, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from feedsvc.publish.deploy import invalidate
+
+    record = tmp_path / "purged.txt"
+    script = tmp_path / "purge.py"
+    line = "json.dumps([sys.argv[1:], sys.stdin.read()]) + '\\n'"
+    script.write_text(f"import json, sys\nopen({str(record)!r}, 'a').write({line})\n")
+    config = site(tmp_path, WORLD)
+    toml = tmp_path / "feedsvc.toml"
+    toml.write_text(WORLD.replace("[[feeds]]", f'deploy_invalidate = "{sys.executable} {script}"\n'
+                                  'base_url = "https://cdn.example.org/news/"\n[[feeds]]', 1))
+    args = ["deploy", "--config", str(toml), "--out", str(config.output_dir), f"s3://{bucket}/"]
+    build(config)
+    assert cli.main(args) == 0
+    assert cli.main(args) == 0  # nothing changed: not run
+    write_seed(config.seeds_dir, 1, body="<p>edited</p>")
+    build(config)
+    assert cli.main(args) == 0
+    runs = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(runs) == 2
+    first, edit = runs
+    assert "/news/" in first[0] and "/news/world/" in first[0] and "/news/feed.xml" in first[0]
+    assert edit[0] == edit[1].splitlines() and all(p.startswith("/news/archive/") for p in edit[0])
+    capsys.readouterr()
+    slow = invalidate(f"{sys.executable} -c 'import time; time.sleep(5)'", ["/x"], timeout=0.5)
+    assert slow is not None and "did not finish" in slow
+    failing = invalidate(f"{sys.executable} -c 'import sys; sys.exit(\"no token\")'", ["/x"])
+    assert failing == "deploy_invalidate exited with 1: no token"

@@ -52,6 +52,7 @@ from feedsvc.publish.static import GZIP_SUFFIX, tree_files
 STATE = "deploy-objects.json"  # in the output folder: key -> [ETag, fingerprint] of what was uploaded
 STATUS = "deploy.json"  # in the output folder: the last deploy's outcome, for /healthz
 UPLOADERS = 8  # uploads in flight at once
+INVALIDATE_TIMEOUT = 120.0  # seconds the deploy_invalidate command may take
 _TARGET = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?")
 # What links to the subscription feeds: the index pages (/, /<feed>/) and the site's OPML.
 _LINKING_KINDS = {kind.name for kind in DOCUMENTS if not kind.topic} - {"feed.xsl"}
@@ -187,6 +188,15 @@ class Outcome:
     unchanged: int = 0
     requests: int = 0
     uploaded_names: list[str] = field(default_factory=list)
+    deleted_keys: list[str] = field(default_factory=list)
+
+    def changed_paths(self, target: Target, base_path: str = "/") -> list[str]:
+        """The URL paths this deploy changed (uploaded or deleted), for a CDN purge: `feed.xml` is
+        `/feed.xml`, `world/index.html` is `/world/`, under the path of base_url."""
+        names = [*self.uploaded_names, *(key[len(target.prefix) :] for key in self.deleted_keys)]
+        root = "/" + base_path.strip("/") + "/" if base_path.strip("/") else "/"
+        return sorted({root + (name[: -len("index.html")] if name.rpartition("/")[2] == "index.html" else name)
+                       for name in names})  # fmt: skip
 
 
 class Deployment:
@@ -280,6 +290,7 @@ class Deployment:
             for key in batch:
                 self.recorded.pop(key, None)
             self.outcome.deleted += len(batch)
+            self.outcome.deleted_keys += batch
 
 
 @contextlib.contextmanager
@@ -334,6 +345,30 @@ def deploy(out_dir: Path, target: Target, cache_control: str, gzip: bool, client
         except Superseded:
             time.sleep(0.05)
     raise DeployError(f"deploy to {target}: publishes kept replacing the documents under way; will deploy the next")
+
+
+def invalidate(command: str, paths: list[str], timeout: float = INVALIDATE_TIMEOUT) -> str | None:
+    """Run the `deploy_invalidate` command with the changed URL paths as its arguments and on its
+    stdin (one a line), bounded by `timeout`. Returns why it failed, or None."""
+    import shlex
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            [*shlex.split(command), *paths],
+            input="".join(path + "\n" for path in paths).encode(),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"deploy_invalidate did not finish within {timeout:.0f} s"
+    except (OSError, ValueError) as exc:
+        return f"deploy_invalidate cannot run: {exc}"
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        return f"deploy_invalidate exited with {done.returncode}" + (f": {said[-1]}" if said else "")
+    return None
 
 
 def _read_state(out_dir: Path, target: str) -> dict[str, tuple[str, str]]:

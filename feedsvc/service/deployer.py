@@ -13,6 +13,9 @@ keeps the last good subscription documents meanwhile (they are uploaded last), a
 goes on serving. Each outcome is written to `deploy.json` in the output folder (for /healthz,
 which any web worker answers) and counted in the metrics (`feedsvc_deploy_total{result}`,
 `feedsvc_last_deploy_timestamp_seconds`).
+
+After a deploy that changed objects, `deploy_invalidate` (a command line, if set) is run with the
+changed URL paths, as arguments and on stdin, bounded by `INVALIDATE_TIMEOUT`: a CDN purge.
 """
 
 from __future__ import annotations
@@ -23,9 +26,19 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from feedsvc.config import Config
-from feedsvc.publish.deploy import DeployError, Outcome, Target, deploy, make_client, parse_target, write_status
+from feedsvc.publish.deploy import (
+    DeployError,
+    Outcome,
+    Target,
+    deploy,
+    invalidate,
+    make_client,
+    parse_target,
+    write_status,
+)
 from feedsvc.publish.layout import MANIFEST
 
 log = logging.getLogger("feedsvc.deploy")
@@ -150,7 +163,18 @@ class Deployer:
             time.monotonic() - started,
         )  # fmt: skip
         self._record(True, {"uploaded": outcome.uploaded, "deleted": outcome.deleted})
+        if self.config.deploy_invalidate and (outcome.uploaded or outcome.deleted):
+            self._invalidate(outcome)
         return True
+
+    def _invalidate(self, outcome: Outcome) -> None:
+        """The CDN purge hook, bounded in time; its failure is a WARNING, the deploy stands."""
+        paths = outcome.changed_paths(self.target, urlsplit(self.config.base_url).path)
+        failed = invalidate(self.config.deploy_invalidate, paths)
+        if failed:
+            log.warning("deploy to %s: %s (%d changed paths not purged)", self.target, failed, len(paths))
+        else:
+            log.info("deploy to %s: deploy_invalidate ran for %d changed paths", self.target, len(paths))
 
     def _failed(self, reason: str, logged: bool = False) -> None:
         self.failures += 1
