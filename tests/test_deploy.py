@@ -76,8 +76,15 @@ def site(tmp_path: Path, feeds: str = "", **keys: object) -> Config:
             write_seed(seeds, i, folder="world/")
     toml = tmp_path / "feedsvc.toml"
     toml.write_text(feeds)
-    base = {"seeds_dir": str(seeds), "output_dir": str(tmp_path / "out"), "base_url": "https://feeds.example.org/",
-            "max_entries": 2, "archive_page_size": 2, "metrics": False, **keys}
+    base = {
+        "seeds_dir": str(seeds),
+        "output_dir": str(tmp_path / "out"),
+        "base_url": "https://feeds.example.org/",
+        "max_entries": 2,
+        "archive_page_size": 2,
+        "metrics": False,
+        **keys,
+    }
     return load_config(toml, env={}, overrides=base)
 
 
@@ -197,8 +204,9 @@ def test_an_edit_uploads_only_the_changed_documents_and_nothing_changed_uploads_
     after = load_manifest(config.output_dir)
     assert before is not None and after is not None
     changed = {
-        name for name in published(config) if name not in before.documents
-        or before.documents[name].object != after.documents[name].object
+        name
+        for name in published(config)
+        if name not in before.documents or before.documents[name].object != after.documents[name].object
     }
     assert changed and "feed.xml" not in changed, "an archived article: its archive page, not the feed"
     edit = Recorder()
@@ -379,8 +387,14 @@ def serve_env(tmp_path: Path, s3: SeaweedFS, target: str, **aws: str) -> dict[st
     from live import feed_env
 
     site(tmp_path)  # the seeds
-    env = feed_env(tmp_path, tmp_path / "seeds", tmp_path / "out", FEEDSVC_DEPLOY_TO=target,
-                   FEEDSVC_MAX_ENTRIES="2", FEEDSVC_ARCHIVE_PAGE_SIZE="2")
+    env = feed_env(
+        tmp_path,
+        tmp_path / "seeds",
+        tmp_path / "out",
+        FEEDSVC_DEPLOY_TO=target,
+        FEEDSVC_MAX_ENTRIES="2",
+        FEEDSVC_ARCHIVE_PAGE_SIZE="2",
+    )
     return {**env, **s3.env(**aws)}
 
 
@@ -389,8 +403,10 @@ def test_serve_with_deploy_to_deploys_after_every_publish(tmp_path: Path, s3: Se
 
     env = serve_env(tmp_path, s3, f"s3://{bucket}/site")
     port = live.free_port()
-    with live.running([str(live.BIN / "feedsvc"), "serve", "--port", str(port)], env, port,
-                      tmp_path / "serve.log") as srv:
+    with live.running(
+        [str(live.BIN / "feedsvc"), "serve", "--port", str(port)], env, port, tmp_path / "serve.log"
+    ) as srv:
+
         def bucket_feed() -> bytes | None:
             try:
                 return s3.client().get_object(Bucket=bucket, Key="site/feed.xml")["Body"].read()
@@ -398,8 +414,9 @@ def test_serve_with_deploy_to_deploys_after_every_publish(tmp_path: Path, s3: Se
                 return None
 
         live.wait_for(lambda: srv.get("/feed.xml")[0] == 200, what="the first publish")
-        live.wait_for(lambda: bucket_feed() == srv.get("/feed.xml", headers={"Accept": "*/*"})[2], 15,
-                      what="the first deploy")
+        live.wait_for(
+            lambda: bucket_feed() == srv.get("/feed.xml", headers={"Accept": "*/*"})[2], 15, what="the first deploy"
+        )
         write_seed(tmp_path / "seeds", 40)  # a new newest article
         live.wait_for(lambda: b"Article 40" in srv.get("/feed.xml")[2], what="the new article served")
         served = srv.get("/feed.xml", headers={"Accept": "*/*"})[2]
@@ -419,11 +436,15 @@ def test_serve_with_bad_credentials_serves_on_and_says_so_once(tmp_path: Path, s
 
     env = serve_env(tmp_path, s3, f"s3://{bucket}/site", AWS_SECRET_ACCESS_KEY="wrong")
     port = live.free_port()
-    with live.running([str(live.BIN / "feedsvc"), "serve", "--port", str(port)], env, port,
-                      tmp_path / "serve.log") as srv:
+    with live.running(
+        [str(live.BIN / "feedsvc"), "serve", "--port", str(port)], env, port, tmp_path / "serve.log"
+    ) as srv:
         live.wait_for(lambda: srv.get("/feed.xml")[0] == 200, what="the first publish")
-        live.wait_for(lambda: json.loads(srv.get("/healthz")[2]).get("deploy", {}).get("state") == "failing", 15,
-                      what="the failed deploy in /healthz")
+        live.wait_for(
+            lambda: json.loads(srv.get("/healthz")[2]).get("deploy", {}).get("state") == "failing",
+            15,
+            what="the failed deploy in /healthz",
+        )
         write_seed(tmp_path / "seeds", 40)
         live.wait_for(lambda: b"Article 40" in srv.get("/feed.xml")[2], what="serving goes on")
         time.sleep(2.5)  # retries with backoff meanwhile
@@ -436,8 +457,9 @@ def test_serve_with_bad_credentials_serves_on_and_says_so_once(tmp_path: Path, s
     assert f"deploy to s3://{bucket}/site/: the secret key is wrong" in warnings[0]
 
 
-def test_watch_deploys_and_a_missing_bucket_is_one_warning(tmp_path: Path, s3: SeaweedFS, bucket: str,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_watch_deploys_and_a_missing_bucket_is_one_warning(
+    tmp_path: Path, s3: SeaweedFS, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
     from feedsvc.service.runner import BuilderService
 
     config = site(tmp_path, deploy_to=f"s3://{bucket}/w")
@@ -463,19 +485,23 @@ def test_watch_deploys_and_a_missing_bucket_is_one_warning(tmp_path: Path, s3: S
     ]
 
 
-def test_build_deploy_deploys_its_publish(tmp_path: Path, s3: SeaweedFS, bucket: str,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_build_deploy_deploys_its_publish(
+    tmp_path: Path, s3: SeaweedFS, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = site(tmp_path)
     toml = tmp_path / "deploy.toml"
-    toml.write_text(f'deploy_to = "s3://{bucket}/b"\nmax_entries = 2\narchive_page_size = 2\n'
-                    f'seeds_dir = "{config.seeds_dir}"\noutput_dir = "{config.output_dir}"\n')
+    toml.write_text(
+        f'deploy_to = "s3://{bucket}/b"\nmax_entries = 2\narchive_page_size = 2\n'
+        f'seeds_dir = "{config.seeds_dir}"\noutput_dir = "{config.output_dir}"\n'
+    )
     assert cli.main(["build", "--config", str(toml), "--deploy"]) == 0
     assert f"deployed to s3://{bucket}/b/" in capsys.readouterr().out
     assert set(bucket_objects(s3, bucket, "b/")) == published(config)
 
 
-def test_the_benchmark_counts_o_changed_requests(tmp_path: Path, s3: SeaweedFS,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_benchmark_counts_o_changed_requests(
+    tmp_path: Path, s3: SeaweedFS, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from benchmarks import deploy as bench
 
     monkeypatch.setattr(bench, "BUCKET", "feedsvc-bench-smoke")
@@ -499,8 +525,13 @@ def test_deploy_invalidate_runs_with_the_changed_paths_and_is_bounded(
     script.write_text(f"import json, sys\nopen({str(record)!r}, 'a').write({line})\n")
     config = site(tmp_path, WORLD)
     toml = tmp_path / "feedsvc.toml"
-    toml.write_text(WORLD.replace("[[feeds]]", f'deploy_invalidate = "{sys.executable} {script}"\n'
-                                  'base_url = "https://cdn.example.org/news/"\n[[feeds]]', 1))
+    toml.write_text(
+        WORLD.replace(
+            "[[feeds]]",
+            f'deploy_invalidate = "{sys.executable} {script}"\nbase_url = "https://cdn.example.org/news/"\n[[feeds]]',
+            1,
+        )
+    )
     args = ["deploy", "--config", str(toml), "--out", str(config.output_dir), f"s3://{bucket}/"]
     build(config)
     assert cli.main(args) == 0

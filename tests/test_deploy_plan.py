@@ -38,11 +38,20 @@ def upload(name: str, obj: str) -> Upload:
 
 
 def test_the_plan_uploads_what_differs_asks_only_about_the_unknown_and_deletes_what_is_gone() -> None:
-    want = {u.key: u for u in (upload("feed.xml", "a"), upload("archive/1.xml", "b"), upload("index.html", "c"),
-                               upload("archive/2.xml", "d"))}
+    want = {
+        u.key: u
+        for u in (
+            upload("feed.xml", "a"),
+            upload("archive/1.xml", "b"),
+            upload("index.html", "c"),
+            upload("archive/2.xml", "d"),
+        )
+    }
     listed = {"feed.xml": '"e1"', "archive/1.xml": '"e2"', "index.html": '"e3"', "old.xml": '"e4"'}
-    recorded = {"feed.xml": ('"e1"', want["feed.xml"].fingerprint),  # the same: left alone
-                "archive/1.xml": ('"e0"', want["archive/1.xml"].fingerprint)}  # another ETag: asked
+    recorded = {
+        "feed.xml": ('"e1"', want["feed.xml"].fingerprint),  # the same: left alone
+        "archive/1.xml": ('"e0"', want["archive/1.xml"].fingerprint),
+    }  # another ETag: asked
     asked: list[str] = []
 
     def head(key: str) -> str:
