@@ -73,6 +73,10 @@ class Config:
     seeds_dir: Path = Path("seeds")
     output_dir: Path = Path("var")
     static_dir: str = ""  # "" = no static tree; else a path (see `static_path`)
+    # `feedsvc deploy`, and after every publish of serve/watch/build --deploy: s3://bucket/prefix ("" = none).
+    deploy_to: str = ""
+    deploy_gzip: bool = False  # upload the gzip bodies, with Content-Encoding: gzip
+    deploy_invalidate: str = ""  # a command run with the changed URL paths after a deploy (a CDN purge)
     base_url: str = "http://127.0.0.1:8000/"
     site_url: str = ""
     title: str = "feedsvc"
@@ -106,10 +110,6 @@ class Config:
     websub_hub: str = ""
     sanitizer: str = DEFAULT_SANITIZER
     build_workers: int = 0
-    # `feedsvc deploy`, and after every publish of serve/watch/build --deploy: s3://bucket/prefix ("" = none).
-    deploy_to: str = ""
-    deploy_gzip: bool = False  # upload the gzip bodies, with Content-Encoding: gzip
-    deploy_invalidate: str = ""  # a command run with the changed URL paths after a deploy (a CDN purge)
     # The declared feeds ([[feeds]] in the TOML file only: the environment cannot express a list).
     feeds: tuple[FeedSpec, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)

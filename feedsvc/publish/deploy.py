@@ -233,7 +233,8 @@ class Deployment:
         return self.outcome
 
     def _call(self, method: str, **kwargs: Any) -> Any:
-        self.outcome.requests += 1
+        with self._lock:
+            self.outcome.requests += 1
         return getattr(self.client, method)(Bucket=self.target.bucket, **kwargs)
 
     def _list(self) -> dict[str, str]:
@@ -262,11 +263,16 @@ class Deployment:
         return fingerprint
 
     def _upload_all(self, stage: list[Upload]) -> None:
+        """Every upload of a stage, UPLOADERS at a time; the first failure cancels the rest (the
+        next stage never starts)."""
         if not stage:
             return
-        with ThreadPoolExecutor(min(UPLOADERS, len(stage))) as pool:
+        pool = ThreadPoolExecutor(min(UPLOADERS, len(stage)))
+        try:
             for done in [pool.submit(self._upload, upload) for upload in stage]:
-                done.result()  # the first failure stops the deploy before the next stage
+                done.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _upload(self, upload: Upload) -> None:
         try:
