@@ -8,8 +8,10 @@ A corpus of `--count` seeds (benchmarks/corpus.py) is built once, with archive p
 stands in for the article pages to come, one document per seed). Then three deploys, each counted
 by operation through boto3's event hook: the first (every object uploaded), one after editing an
 archived article (its archive page changed: O(changed) requests, plus one listing per 1,000
-objects), one after nothing changed (0 uploads). Use `--count 10000` for the issue's figures; the
-machine may be shared, so times are indicative and nothing about speed is asserted.
+objects), one after nothing changed (0 uploads), and one more after losing the output folder's
+record of the uploads (`deploy-objects.json`: one HEAD per object, no upload). Use `--count 10000`
+for the issue's figures; the machine may be shared, so times are indicative and nothing about
+speed is asserted.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from benchmarks.corpus import write_corpus
 from benchmarks.s3server import SeaweedFS
 from feedsvc.config import load_config
 from feedsvc.pipeline.builder import Builder
-from feedsvc.publish.deploy import UPLOADERS, deploy, parse_target
+from feedsvc.publish.deploy import STATE, UPLOADERS, deploy, parse_target
 
 BUCKET = "feedsvc-bench"
 
@@ -72,6 +74,8 @@ def run(count: int, page_size: int, workdir: Path, server: SeaweedFS) -> list[tu
         assert builder.build(changed=[oldest.name]).published
         one("after one change")
         one("after no change")
+        (config.output_dir / STATE).unlink()  # another host, a fresh output folder: one HEAD each
+        one("no change, state file lost")
         return figures
     finally:
         builder.close()

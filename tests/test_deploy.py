@@ -505,11 +505,12 @@ def test_the_benchmark_counts_o_changed_requests(
     from benchmarks import deploy as bench
 
     monkeypatch.setattr(bench, "BUCKET", "feedsvc-bench-smoke")
-    first, one, none = bench.run(60, 5, tmp_path, s3)
+    first, one, none, lost = bench.run(60, 5, tmp_path, s3)
     assert first[2]["PutObject"] == first[2]["objects"] > 5
     assert one[2] == {"ListObjectsV2": 1, "PutObject": 1, "objects": first[2]["objects"]}
     assert none[2] == {"ListObjectsV2": 1, "objects": first[2]["objects"]}
-    assert "| after no change |" in bench.report([first, one, none])
+    assert lost[2] == {"ListObjectsV2": 1, "HeadObject": first[2]["objects"], "objects": first[2]["objects"]}
+    assert "| after no change |" in bench.report([first, one, none, lost])
 
 
 def test_deploy_invalidate_runs_with_the_changed_paths_and_is_bounded(
