@@ -3,6 +3,7 @@ configuration's errors (tests/test_deploy.py runs the real thing against Seaweed
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -79,3 +80,55 @@ def test_deploy_to_is_checked_when_the_configuration_is_read(tmp_path: Path, mon
         load_config(empty, env={"FEEDSVC_DEPLOY_TO": "s3://b-1/x"})
     with pytest.raises(DeployError, match=r"^deploy: boto3 is not installed; pip install 'feedsvc\[deploy\]'$"):
         make_client()
+
+
+def test_the_deployer_retries_with_backoff_warns_once_and_healthz_shows_no_path(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import time
+
+    from feedsvc.publish.deploy import Outcome, read_status
+    from feedsvc.service.deployer import Deployer
+
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    config = load_config(
+        empty,
+        env={},
+        overrides={"output_dir": str(tmp_path / "out"), "metrics": False, "deploy_to": "s3://my-bucket/feed"},
+    )
+    config.output_dir.mkdir()
+    calls: list[float] = []
+    seen: list[dict[str, object] | None] = []
+
+    def failing_then_ok(target: Target) -> Outcome:
+        calls.append(time.monotonic())
+        seen.append(read_status(config.output_dir))
+        if len(calls) < 4:
+            raise DeployError(f"deploy to {target}: Unable to parse config file: /root/.aws/config")
+        return Outcome(str(target), uploaded=2)
+
+    deployer = Deployer(config, run=failing_then_ok, backoff=0.05, backoff_max=0.2)
+    with caplog.at_level("INFO", logger="feedsvc.deploy"):
+        deployer.start()
+        deployer.on_publish()
+        try:
+            deadline = time.monotonic() + 10
+            while deployer.deploys < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert deployer.deploys == 1 and deployer.failures == 3
+        finally:
+            deployer.stop()
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1, "doubling backoff"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "deploy to s3://my-bucket/feed/: Unable to parse config file: /root/.aws/config; "
+        "retrying with backoff (the bucket keeps the last good feeds)"
+    ]
+    assert any("works again" in r.getMessage() for r in caplog.records)
+    failing = seen[1]
+    assert failing is not None and failing["state"] == "failing" and failing["target"] == "s3://my-bucket/feed/"
+    assert failing["error"] == "deploy to s3://my-bucket/feed/: Unable to parse config file: (path)"
+    status = read_status(config.output_dir)
+    assert status is not None and status["state"] == "ok" and status["uploaded"] == 2

@@ -21,6 +21,7 @@ changed URL paths, as arguments and on stdin, bounded by `INVALIDATE_TIMEOUT`: a
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +48,8 @@ BACKOFF = 1.0  # seconds after the first failure, doubling
 BACKOFF_MAX = 60.0
 
 DeployFunction = Callable[[Target], Outcome]
+# An absolute file path in a message (not the // of s3:// or http://).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/])/[^\s/:'\"]+(?:/[^\s/:'\"]*)*")
 
 
 def _now() -> str:
@@ -181,7 +184,8 @@ class Deployer:
         if reason != self._reason and not logged:
             log.warning("%s; retrying with backoff (the bucket keeps the last good feeds)", reason)
         self._reason = reason
-        self._record(False, {"error": reason})
+        # /healthz never shows the server's absolute paths (an AWS config file's, say); the log does.
+        self._record(False, {"error": _ABSOLUTE_PATH.sub("(path)", reason)})
 
     def _record(self, ok: bool, details: dict[str, Any]) -> None:
         status = {
