@@ -28,6 +28,7 @@ from feedsvc.model import (
     DEFAULT_MAX_ARTICLE_BYTES,
     DEFAULT_MAX_ENTRY_BYTES,
     DEFAULT_SANITIZER,
+    DEFAULT_STRIP_TRACKING,
     DEFAULT_SUMMARY_CHARS,
     EntrySettings,
     FeedSpec,
@@ -94,6 +95,7 @@ class Config:
     stale_while_revalidate: int = 60
     stale_if_error: int = 86400
     scan_interval: float = 60.0
+    stall_seconds: float = 120.0
     debounce: float = 0.25
     debounce_max: float = 2.0
     watch: str = "auto"
@@ -110,6 +112,7 @@ class Config:
     websub_hub: str = ""
     sanitizer: str = DEFAULT_SANITIZER
     build_workers: int = 0
+    strip_tracking: bool = DEFAULT_STRIP_TRACKING
     # The declared feeds ([[feeds]] in the TOML file only: the environment cannot express a list).
     feeds: tuple[FeedSpec, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -123,6 +126,7 @@ class Config:
             legacy_encodings=self.legacy_encodings,
             sanitizer=self.sanitizer,
             max_entry_bytes=self.max_entry_bytes,
+            strip_tracking=self.strip_tracking,
         )
 
     @property
@@ -178,6 +182,7 @@ _MINIMUM = {
     "stale_while_revalidate": 0,
     "stale_if_error": 0,
     "scan_interval": 0.5,
+    "stall_seconds": 1.0,
     "debounce": 0.0,
     "debounce_max": 0.0,
     "port": 0,

@@ -58,18 +58,21 @@ class ElectedBuilder:
         self.metrics = metrics
         self._lock = threading.Lock()
         self._stopped = False
-        self.election = Election(config.output_dir, on_elected=self._elected)
-        self.service: BuilderService | BuilderProcess
+        self._in_child = in_child
+        self.election = Election(config.output_dir, on_elected=self._elected, on_deposed=self._deposed)
+        self.service: BuilderService | BuilderProcess = self._new_service()
+
+    def _new_service(self) -> BuilderService | BuilderProcess:
+        """A builder to start once elected (a new one each time: a deposed leader's is stopped)."""
         # Imported here: a web worker that never builds need not hold the pipeline's modules.
-        if in_child:
+        if self._in_child:
             from feedsvc.service.builder_process import BuilderProcess
 
             # Its builds' metrics are the child's own (prometheus_client's multiprocess files).
-            self.service = BuilderProcess(config, on_result=self._published, on_start=self.election.announce)
-        else:
-            from feedsvc.service.runner import BuilderService
+            return BuilderProcess(self.config, on_result=self._published, on_start=self.election.announce)
+        from feedsvc.service.runner import BuilderService
 
-            self.service = BuilderService(config, on_result=self._built)
+        return BuilderService(self.config, on_result=self._built)
 
     def start(self) -> None:
         """Join the election: build at once if no other process does, else wait to take over."""
@@ -99,6 +102,15 @@ class ElectedBuilder:
         with self._lock:
             if not self._stopped:  # a stopping process that wins the lock late does not start building
                 self.service.start()
+
+    def _deposed(self) -> None:
+        """The lock file went (the output folder was deleted): stop building, before standing again."""
+        with self._lock:
+            if self._stopped:
+                return
+            self.service.stop()
+            log.info("pid %d stopped its builder: it no longer holds the builder lock", os.getpid())
+            self.service = self._new_service()
 
     def stop(self) -> None:
         """Stop the builder (if this process won the election) and let the lock go. Idempotent."""
@@ -165,13 +177,18 @@ def run_builder(config: Config) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    service = BuilderService(config)
-    election = Election(config.output_dir, on_elected=service.start)
+    services = [BuilderService(config)]
+
+    def deposed() -> None:  # the lock file went: stop building, and build anew if elected again
+        services[0].stop()
+        services[0] = BuilderService(config)
+
+    election = Election(config.output_dir, on_elected=lambda: services[0].start(), on_deposed=deposed)
     election.start()
     if not election.is_leader:
         watch_log.info("another process builds into %s; waiting to take over", config.output_dir)
     stop.wait()
-    service.stop()
+    services[0].stop()
     election.stop()
     watch_log.info("feedsvc watch stopped (%s)", received[0])
     return 0

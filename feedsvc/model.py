@@ -36,6 +36,7 @@ DEFAULT_MAX_ENTRY_BYTES = 250_000
 DEFAULT_SUMMARY_CHARS = 200
 DEFAULT_LEGACY_ENCODINGS: tuple[str, ...] = ("cp950", "big5hkscs", "gb18030")
 DEFAULT_SANITIZER = "bleach"
+DEFAULT_STRIP_TRACKING = True  # tracking pixels and query parameters removed (core/sanitize/tracking.py)
 DEFAULT_LANGUAGE = "zh-Hant"  # a feed's, unless the configuration or a [[feeds]] table names one
 
 # The words the parser uses (in a note, or in an invalid stamp's problem) when the file's mtime
@@ -110,6 +111,7 @@ class EntrySettings:
     legacy_encodings: tuple[str, ...] = DEFAULT_LEGACY_ENCODINGS
     sanitizer: str = DEFAULT_SANITIZER
     max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
+    strip_tracking: bool = DEFAULT_STRIP_TRACKING
 
 
 @dataclass(frozen=True)

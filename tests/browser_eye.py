@@ -92,12 +92,13 @@ _CSS_BAD_TOKENS = (
 
 _CONDITIONAL_COMMENT_RE = re.compile(r"\[\s*if\b|<!\[endif\]|\[endif\]", re.IGNORECASE)
 
-#: Elements whose text content a browser does not display.
+#: Elements whose text content a browser does not display. (An `object` shows its content as the
+#: fallback when its data cannot be shown, as for a javascript: or blocked URL: that text counts.)
 _HIDDEN_TEXT_ELEMENTS = frozenset(
     {
         "script", "style", "template", "noscript", "noembed", "noframes",
         "iframe", "title", "head", "meta", "link", "frameset", "frame",
-        "object", "embed", "applet", "param", "desc", "metadata",
+        "embed", "applet", "param", "desc", "metadata",
         "annotation-xml", "xml",
     }
 )  # fmt: skip
@@ -225,6 +226,36 @@ def _attr_problems(tag: str, name: str, value: str) -> Iterator[str]:
                 break
 
 
+#: The only iframe a sanitized fragment may hold: an https player from one of these hosts, with
+#: exactly these attributes, and a sandbox with no token beyond these (never top navigation).
+PLAYER_HOSTS: frozenset[str] = frozenset(
+    """
+    www.youtube-nocookie.com player.vimeo.com www.dailymotion.com geo.dailymotion.com player.bilibili.com
+    w.soundcloud.com open.spotify.com embed.acast.com embed.documentcloud.org www.documentcloud.org
+    www.slideshare.net datawrapper.dwcdn.net flo.uri.sh
+    """.split()
+)
+_PLAYER_ATTRIBUTES = frozenset({"src", "width", "height", "title", "allowfullscreen", "loading", "referrerpolicy",
+                                "sandbox"})
+_PLAYER_SANDBOX = frozenset({"allow-scripts", "allow-same-origin", "allow-popups", "allow-popups-to-escape-sandbox"})
+
+
+def _sandboxed_player(elem: ET.Element) -> str | None:
+    """None when ``elem`` (an iframe) is a safe player, else why not."""
+    from urllib.parse import urlsplit
+
+    attrs = {_attr_name(name): value for name, value in elem.attrib.items()}
+    if not set(attrs) <= _PLAYER_ATTRIBUTES:
+        return f"iframe attributes {sorted(set(attrs) - _PLAYER_ATTRIBUTES)}"
+    if "sandbox" not in attrs or not set(attrs["sandbox"].lower().split()) <= _PLAYER_SANDBOX:
+        return f"iframe sandbox {attrs.get('sandbox')!r}"
+    src = attrs.get("src", "")
+    parts = urlsplit(src)
+    if src != src.strip() or parts.scheme != "https" or parts.netloc not in PLAYER_HOSTS:
+        return f"iframe src {src!r}"
+    return None
+
+
 def _walk_problems(root: ET.Element) -> Iterator[str]:
     """Problems found anywhere under ``root`` (a parsed tree)."""
     for elem in root.iter():
@@ -237,7 +268,9 @@ def _walk_problems(root: ET.Element) -> Iterator[str]:
             continue
         tag = _tag_name(elem)
         local = tag.split(":", 1)[-1]
-        if tag.startswith(("svg:", "math:")) or local in DANGEROUS_ELEMENTS:
+        if local == "iframe" and ":" not in tag and _sandboxed_player(elem) is None:
+            pass  # an allow-listed player in a sandbox that cannot navigate the page (checked below)
+        elif tag.startswith(("svg:", "math:")) or local in DANGEROUS_ELEMENTS:
             kind = "foreign-content" if ":" in tag else "dangerous"
             yield f"{kind} element <{tag}>"
         for raw_name, value in elem.attrib.items():

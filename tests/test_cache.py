@@ -171,3 +171,27 @@ def test_the_process_pool_renders_the_archive_pages(tmp_path, config, monkeypatc
         body = (tmp_path / "out" / "objects" / mine[name]["object"]).read_bytes()
         gz = (tmp_path / "out" / "objects" / mine[name]["gzip_object"]).read_bytes()
         assert gzip.decompress(gz) == body and len(body) == mine[name]["size"] and len(gz) == mine[name]["gzip_size"]
+
+
+def test_the_cache_file_is_used_again_after_a_transient_error(tmp_path, make_seed, config, monkeypatch) -> None:
+    """Issue 21: a transient disk full switched to the in-memory cache for good."""
+    import sqlite3
+
+    make_seed("a.txt", url="https://e.com/a")
+    opened = SqliteCache._open
+    failures = [sqlite3.OperationalError("database or disk is full")]
+
+    def open_once_failing(path: Path) -> sqlite3.Connection:
+        if failures:
+            raise failures.pop()
+        return opened(path)
+
+    monkeypatch.setattr(SqliteCache, "_open", staticmethod(open_once_failing))
+    builder = Builder(config())
+    first = builder.build()
+    assert first.ok and first.entries == 1 and isinstance(builder.cache, MemoryCache)
+    make_seed("b.txt", url="https://e.com/b")
+    again = builder.build()
+    assert again.ok and again.entries == 2 and isinstance(builder.cache, SqliteCache)
+    assert not builder.cache.is_empty()  # the build's results are in the file now
+    builder.close()

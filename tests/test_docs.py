@@ -160,3 +160,10 @@ def test_no_documented_key_is_unknown() -> None:
 
 def test_feeds_table_is_documented() -> None:
     assert "`[[feeds]]`" in CONFIG_PAGE.read_text(encoding="utf-8")
+
+
+def test_every_test_file_is_in_the_tests_readme() -> None:
+    """tests/README.md maps each test file to the module or behaviour it covers: a new file gets a row."""
+    table = (REPO / "tests" / "README.md").read_text(encoding="utf-8")
+    missing = [p.name for p in sorted((REPO / "tests").glob("test_*.py")) if f"| `{p.name}` |" not in table]
+    assert missing == [], f"add a row to tests/README.md for {missing}"

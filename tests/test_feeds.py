@@ -443,7 +443,7 @@ def test_the_image_proxy_rewrites_every_image_url(tmp_path: Path) -> None:
 
 
 def test_the_image_proxy_rewrites_each_srcset_candidate() -> None:
-    """The policy drops srcset today; the proxy still rewrites every candidate of one it is given."""
+    """The proxy rewrites every candidate of a srcset, on <img> and on a <picture>'s <source>."""
     html = ('<picture><source srcset="https://i.example/a.webp 1x, https://i.example/b,c.webp 2x"></picture>'
             '<img src="https://i.example/s.jpg" srcset="https://i.example/1.jpg 480w,https://i.example/2.jpg,'
             ' https://images.weserv.nl/?url=x.jpg 3x" alt="a">')

@@ -3,10 +3,13 @@ process takes over when the leader goes, and a process that stops while waiting 
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 from pathlib import Path
 
 import pytest
+from live import wait_for
 
 from feedsvc.service.leader import Election, current_leader
 
@@ -54,3 +57,49 @@ def test_stopped_while_waiting_never_leads(tmp_path: Path, thread_errors: list[B
     third.start()
     assert third.is_leader
     third.stop()
+
+
+def test_a_leader_whose_lock_file_goes_steps_down_and_stands_again(tmp_path: Path,
+                                                                   thread_errors: list[BaseException]) -> None:
+    """Issue 21: the output folder deleted while serving, and a new process on the new folder,
+    gave two builders. The old leader steps down and stands again on the new file."""
+    out = tmp_path / "out"
+    events: list[str] = []
+    first = Election(out, on_elected=lambda: events.append("elected"), on_deposed=lambda: events.append("deposed"),
+                     check_every=0.01)
+    first.start()
+    assert first.is_leader and current_leader(out) is not None
+    shutil.rmtree(out)
+    second = Election(out, on_elected=lambda: events.append("second"), check_every=0.01)
+    second.start()  # it finds no lock file, makes one, and may lead at once
+    wait_for(lambda: "deposed" in events and first.is_leader != second.is_leader, 10, what="one leader again")
+    leader, other = (first, second) if first.is_leader else (second, first)
+    leader.stop()
+    wait_for(lambda: other.is_leader, 10, what="the other takes over on the new file")
+    other.stop()
+    assert thread_errors == []
+
+
+def test_a_lock_on_a_file_that_is_gone_is_not_a_lead(tmp_path: Path, thread_errors: list[BaseException]) -> None:
+    """A waiter that gets the lock of a deleted file must not lead: it stands on the new file."""
+    out = tmp_path / "out"
+    first = Election(out, on_elected=lambda: None, check_every=60)  # it never notices: the waiter must
+    waiter = Election(out, on_elected=lambda: None, check_every=60)
+    first.start()
+    waiter.start()
+    (out / ".builder.lock").unlink()
+    third = Election(out, on_elected=lambda: None, check_every=60)
+    third.start()  # a new file: it leads there
+    assert third.is_leader
+    first.stop()  # the waiter gets the old file's lock: not a lead, and the new file is third's
+
+    def stands_on_the_new_file() -> bool:
+        fd = waiter._fd
+        return fd is not None and os.fstat(fd).st_ino == os.stat(out / ".builder.lock").st_ino
+
+    wait_for(stands_on_the_new_file, 10, what="the waiter rejects the old file's lock")
+    assert not waiter.is_leader and third.is_leader
+    third.stop()
+    wait_for(lambda: waiter.is_leader, 10, what="the waiter leads on the new file")
+    waiter.stop()
+    assert thread_errors == []

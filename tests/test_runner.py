@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -97,3 +98,47 @@ def test_half_written_file_waits_for_settle(tmp_path: Path, make_seed, config) -
     now[0] += 6
     second = builder.build(settle=5.0, now=now[0])
     assert second.published and second.entries == 1
+
+
+def test_an_unexpected_error_is_a_failed_build_warned_once_and_retried(tmp_path: Path, make_seed, config,
+                                                                       caplog, monkeypatch) -> None:
+    """Issue 21: any error in a build is a failed build: one WARNING (no traceback at ERROR), its
+    reason in status.json and /healthz, retried with backoff; the cold start then publishes."""
+    import feedsvc.pipeline.builder as builder_module
+    from feedsvc.host import create_app
+
+    make_seed("a.txt", url="https://e.com/a")
+    real_build = builder_module.build
+    failures = 2
+
+    def failing(cfg, *args, **kwargs):
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ValueError(f"nothing expected this under {cfg.seeds_dir.absolute()}")
+        return real_build(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(builder_module, "build", failing)
+    cfg = config()
+    service = BuilderService(cfg, settle=0.0)
+    delays: list[float] = []
+    monkeypatch.setattr(service, "_schedule_in", delays.append)
+    caplog.set_level(logging.DEBUG, logger="feedsvc")
+    try:
+        service._run()
+        status = json.loads((cfg.output_dir / "status.json").read_text())
+        assert status["ok"] is False and "ValueError: nothing expected this" in status["error"]
+        assert str(tmp_path) not in status["error"]  # no absolute path for the world
+        response = create_app(cfg, run_builder=False).test_client().get("/healthz")
+        assert response.status_code == 503 and "ValueError" in response.json["last_build"]["error"]
+        service._run()  # the same reason again: retried quietly, later
+        service._run()  # and then it builds
+    finally:
+        service.builder.close()
+    assert delays == [2.0, 4.0]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.levelno for r in warnings] == [logging.WARNING], [r.getMessage() for r in warnings]
+    assert "ValueError: nothing expected this" in warnings[0].getMessage() and warnings[0].exc_info is None
+    assert any(r.levelno == logging.DEBUG and r.exc_info for r in caplog.records)  # the traceback, at DEBUG
+    assert json.loads((cfg.output_dir / "status.json").read_text())["ok"] is True
+    assert create_app(cfg, run_builder=False).test_client().get("/healthz").status_code == 200

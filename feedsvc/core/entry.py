@@ -10,12 +10,15 @@ import uuid
 from urllib.parse import urlsplit
 
 from feedsvc.core.sanitize import Sanitizer, get_sanitizer
+from feedsvc.core.sanitize.tracking import untrack_html, untrack_url
 from feedsvc.core.text import cut_html, one_line, summarize, summary_reads, xml_safe
 from feedsvc.core.urls import canonical_url, http_url
-from feedsvc.model import DEFAULT_SANITIZER, DEFAULT_SUMMARY_CHARS, Article, Entry
+from feedsvc.model import DEFAULT_SANITIZER, DEFAULT_STRIP_TRACKING, DEFAULT_SUMMARY_CHARS, Article, Entry
 
 _SEED_NAMESPACE = uuid.UUID("6f1c1b38-6d43-4d8b-9d2e-5b0f6a1f0c4d")
 _FIRST_IMG = re.compile(r"<img\b[^>]*?\bsrc=\"([^\"]+)\"", re.IGNORECASE)
+# A video's poster is the entry's image when the content has no <img> (VOA's and DW's video news).
+_FIRST_POSTER = re.compile(r"<video\b[^>]*?\bposter=\"([^\"]+)\"", re.IGNORECASE)
 # The last paragraph of a content cut by `cap_content`, linking to the whole article.
 CONTINUE_READING = "Continue reading →"
 
@@ -32,18 +35,28 @@ def entry_id(link: str | None, source: str) -> str:
 
 
 def make_entry(
-    article: Article, sanitizer: Sanitizer | None = None, summary_chars: int = DEFAULT_SUMMARY_CHARS
+    article: Article,
+    sanitizer: Sanitizer | None = None,
+    summary_chars: int = DEFAULT_SUMMARY_CHARS,
+    strip_tracking: bool = DEFAULT_STRIP_TRACKING,
 ) -> Entry:
     """Sanitize the article's HTML (with `sanitizer`, bleach by default) against its own URL and
-    derive everything a feed entry needs."""
+    derive everything a feed entry needs. With `strip_tracking`, tracking pixels and tracking query
+    parameters go from the content and the link; the id is always derived from the link as the
+    seed writes it, so it never changes with this setting."""
     link = http_url(article.link)
     sanitize = sanitizer or get_sanitizer(DEFAULT_SANITIZER)
     content, plain = sanitize(article.body_html, link, text_limit=summary_reads(summary_chars))
-    image = m.group(1).replace("&amp;", "&") if (m := _FIRST_IMG.search(content)) else None
+    shown_link = link
+    if strip_tracking:
+        content = untrack_html(content)
+        shown_link = untrack_url(link) if link else link
+    m = _FIRST_IMG.search(content) or _FIRST_POSTER.search(content)
+    image = m.group(1).replace("&amp;", "&") if m else None
     return Entry(
         id=entry_id(link, article.source),
         title=one_line(xml_safe(article.title)) or "(untitled)",
-        link=link,
+        link=shown_link,
         published=article.published,
         updated=article.updated,
         content_html=content,

@@ -36,7 +36,7 @@ def process_seed(
             now=now,
         )
         sanitizer = get_sanitizer(settings.sanitizer)
-        entry = make_entry(article, sanitizer, settings.summary_chars)
+        entry = make_entry(article, sanitizer, settings.summary_chars, settings.strip_tracking)
         problems = list(article.problems)
         if article.link and entry.link is None:
             dropped = f"title link {shorten(article.link, 80)!r} dropped: not a usable http(s) URL"
@@ -79,6 +79,7 @@ def fingerprint(settings: EntrySettings, library_version: str) -> str:
         "max_entry_bytes": settings.max_entry_bytes,
         "summary_chars": settings.summary_chars,
         "legacy_encodings": list(settings.legacy_encodings),
+        "strip_tracking": settings.strip_tracking,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -6,8 +6,10 @@ a function (feedsvc/pipeline/feeds.py makes it; OpenCC reads its dictionaries fr
   the `alt` and `title` attributes. Tags, every other attribute and every URL keep their bytes.
   The entry's id and link do not change: it is the same article as in the other feeds.
 - `image_proxy` rewrites every image URL the entry carries: each `<img>`'s `src` and every
-  candidate of its `srcset` (the policy drops `srcset` today; `<source srcset>` likewise), and the
-  entry's image (media:thumbnail, the enclosure, JSON Feed `image`). `{url}` is the absolute URL,
+  candidate of its `srcset`, every candidate of a `<picture>`'s `<source srcset>`, each
+  `<video>`'s `poster`, and the entry's image (media:thumbnail, the enclosure, JSON Feed `image`).
+  Video and audio files (`src` of `<video>`, `<audio>`, `<source>`) are no images: never proxied.
+  `{url}` is the absolute URL,
   `{url_noscheme}` the URL without its `scheme://`, each percent-encoded for a query
   (`quote(url, safe="")`); a URL that already starts with the template's prefix (what comes
   before its first `{`) is left alone, as is anything that is not an http(s) URL.
@@ -28,12 +30,14 @@ Converter = Callable[[str], str]
 
 # What transformed entries depend on besides the converter and the template: bump it when this
 # module's output changes (the key of a transformed entry, and of an archive page, holds it).
-TRANSFORM_VERSION = 1
+TRANSFORM_VERSION = 2
 PLACEHOLDERS = ("{url}", "{url_noscheme}")
 # An attribute of a sanitized tag: both sanitizer backends write values in double quotes.
 _ATTRIBUTE = re.compile(r'(\s)([A-Za-z_:][-A-Za-z0-9_:.]*)="([^"]*)"')
 _TEXT_ATTRIBUTES = frozenset({"alt", "title"})
-_IMAGE_TAG = re.compile(r"<(?:img|source)\b", re.IGNORECASE)
+# Per tag, the attributes that hold an image URL (`srcset`: a list of them).
+_IMAGE_ATTRIBUTES = {"img": ("src", "srcset"), "source": ("srcset",), "video": ("poster",)}
+_IMAGE_TAG = re.compile(r"<(img|source|video)\b", re.IGNORECASE)
 
 
 def proxied(url: str, template: str) -> str:
@@ -98,18 +102,19 @@ def converted_html(content: str, convert: Converter) -> str:
 
 
 def proxied_html(content: str, template: str) -> str:
-    """Every `<img>`/`<source>` `src` and `srcset` candidate through the image proxy."""
+    """Every image URL of the content (see the module docstring) through the image proxy."""
 
     def change(name: str, value: str) -> str | None:
-        if name not in ("src", "srcset"):
-            return None
         url = html.unescape(value)
-        new = proxied(url, template) if name == "src" else srcset_rewritten(url, lambda one: proxied(one, template))
+        new = srcset_rewritten(url, lambda one: proxied(one, template)) if name == "srcset" else proxied(url, template)
         return None if new == url else html.escape(new)
 
     def tag(m: re.Match[str]) -> str:
         text = m.group(0)
-        return _attributes(text, change) if _IMAGE_TAG.match(text) else text
+        if (image := _IMAGE_TAG.match(text)) is None:
+            return text
+        names = _IMAGE_ATTRIBUTES[image.group(1).lower()]
+        return _attributes(text, lambda name, value: change(name, value) if name in names else None)
 
     return TAG.sub(tag, content)
 

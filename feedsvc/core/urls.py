@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
@@ -182,3 +183,87 @@ def url_identity(url: str) -> str:
     """The canonical URL without its scheme: http:// and https:// copies of an article are one article."""
     canon = canonical_url(url)
     return canon.split(":", 1)[1] if ":" in canon else canon
+
+
+# A srcset candidate's descriptor: a width ("480w") or a pixel density ("2x", "1.5x").
+_DESCRIPTOR = re.compile(r"[0-9]+(?:\.[0-9]+)?[wx]\Z")
+
+
+def srcset_candidates(value: str) -> list[tuple[str, str]]:
+    """A `srcset` value → its (url, descriptor) candidates, parsed as the HTML standard does: a URL
+    is a run of non-space characters less trailing commas; its descriptors run to the next comma."""
+    out: list[tuple[str, str]] = []
+    pos, end = 0, len(value)
+    while pos < end:
+        while pos < end and (value[pos].isspace() or value[pos] == ","):
+            pos += 1
+        if pos == end:
+            break
+        stop = pos
+        while stop < end and not value[stop].isspace():
+            stop += 1
+        url = value[pos:stop].rstrip(",")
+        descriptor = ""
+        if value[stop - 1] != ",":
+            comma = value.find(",", stop)
+            descriptor = value[stop : end if comma < 0 else comma].strip()
+            stop = end if comma < 0 else comma
+        out.append((url, descriptor))
+        pos = stop
+    return out
+
+
+def safe_srcset(value: str, base: str | None) -> str | None:
+    """A `srcset` value with each candidate URL through `safe_url` (http(s) only: images), rewritten as
+    "url descriptor, …"; candidates with a bad URL or descriptor go. None when none is left."""
+    kept: list[str] = []
+    for url, descriptor in srcset_candidates(value):
+        safe = safe_url(url, base)
+        if safe is None or not safe.lower().startswith(("http://", "https://")):
+            continue
+        if descriptor and not _DESCRIPTOR.match(descriptor):
+            continue
+        safe = safe.replace(",", "%2C")  # a comma would end the URL for a srcset parser
+        kept.append(f"{safe} {descriptor}" if descriptor else safe)
+    return ", ".join(kept) if kept else None
+
+
+def largest_candidate(value: str) -> str | None:
+    """The URL of a `srcset`'s largest candidate (by width, else density; the first on a tie)."""
+    best: tuple[float, float] | None = None
+    url_of_best: str | None = None
+    for url, descriptor in srcset_candidates(value):
+        width = float(descriptor[:-1]) if descriptor.endswith("w") else 0.0
+        density = float(descriptor[:-1]) if descriptor.endswith("x") else 1.0
+        if best is None or (width, density) > best:
+            best, url_of_best = (width, density), url
+    return url_of_best
+
+
+def untracked(url: str, names: frozenset[str], prefixes: tuple[str, ...]) -> str:
+    """`url` without the query parameters that only track (a name in `names`, or starting with one
+    of `prefixes`, compared in lowercase). Everything else keeps its bytes; no query left, no "?"."""
+    if "?" not in url:
+        return url
+    head, _, rest = url.partition("?")
+    query, hash_, fragment = rest.partition("#")
+    params = query.split("&")
+    kept = [p for p in params if not _tracks(p.partition("=")[0].lower(), names, prefixes)]
+    if len(kept) == len(params):
+        return url
+    return head + ("?" + "&".join(kept) if kept else "") + hash_ + fragment
+
+
+def _tracks(name: str, names: frozenset[str], prefixes: tuple[str, ...]) -> bool:
+    return name in names or name.startswith(prefixes)
+
+
+def is_loopback_host(host: str) -> bool:
+    """A host name or address that only this machine can reach: localhost (and *.localhost, RFC
+    6761) or a loopback address (127.0.0.0/8, ::1)."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

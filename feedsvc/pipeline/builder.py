@@ -24,9 +24,10 @@ file may be, and whether to wait for it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import ipaddress
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -39,8 +40,9 @@ from urllib.parse import urlsplit
 from feedsvc.config import Config, path_for_log, path_for_public
 from feedsvc.core.changes import Changes
 from feedsvc.core.outcome import fingerprint
+from feedsvc.core.urls import is_loopback_host
 from feedsvc.model import BuildResult, Entry, Record, StatKey
-from feedsvc.pipeline.cache import CacheError, MemoryCache, open_cache
+from feedsvc.pipeline.cache import CACHE_FILE, CacheError, MemoryCache, SqliteCache, open_cache
 from feedsvc.pipeline.context import BuildContext, Cache, Progress, Zipper, start_zipper
 from feedsvc.pipeline.feeds import FeedMemory, configured_feeds, feed_meta, folder_warnings
 from feedsvc.pipeline.heap import freeze_heap
@@ -164,6 +166,7 @@ class Builder:
         # The last build of record as status.json should hold it, even when writing it failed
         # (disk full, read-only): the web side of this process reports it from memory.
         self.status: Status | None = None
+        self._status_json: tuple[Status, dict[str, Any]] | None = None
         self._cache: Cache | None = None
         self._zipper: Zipper | None = None
         self._static_for: ManifestStat | None = None  # the manifest the static tree was last laid out for
@@ -172,13 +175,32 @@ class Builder:
     @property
     def last_status(self) -> dict[str, Any] | None:
         """The last build of record's status, as status.json holds it (what web processes read)."""
-        return None if self.status is None else self.status.to_json()
+        if self.status is None:
+            return None
+        if self._status_json is None or self._status_json[0] is not self.status:  # made once per build
+            self._status_json = (self.status, self.status.to_json())
+        return self._status_json[1]
 
     @property
     def cache(self) -> Cache:
         if self._cache is None:
             self._cache = open_cache(self.config.output_dir)
         return self._cache
+
+    def _cache_again(self) -> None:
+        """After a fall back to memory (a full disk, a locked or unwritable file), try the cache file
+        again at each build: it is used again once it opens (the next build reads every file's
+        outcome from it, or makes it again)."""
+        if not isinstance(self._cache, MemoryCache):
+            return
+        path = self.config.output_dir / CACHE_FILE
+        try:
+            cache = SqliteCache(path)
+        except (sqlite3.Error, OSError) as exc:
+            log.debug("cache %s still unusable: %s", path, exc)
+            return
+        log.info("cache %s usable again: keeping build results in it", path_for_log(path))
+        self._cache, self.memory.records = cache, None
 
     def close(self) -> None:
         """Release the cache file (checkpointing its write-ahead log) and the compressing threads."""
@@ -239,15 +261,21 @@ class Builder:
     def _build(self, once: Callable[[Cache, Zipper], BuildResult]) -> BuildResult:
         """One build with this builder's resources; with the memory alone when the cache fails."""
         zipper = self._zipper = self._zipper or start_zipper()
+        self._cache_again()
         try:
             try:
                 return once(self.cache, zipper)
             except CacheError as exc:
                 log.warning("cache failed (%s): building from the files, keeping results in memory", exc)
-                self._cache, self.memory.records = MemoryCache(), None
+                failed, self._cache, self.memory.records = self._cache, MemoryCache(), None
+                if failed is not None:
+                    with contextlib.suppress(sqlite3.Error, OSError):
+                        failed.close()
                 return once(self._cache, zipper)
         except OSError as exc:
             return self._failed(exc)
+        except Exception as exc:  # a bug, or a file no check foresaw: a failed build like any other
+            return self._unexpected(exc)
 
     def _lay_out_static(self, static_dir: Path, result: BuildResult) -> None:
         """Right after a publish (or while the tree lags the manifest: its first use, a failed
@@ -275,6 +303,19 @@ class Builder:
             public_error=f"cannot publish to output directory {path_for_public(out, 'output_dir')}: {reason}",
         )
 
+    def _unexpected(self, exc: Exception) -> BuildResult:
+        """An error no stage expected: a failed build, retried by who runs it (the service logs it
+        once, as a WARNING); its traceback at DEBUG. What this builder remembered is forgotten (it
+        may be half updated): the next build starts from the cache, as a new process would."""
+        log.debug("the build failed with an unexpected error", exc_info=exc)
+        self.memory = Memory()
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        public = reason
+        for folder, key in ((self.config.seeds_dir, "seeds_dir"), (self.config.output_dir, "output_dir")):
+            for shown in {str(folder.absolute()), str(folder.resolve())}:  # no absolute path in /healthz
+                public = public.replace(shown, path_for_public(folder, key))
+        return BuildResult(ok=False, error=f"unexpected error: {reason}", public_error=f"unexpected error: {public}")
+
     def _record(self, result: BuildResult) -> None:
         status = status_of(result)
         try:
@@ -296,7 +337,7 @@ def warn_loopback_static(config: Config) -> None:
     """A static tree is served by another server, to readers elsewhere: with a loopback base_url
     (the default), its feeds link to this machine. Said once per process, as a warning."""
     host = urlsplit(config.base_url).hostname or ""
-    if not _is_loopback(host) or config.base_url in _warned_loopback:
+    if not is_loopback_host(host) or config.base_url in _warned_loopback:
         return
     _warned_loopback.add(config.base_url)
     log.warning(
@@ -307,11 +348,3 @@ def warn_loopback_static(config: Config) -> None:
         host,
     )
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

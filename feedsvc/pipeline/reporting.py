@@ -36,19 +36,38 @@ def _plural(word: str) -> str:
     return word + "s"
 
 
-def log_fresh(seeds_dir: Path, fresh: Iterable[Record]) -> None:
+# A build logs at most this many WARNING lines about files; then one line says how many more
+# there are (a burst of 100k bad files must not flood the log: /healthz and status.json list them).
+MAX_FILE_WARNINGS = 20
+
+
+def log_fresh(seeds_dir: Path, fresh: Iterable[Record], limit: int = MAX_FILE_WARNINGS) -> None:
     """Warn about a skipped file, or a problem in a published one, when its bytes are new to this
-    process, not on every tick; notes are information."""
+    process, not on every tick (the first `limit` of a build, then a count); notes are information
+    (at DEBUG past the same limit)."""
+    warned = more = noted = 0
     for record in fresh:
         if not (record.problem or record.problems or record.notes):
             continue  # nearly every record (a new process finds all of them fresh)
         source = seeds_dir / record.rel
-        if record.problem:
-            log.warning("skipped %s: %s", source, record.problem)
-        for problem in record.problems:
-            log.warning("%s: %s", source, problem)
+        lines = ([f"skipped {source}: {record.problem}"] if record.problem else []) + [
+            f"{source}: {problem}" for problem in record.problems
+        ]
+        for line in lines:
+            if warned < limit:
+                log.warning("%s", line)
+                warned += 1
+            else:
+                more += 1
         for note in record.notes:
-            log.info("%s: %s", source, note)
+            noted += 1
+            log.log(logging.INFO if noted <= limit else logging.DEBUG, "%s: %s", source, note)
+    if more:
+        log.warning(
+            "… and %d more skipped files or problems in this build (not logged one by one: "
+            "/healthz and status.json list them)",
+            more,
+        )
 
 
 def reports_of(records: Iterable[Record]) -> tuple[list[Skipped], list[Problem], list[Note]]:
@@ -95,9 +114,11 @@ def duplicate_records(records: Iterable[Record]) -> list[DuplicateUrl]:
 def log_duplicates(seeds_dir: Path, notes: Iterable[DuplicateUrl], told: set[str]) -> set[str]:
     """Log each duplicate note once per process (not on every build); returns what was told."""
     now = {str(note) for note in notes}
-    for note in notes:
-        if str(note) not in told:
-            log.info("%s: %s", seeds_dir / note.source, note.reason)
+    new = [note for note in notes if str(note) not in told]
+    for note in new[:MAX_FILE_WARNINGS]:
+        log.info("%s: %s", seeds_dir / note.source, note.reason)
+    if len(new) > MAX_FILE_WARNINGS:
+        log.info("… and %d more notes (/healthz and status.json list them)", len(new) - MAX_FILE_WARNINGS)
     return now
 
 

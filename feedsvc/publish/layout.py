@@ -6,6 +6,8 @@
     <name>/feed.xml         the same for each declared feed ([[feeds]])
     status.json             the last build's result (for /healthz); never part of a document's bytes
     warming.json            a cold start's progress while its build runs (for /healthz)
+    heartbeat.json          the builder's heartbeat: its pid, when it last beat, what it does and
+                            when it last made progress (for /healthz's `stalled`)
 
 The files' JSON shapes are typed here, each with `to_json` and `from_json` (the bytes on disk are
 those of the dicts `to_json` returns, written with sorted keys):
@@ -35,6 +37,7 @@ from feedsvc.model import Note, Problem, Report, Skipped
 MANIFEST = "manifest.json"
 STATUS = "status.json"
 WARMING = "warming.json"
+HEARTBEAT = "heartbeat.json"
 OBJECTS = "objects"
 PUBLISH_LOCK = ".publish.lock"
 TMP_PREFIX = ".tmp-"
@@ -59,22 +62,24 @@ def compress(data: bytes, level: int = 9) -> bytes:
     return gzip.compress(data, compresslevel=level, mtime=0)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644, sync_dir: bool = True) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o644, sync_dir: bool = True, sync: bool = True) -> None:
     """Temp file in the same directory, fsync, chmod, os.replace, fsync the directory (unless the
-    caller does that once for many files)."""
+    caller does that once for many files). `sync=False`: no fsync at all (a file rewritten every few
+    seconds whose loss in a crash costs nothing, such as the heartbeat)."""
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if sync_dir:
+    if sync_dir and sync:
         fsync_dir(path.parent)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc.publish.layout import (
+    HEARTBEAT,
     OBJECTS,
     STATUS,
     WARMING,
@@ -74,6 +75,11 @@ def read_status(out_dir: Path) -> dict[str, Any] | None:
 def read_warming(out_dir: Path) -> dict[str, Any] | None:
     """A cold start's progress while its build runs (`write_warming`), or None."""
     return _read_json(out_dir / WARMING)
+
+
+def read_heartbeat(out_dir: Path) -> dict[str, Any] | None:
+    """The builder's heartbeat (`write_heartbeat`), or None."""
+    return _read_json(out_dir / HEARTBEAT)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from feedsvc.model import Document, Reuse
 from feedsvc.publish.layout import (
+    HEARTBEAT,
     MANIFEST,
     OBJECTS,
     PUBLISH_LOCK,
@@ -193,3 +194,9 @@ def write_warming(out_dir: Path, state: Mapping[str, Any] | None) -> None:
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / WARMING, json.dumps(state, sort_keys=True).encode(), sync_dir=False)
+
+
+def write_heartbeat(out_dir: Path, beat: Mapping[str, Any]) -> None:
+    """The builder's heartbeat (`{"pid", "time", "state", "progress_at", "seen", "done", "total"}`),
+    replaced atomically, never fsynced: it is rewritten every few seconds."""
+    write_atomic(out_dir / HEARTBEAT, json.dumps(beat, sort_keys=True).encode(), sync_dir=False, sync=False)

@@ -148,7 +148,11 @@ class Watcher:
         if self.mode == "off":
             return
         identity = self._identity()
-        if identity is None or identity == self._watched:
+        if identity is None:
+            # Gone: whatever appears there next is watched anew, even if it reuses the inode.
+            self._watched = None
+            return
+        if identity == self._watched:
             return
         self.stop()
         log.info("seeds folder %s (re)appeared: watching it again", self.seeds_dir)

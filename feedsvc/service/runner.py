@@ -43,7 +43,7 @@ from feedsvc.core.routes import topics
 from feedsvc.model import BuildResult, StatKey
 from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.layout import MANIFEST
-from feedsvc.publish.writer import write_warming
+from feedsvc.publish.writer import write_heartbeat, write_warming
 from feedsvc.service.deployer import Deployer
 from feedsvc.service.events import Watcher
 from feedsvc.service.websub import Pinger
@@ -69,6 +69,10 @@ STORM_FILES = 4
 WARMING_EVERY = 0.5
 # A build that runs longer than this says how far it got, at INFO, this often.
 PROGRESS_EVERY = 10.0
+# The heartbeat is written every `stall_seconds` / 4, at most this long apart, and during a build
+# at most this often.
+HEARTBEAT_MAX_EVERY = 10.0
+HEARTBEAT_PROGRESS_EVERY = 1.0
 
 
 class _SkippedRuns(logging.Filter):
@@ -137,17 +141,83 @@ class Warming:
             log.debug("cannot write the warming state: %s", exc)
 
 
+class Heartbeat:
+    """The builder's heartbeat in `heartbeat.json`, which every web process reads for /healthz.
+
+    A thread of its own rewrites it every `stall_seconds` / 4 (at most HEARTBEAT_MAX_EVERY apart),
+    so a builder that is stopped (SIGSTOP), frozen or gone beats no more. Each beat says what the
+    builder does (`idle` or `building`), when it last made progress (`progress_at`: a build began,
+    a file was processed, a build ended) and when its last build began to scan (`seen`): a web
+    process judges from these whether the builder stalls while seeds wait (feedsvc/web/health.py).
+    """
+
+    def __init__(self, out_dir: Path, stall_seconds: float) -> None:
+        self.out_dir = out_dir
+        self.every = min(stall_seconds / 4, HEARTBEAT_MAX_EVERY)
+        now = time.time()
+        self._state: dict[str, Any] = {"state": "idle", "progress_at": now, "seen": now, "done": None, "total": None}
+        self._lock = threading.Lock()
+        self._written = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.beat()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="feedsvc-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.beat()
+
+    def building(self) -> None:
+        now = time.time()
+        self._update(state="building", progress_at=now, seen=now, done=None, total=None)
+        self.beat()
+
+    def progress(self, done: int, total: int) -> None:
+        self._update(progress_at=time.time(), done=done, total=total)
+        if time.monotonic() - self._written >= min(self.every, HEARTBEAT_PROGRESS_EVERY):
+            self.beat()
+
+    def idle(self) -> None:
+        self._update(state="idle", progress_at=time.time(), done=None, total=None)
+        self.beat()
+
+    def _update(self, **values: Any) -> None:
+        with self._lock:
+            self._state.update(values)
+
+    def beat(self) -> None:
+        with self._lock:
+            beat = {**self._state, "pid": os.getpid(), "time": time.time()}
+            self._written = time.monotonic()
+        try:
+            write_heartbeat(self.out_dir, beat)
+        except OSError as exc:  # a full disk or a missing folder: the build itself says so
+            log.debug("cannot write the heartbeat: %s", exc)
+
+
 class BuildProgress:
     """`building: 3,000 of 10,000 files` at INFO, every PROGRESS_EVERY seconds of a long build
     (`feedsvc build` has a bar); a build shorter than that says nothing more than its result."""
 
-    def __init__(self, warming: Warming | None = None) -> None:
+    def __init__(self, warming: Warming | None = None, heartbeat: Heartbeat | None = None) -> None:
         self.warming = warming  # a cold start's progress for /healthz
+        self.heartbeat = heartbeat
         self._next = time.monotonic() + PROGRESS_EVERY
 
     def __call__(self, done: int, total: int) -> None:
         if self.warming is not None:
             self.warming.progress(done, total)
+        if self.heartbeat is not None:
+            self.heartbeat.progress(done, total)
         now = time.monotonic()
         if now >= self._next and done < total:
             self._next = now + PROGRESS_EVERY
@@ -191,6 +261,7 @@ class BuilderService:
         self._recent: OrderedDict[str, float] = OrderedDict()  # paths changed within `debounce`
         self._quiet_after = config.debounce  # the debounce the last event asks for
         self.warming = Warming(config.output_dir)
+        self.heartbeat = Heartbeat(config.output_dir, config.stall_seconds)
         self._last_full = 0.0
         self._failures = 0  # failed builds in a row
         self._failure: str | None = None  # the reason last logged
@@ -215,6 +286,7 @@ class BuilderService:
         self.scheduler.add_job(
             self._run, "interval", seconds=self.config.scan_interval, id=JOB_ID, next_run_time=datetime.now(UTC)
         )
+        self.heartbeat.start()
         self.scheduler.start()
         self.watcher.start()
         log.info(
@@ -231,6 +303,7 @@ class BuilderService:
         self.watcher.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        self.heartbeat.stop()
         if self.pinger is not None:
             self.pinger.stop()
         if self.deployer is not None:
@@ -313,6 +386,13 @@ class BuilderService:
                         break
                     while (delay := self._quiet_in(time.monotonic())) > 0:
                         self._changed.wait(delay)
+        except Exception as exc:  # outside the build (which fails by its result): failed, retried
+            with self._changed:
+                self._running = False
+            log.debug("build job failed", exc_info=True)
+            error = f"build job failed: {type(exc).__name__}: {exc}"
+            self._schedule_in(self._failed(BuildResult(ok=False, error=error, public_error=error)))
+            return
         except BaseException:
             with self._changed:
                 self._running = False
@@ -358,6 +438,7 @@ class BuilderService:
         wait = self.settling.may_wait(now)
         # A cold start: nothing published yet. Readers get the newest entries first.
         cold = not (self.config.output_dir / MANIFEST).exists()
+        self.heartbeat.building()
         try:
             result = self.builder.build(
                 changed=hint,
@@ -366,9 +447,10 @@ class BuilderService:
                 now=now,
                 complete=complete,
                 newest_first=cold,
-                progress=BuildProgress(self.warming if cold else None),
+                progress=BuildProgress(self.warming if cold else None, self.heartbeat),
             )
         finally:
+            self.heartbeat.idle()
             if cold:
                 self.warming.end()
         self.settling.after(result, now, wait)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -18,8 +19,9 @@ from flask import Flask, Response, current_app, jsonify
 
 from feedsvc.config import Config
 from feedsvc.publish.deploy import read_status as read_deploy_status
-from feedsvc.publish.reader import PublishedStore, read_status, read_warming
+from feedsvc.publish.reader import PublishedStore, read_heartbeat, read_warming
 from feedsvc.web.headers import security_headers_for
+from feedsvc.web.health import StatusFile, capped, stall_reason
 from feedsvc.web.responder import MAX_BODY, DocumentResponder
 
 if TYPE_CHECKING:
@@ -42,7 +44,8 @@ class BuilderHandle(Protocol):
         ...
 
     def builder_pid(self) -> int | None:
-        """The pid that builds into the output directory, as the election names it (any process's)."""
+        """The pid that builds into the output directory, as the election names it (any process's),
+        if that process is live and holds the election's lock (or is the child of the one that does)."""
         ...
 
     def stop(self) -> None:
@@ -60,6 +63,7 @@ class WebProcess:
         self.store = store
         self.builder = builder  # None: nothing known of any builder (a bare web app)
         self.metrics = metrics  # None with `metrics = false`
+        self.status_file = StatusFile(config.output_dir)
         self._lock = threading.Lock()
 
     @property
@@ -96,7 +100,7 @@ def current_status(state: WebProcess) -> dict[str, Any] | None:
     When the output directory is full or read-only, status.json cannot be written, and it would
     go on saying "ok" while builds fail; the builder's process knows better and says so.
     """
-    status = read_status(state.config.output_dir)
+    status = state.status_file.read()
     own = state.builder.last_status if state.builder is not None and state.is_builder else None
     if own is not None and (status is None or str(own.get("finished_at")) >= str(status.get("finished_at"))):
         return own
@@ -123,7 +127,7 @@ def healthz() -> Response:
         "pid": os.getpid(),
         "builder_pid": state.builder.builder_pid() if state.builder is not None else None,
         "is_builder": state.is_builder,
-        "last_build": status,
+        "last_build": capped(status) if status else status,
     }
     if snapshot is not None:
         feed = snapshot.documents.get("feed.xml")
@@ -137,17 +141,23 @@ def healthz() -> Response:
         if status and not status.get("ok") and not _published_since(published, status):
             body["status"] = "degraded"  # serving the last good feed, but the last build failed
     if status:
+        listed = body["last_build"]
         body["entries"] = status.get("entries")
-        body["skipped"] = status.get("skipped")
-        body["problems"] = status.get("problems")
-        body["warnings"] = status.get("warnings", [])
+        body["skipped"] = listed.get("skipped")
+        body["problems"] = listed.get("problems")
+        body["warnings"] = listed.get("warnings", [])
+        body["counts"] = listed["counts"]
     warming = read_warming(state.config.output_dir)
     if warming is not None and warming.get("pid") == body["builder_pid"]:  # not a dead builder's
         body["warming"] = {"done": warming.get("done"), "total": warming.get("total")}
+    config = state.config
+    stalled = stall_reason(read_heartbeat(config.output_dir), config.seeds_dir, config.stall_seconds, time.time())
+    if stalled is not None:
+        body["status"], body["reason"] = "stalled", stalled
     if state.config.deploy_to:  # the builder's last deploy to the bucket (deploy.json)
         body["deploy"] = read_deploy_status(state.config.output_dir) or {"state": "pending"}
     response = jsonify(body)
-    response.status_code = 200 if snapshot else 503
+    response.status_code = 200 if snapshot and stalled is None else 503
     response.headers["Cache-Control"] = "no-store"
     return response
 

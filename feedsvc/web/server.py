@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import glob
-import ipaddress
 import os
 import shutil
 import socket
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]  # gunicorn ships no types
 
 from feedsvc.config import MULTIPROCESS_ENV, Config, ConfigError, load_config
+from feedsvc.core.urls import is_loopback_host
 from feedsvc.logs import gunicorn_logconfig
 from feedsvc.web.worker import WORKER_CONNECTIONS
 
@@ -77,26 +77,18 @@ def check_address(host: str, port: int) -> None:
         ) from None
 
 
-def _loopback_host(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
 
 def loopback_self_link(base_url: str, binds: list[str]) -> str | None:
     """The warning when the server listens beyond this host while `base_url`, which every feed's
     `rel="self"` and links carry, names this host (the default, `http://127.0.0.1:8000/`); or None."""
     own = urlsplit(base_url).hostname or ""
-    if not _loopback_host(own):
+    if not is_loopback_host(own):
         return None
     for bind in binds:
         if bind.startswith(("unix:", "fd://")):
             continue
         host = bind.rsplit(":", 1)[0] if bind.count(":") == 1 or bind.startswith("[") else bind
-        if not _loopback_host(host.strip("[]")):
+        if not is_loopback_host(host.strip("[]")):
             return (
                 f"listening on {bind}, but base_url is {base_url}: the feeds' self links name this host "
                 "only, which readers elsewhere cannot reach; set base_url (FEEDSVC_BASE_URL) to the public URL"

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from feedsvc.core.sanitize.embeds import media_files
 from feedsvc.core.text import xml_safe
 from feedsvc.model import Entry, FeedMeta
 
@@ -34,6 +35,8 @@ def _item(entry: Entry, authors: list[dict[str, str]]) -> dict[str, Any]:
         item["summary"] = xml_safe(entry.summary)
     if entry.image:
         item["image"] = xml_safe(entry.image)
+    if media := media_files(entry.content_html):  # each video and audio file of the content
+        item["attachments"] = [{"url": xml_safe(url), "mime_type": kind} for url, kind in media]
     if entry.published:
         item["date_published"] = _date(entry.published)
     item["date_modified"] = _date(entry.updated)

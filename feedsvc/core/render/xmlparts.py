@@ -19,6 +19,7 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension  # type: ignore[i
 from feedgen.feed import FeedGenerator  # type: ignore[import-untyped]  # feedgen ships no types
 from feedgen.util import xml_elem  # type: ignore[import-untyped]  # feedgen ships no types
 
+from feedsvc.core.sanitize.embeds import media_files
 from feedsvc.core.text import xml_safe
 from feedsvc.model import Entry
 
@@ -54,16 +55,24 @@ def image_type(url: str) -> str:
 
 
 def add_thumbnail(fe: Any, entry: Entry, atom: bool) -> None:
-    """media:thumbnail plus an enclosure: Atom gets `link rel="enclosure"` without a length (unknown),
-    RSS an `<enclosure length="0">`, the RSS Best Practices Profile's value for an unknown size."""
-    if not entry.image:
-        return
-    url = xml_safe(entry.image)
-    fe.media.thumbnail(url=url, group=None)
+    """media:thumbnail plus enclosures. Atom: a `link rel="enclosure"` for the image and for each
+    video and audio file of the content, without a length (unknown, and optional in Atom). RSS
+    allows one `<enclosure>`: the first video or audio file, else the image, with `length="0"`,
+    the RSS Best Practices Profile's value for an unknown size."""
+    media = media_files(entry.content_html)
+    if entry.image:
+        url = xml_safe(entry.image)
+        fe.media.thumbnail(url=url, group=None)
+        if atom:
+            fe.feedsvc.links.append({"href": url, "rel": "enclosure", "type": image_type(url)})
+        elif not media:
+            fe.enclosure(url, 0, image_type(url))
     if atom:
-        fe.feedsvc.links.append({"href": url, "rel": "enclosure", "type": image_type(url)})
-    else:
-        fe.enclosure(url, 0, image_type(url))
+        for url, kind in media:
+            fe.feedsvc.links.append({"href": xml_safe(url), "rel": "enclosure", "type": kind})
+    elif media:
+        url, kind = media[0]
+        fe.enclosure(xml_safe(url), 0, kind)
 
 
 class EntryExtras(BaseEntryExtension):  # type: ignore[misc]  # feedgen ships no types: its base is Any

@@ -5,6 +5,10 @@ faster and maintained; `pip install 'feedsvc[nh3]'`). Each is `sanitize(html, ba
 text_limit=None) -> (safe_html, plain_text)`; `get_sanitizer(name)` picks one. With `text_limit`
 the text may be a prefix of the whole of at least that many characters (all of it when shorter):
 what a summary needs.
+
+Both backends end with the same passes over their output: `embeds.finish` (players, media,
+srcset, embeds as links: from the policy's data). `tracking.untrack_html` (pixels, tracking
+parameters) is applied by `feedsvc.core.entry.make_entry` when `strip_tracking` is on.
 """
 
 from __future__ import annotations

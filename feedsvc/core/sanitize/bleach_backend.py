@@ -19,8 +19,10 @@ from typing import Any
 from bleach.sanitizer import Cleaner  # type: ignore[import-untyped]  # bleach ships no types
 
 import feedsvc.core.sanitize.policy as policy
+from feedsvc.core.nesting import bound_nesting
+from feedsvc.core.sanitize.embeds import finish
 from feedsvc.core.text import one_line, xml_safe
-from feedsvc.core.urls import safe_url
+from feedsvc.core.urls import safe_srcset, safe_url
 
 # bleach's tokenizer drops every tag outside its `tags` before the tree is built, so such a tag can
 # shape the tree no more. Elements that go with their content must be parsed as what they are (or
@@ -115,8 +117,11 @@ class _Pass:
     def _filter(self, source: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         base, parts = self.base, self.parts
         doomed = 0  # depth inside an element that goes with its content
+        in_frame = False  # inside an <iframe>: its raw text is never shown (`embeds.finish` rebuilds it)
         for token in source:
             kind = token["type"]
+            if in_frame and kind != "EndTag":
+                continue
             if doomed:
                 # The stream comes from a tree walker: every start tag inside has its end tag.
                 if kind == "StartTag":
@@ -147,6 +152,8 @@ class _Pass:
                     continue  # parsed for the tree's shape only: unwrapped, its content stays
                 if name in policy.BLOCK_TAGS:
                     parts.append(" ")
+                if name == "iframe":
+                    in_frame = kind == "StartTag"
                 if kind in _START and token["data"]:
                     _rewrite_attributes(token, base)
             yield token
@@ -174,7 +181,13 @@ def _rewrite_attributes(token: dict[str, Any], base: str | None) -> None:
                 del attrs[key]
             else:
                 attrs[key] = _encode_attribute(url)
-        elif "&" in value:
+        elif key[1] in policy.SRCSET_ATTRIBUTES:
+            srcset = safe_srcset(_decode_attribute(value), base)
+            if srcset is None:
+                del attrs[key]
+            else:
+                attrs[key] = _encode_attribute(srcset)
+        elif "&" in value or '"' in value:  # always double-quoted on output, as the other backend writes
             attrs[key] = _encode_attribute(_decode_attribute(value))
 
 
@@ -200,8 +213,8 @@ def sanitize(html: str, base_url: str | None = None, text_limit: int | None = No
     html = xml_safe(html)
     if not html.strip():
         return "", ""
-    safe, plain = _pass().clean(html, base_url)
-    return xml_safe(safe), xml_safe(plain)
+    safe, plain = _pass().clean(bound_nesting(html), base_url)
+    return xml_safe(finish(safe)), xml_safe(plain)
 
 
 def sanitize_html(html: str, base_url: str | None = None) -> str:

@@ -18,8 +18,10 @@ from collections.abc import Callable
 import nh3
 
 import feedsvc.core.sanitize.policy as policy
+from feedsvc.core.nesting import bound_nesting
+from feedsvc.core.sanitize.embeds import finish, strip_frame_text
 from feedsvc.core.text import one_line, xml_safe
-from feedsvc.core.urls import safe_url
+from feedsvc.core.urls import safe_srcset, safe_url
 
 _LAZY = frozenset(policy.LAZY_SRC_ATTRIBUTES)
 _URLISH = policy.URL_ATTRIBUTES | _LAZY
@@ -46,6 +48,8 @@ def _url_filter(base: str | None) -> Callable[[str, str, str], str | None]:
     def keep(tag: str, attribute: str, value: str) -> str | None:
         if attribute.lower() in _URLISH:
             return safe_url(value, base)
+        if attribute.lower() in policy.SRCSET_ATTRIBUTES:
+            return safe_srcset(value, base)
         return value
 
     return keep
@@ -121,8 +125,8 @@ def sanitize(html_text: str, base_url: str | None = None, text_limit: int | None
     html_text = xml_safe(html_text)
     if not html_text.strip():
         return "", ""
-    safe = clean(html_text, base_url)
+    safe = clean(bound_nesting(html_text), base_url)
     if "<img" in safe and any(f' {name}="' in safe for name in _LAZY):  # else no <img> changes
         safe = _IMG.sub(_promote_lazy, safe)
-    safe = xml_safe(safe)
-    return safe, xml_safe(plain_text(safe, text_limit))
+    safe = xml_safe(strip_frame_text(safe))
+    return xml_safe(finish(safe)), xml_safe(plain_text(safe, text_limit))
