@@ -46,11 +46,22 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out to outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_ports(count: int) -> list[int]:
-    """`count` ports each free, and free at port+10000 too (SeaweedFS's gRPC port for each)."""
+    """`count` ports each free, and free at port+10000 too (SeaweedFS's gRPC port for each). Both
+    below the ephemeral range, so that no outgoing connection takes one while the server is
+    down between a kill and a restart."""
     chosen: list[int] = []
+    top = max(_ephemeral_low() - 10000, 12000)
     for _try in range(2000):
-        port = random.randrange(20000, 45000)
+        port = random.randrange(10000, top)
         near = {p + d for p in chosen for d in (-10000, 0, 10000)}
         if port in near or port + 10000 in near:
             continue

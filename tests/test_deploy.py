@@ -264,7 +264,8 @@ def test_no_subscription_document_is_uploaded_before_the_pages_it_links_to(tmp_p
     assert pages and subscriptions and max(pages) < min(subscriptions)
     indexes = [i for i, name in enumerate(order) if name.endswith("index.html") or name == "feeds.opml"]
     assert min(indexes) > max(subscriptions)
-    # Then a new article: its new archive page goes up before the feeds that link to it.
+    first_names = set(order)
+    # Then new articles: their new archive pages go up before the feeds that link to them.
     for i in range(30, 33):
         write_seed(config.seeds_dir, i)
     build(config)
@@ -273,6 +274,10 @@ def test_no_subscription_document_is_uploaded_before_the_pages_it_links_to(tmp_p
     order = put_names(recorder, bucket, "")
     assert "feed.xml" in order and any(name.startswith("archive/") for name in order)
     assert max(i for i, n in enumerate(order) if n.startswith("archive/")) < order.index("feed.xml")
+    # A changed archive page links to the new one after it (next-archive): the new ones go first.
+    new = [i for i, n in enumerate(order) if n.startswith("archive/") and n not in first_names]
+    changed = [i for i, n in enumerate(order) if n.startswith("archive/") and n in first_names]
+    assert new and changed and max(new) < min(changed), order
 
 
 def deploy_cli(config_dir: Path, out: Path, target: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

@@ -46,9 +46,16 @@ def test_the_plan_uploads_what_differs_asks_only_about_the_unknown_and_deletes_w
             upload("archive/1.xml", "b"),
             upload("index.html", "c"),
             upload("archive/2.xml", "d"),
+            upload("archive/0.xml", "e"),
         )
     }
-    listed = {"feed.xml": '"e1"', "archive/1.xml": '"e2"', "index.html": '"e3"', "old.xml": '"e4"'}
+    listed = {
+        "feed.xml": '"e1"',
+        "archive/1.xml": '"e2"',
+        "index.html": '"e3"',
+        "old.xml": '"e4"',
+        "archive/0.xml": '"e5"',
+    }
     recorded = {
         "feed.xml": ('"e1"', want["feed.xml"].fingerprint),  # the same: left alone
         "archive/1.xml": ('"e0"', want["archive/1.xml"].fingerprint),
@@ -57,11 +64,12 @@ def test_the_plan_uploads_what_differs_asks_only_about_the_unknown_and_deletes_w
 
     def head(key: str) -> str:
         asked.append(key)
-        return want[key].fingerprint if key == "archive/1.xml" else "other"
+        return want[key].fingerprint if key == "archive/1.xml" else "other"  # archive/0.xml changed
 
     plan = make_plan(want, listed, recorded, head)
-    assert sorted(asked) == ["archive/1.xml", "index.html"]
-    assert [[u.name for u in stage] for stage in plan.stages] == [["archive/2.xml"], [], ["index.html"]]
+    assert sorted(asked) == ["archive/0.xml", "archive/1.xml", "index.html"]
+    stages = [[u.name for u in stage] for stage in plan.stages]
+    assert stages == [["archive/2.xml"], ["archive/0.xml"], [], ["index.html"]]
     assert plan.delete == ["old.xml"] and plan.unchanged == 2
 
 

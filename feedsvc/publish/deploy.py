@@ -19,10 +19,15 @@ recorded for the same bytes and headers is unchanged; a listed object not record
 fresh output folder, another host) is asked once with HEAD for its metadata; anything else is
 uploaded. Then, in this order:
 
-1. new and changed documents that no reader subscribes to (archive pages, the stylesheet …);
-2. the subscription feeds (`feed.xml`, `feed.rss`, `feed.json`, and each declared feed's);
-3. the index pages (`/`, `/<feed>/`) and `feeds.opml`, which link to the feeds;
-4. the objects under the prefix that no document is any more (the prefix is feedsvc's).
+1. new documents that no reader subscribes to (archive pages, article pages, the stylesheet …);
+2. changed ones (an archive page whose next-archive link now names a new page);
+3. the subscription feeds (`feed.xml`, `feed.rss`, `feed.json`, and each declared feed's);
+4. the index pages (`/`, `/<feed>/`) and `feeds.opml`, which link to the feeds;
+5. the deletion of the objects under the prefix that no document is any more (the prefix is
+   feedsvc's).
+
+So every document a reader can reach from one in the bucket is there: a new document is reached
+only through a changed one, which goes up after it.
 
 A failure at any step leaves the bucket consistent: the subscription documents are the old ones
 (linking to pages that are still there: nothing is deleted before step 4) or the new ones with
@@ -49,6 +54,7 @@ from feedsvc.core.routes import DOCUMENTS, is_topic
 from feedsvc.publish.layout import OBJECTS, Manifest, ManifestRow, load_manifest, write_atomic
 from feedsvc.publish.static import GZIP_SUFFIX, tree_files
 
+STAGES = ("new pages", "changed pages", "subscription feeds", "index pages and OPML")
 STATE = "deploy-objects.json"  # in the output folder: key -> [ETag, fingerprint] of what was uploaded
 STATUS = "deploy.json"  # in the output folder: the last deploy's outcome, for /healthz
 UPLOADERS = 8  # uploads in flight at once
@@ -123,7 +129,8 @@ def _headers_digest(headers: Mapping[str, str]) -> str:
 class Plan:
     """What a deploy uploads, in stages, and deletes after."""
 
-    stages: list[list[Upload]] = field(default_factory=lambda: [[], [], []])
+    # New pages, changed pages, the feeds, what links to the feeds (STAGES).
+    stages: list[list[Upload]] = field(default_factory=lambda: [[] for _stage in STAGES])
     delete: list[str] = field(default_factory=list)
     unchanged: int = 0
 
@@ -175,7 +182,8 @@ def make_plan(
             if fingerprint == upload.fingerprint:
                 plan.unchanged += 1
                 continue
-        plan.stages[upload.stage].append(upload)
+        # A changed page may link to a new one (an archive page's next-archive): new ones first.
+        plan.stages[upload.stage + 1 if upload.stage or etag is not None else 0].append(upload)
     plan.delete = sorted(key for key in listed if key not in want)
     return plan
 
