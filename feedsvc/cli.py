@@ -1,4 +1,4 @@
-"""The `feedsvc` command: build, check, serve, watch."""
+"""The `feedsvc` command: build, check, serve, watch, deploy."""
 
 from __future__ import annotations
 
@@ -75,6 +75,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     if config.static_path is not None:
         print(f"static tree -> {config.static_path} ({os.readlink(config.static_path)})")
+    if getattr(args, "deploy", False) and (failed := _deploy(config, config.deploy_to)):
+        return failed
     for skipped in result.skipped:  # the console names files in full; /healthz relative to seeds/
         print(f"skipped {config.seeds_dir / skipped.source}: {skipped.reason}")
     for found in result.problems:
@@ -178,6 +180,41 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return run_builder(config)
 
 
+def _deploy(config: Config, where: str) -> int:
+    """Deploy the output folder's current publish to `where`: one line either way; 2 on failure."""
+    from urllib.parse import urlsplit
+
+    from feedsvc.publish.deploy import DeployError, deploy, invalidate, make_client, parse_target
+
+    if not where:
+        print("feedsvc deploy: no target: give s3://bucket/prefix or set deploy_to", file=sys.stderr)
+        return 2
+    try:
+        target = parse_target(where)
+        outcome = deploy(config.output_dir, target, config.cache_control, config.deploy_gzip, make_client())
+    except ValueError as exc:
+        print(f"feedsvc deploy: {exc}", file=sys.stderr)
+        return 2
+    except DeployError as exc:
+        print(f"feedsvc {exc}" if str(exc).startswith("deploy") else f"feedsvc deploy: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"deployed to {target}: {outcome.uploaded} uploaded, {outcome.deleted} deleted, "
+        f"{outcome.unchanged} unchanged ({outcome.requests} requests)"
+    )
+    if config.deploy_invalidate and (outcome.uploaded or outcome.deleted):
+        failed = invalidate(config.deploy_invalidate, outcome.changed_paths(target, urlsplit(config.base_url).path))
+        if failed:
+            print(f"feedsvc deploy: {failed}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    config = _config(args)
+    return _deploy(config, args.target or config.deploy_to)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedsvc", description="A folder of article files in, an Atom feed out.")
     parser.add_argument("--version", action="version", version=f"feedsvc {__version__}")
@@ -202,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = add("build", "build the feed once and publish OUT/feed.xml atomically")
     build.add_argument("--max-entries", metavar="N", type=int, help="entries in the feed")
+    build.add_argument("--deploy", action="store_true", help="then deploy the publish to deploy_to (a bucket)")
     build.set_defaults(func=cmd_build)
     add(
         "check", "lint the seed files: one line per problem and per note, exit 1 if any problem", out=False
@@ -213,6 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
         net=True,
     ).set_defaults(func=cmd_serve)
     add("watch", "the builder alone: rebuild on every change").set_defaults(func=cmd_watch)
+    deploy = commands.add_parser(
+        "deploy",
+        help="upload what is published in OUT to a bucket: new pages, then the feeds, then deletions",
+        description="upload what is published in OUT to a bucket (s3://bucket/prefix; default: deploy_to)",
+    )
+    deploy.add_argument("--config", metavar="FILE", type=Path, help="configuration file")
+    deploy.add_argument("--out", metavar="DIR", help="output directory")
+    deploy.add_argument("target", metavar="TARGET", nargs="?", help="s3://bucket/prefix (default: deploy_to)")
+    deploy.set_defaults(func=cmd_deploy)
     return parser
 
 

@@ -75,6 +75,10 @@ class Config:
     seeds_dir: Path = Path("seeds")
     output_dir: Path = Path("var")
     static_dir: str = ""  # "" = no static tree; else a path (see `static_path`)
+    # `feedsvc deploy`, and after every publish of serve/watch/build --deploy: s3://bucket/prefix ("" = none).
+    deploy_to: str = ""
+    deploy_gzip: bool = False  # upload the gzip bodies, with Content-Encoding: gzip
+    deploy_invalidate: str = ""  # a command run with the changed URL paths after a deploy (a CDN purge)
     base_url: str = "http://127.0.0.1:8000/"
     site_url: str = ""
     title: str = "feedsvc"
@@ -436,7 +440,35 @@ def _checked(config: Config) -> Config:
         )
     if not config.title.strip():
         raise ConfigError(f"title (from {config.describe('title')}): must not be empty")
+    _check_deploy(config)
     return config
+
+
+_DEPLOY_TARGET = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?")
+
+
+def _check_deploy(config: Config) -> None:
+    """deploy_to is an s3:// URL, and boto3 (the `deploy` extra) is there to reach it;
+    deploy_invalidate is a command line."""
+    if config.deploy_invalidate:
+        import shlex
+
+        try:
+            parts = shlex.split(config.deploy_invalidate)
+        except ValueError as exc:
+            parts, why = [], f": {exc}"
+        else:
+            why = ""
+        if not parts:
+            where = f"deploy_invalidate (from {config.describe('deploy_invalidate')})"
+            raise ConfigError(f"{where}: expected a command line{why}, got {config.deploy_invalidate!r}")
+    if not config.deploy_to:
+        return
+    where = f"deploy_to (from {config.describe('deploy_to')})"
+    if not _DEPLOY_TARGET.fullmatch(config.deploy_to):
+        raise ConfigError(f"{where}: expected s3://bucket/prefix, got {config.deploy_to!r}")
+    if importlib.util.find_spec("boto3") is None:
+        raise ConfigError(f"{where}: boto3 is not installed; pip install 'feedsvc[deploy]'")
 
 
 def load_config(

@@ -5,6 +5,8 @@
 - The builder's figures, set by the process that builds (the others never create them):
   `feedsvc_builds_total{result}`, `feedsvc_build_duration_seconds`, `feedsvc_entries{feed}`,
   `feedsvc_seed_files`, `feedsvc_skipped_files`, `feedsvc_last_publish_timestamp_seconds`.
+- The deployer's (deploy_to), set by the process that builds: `feedsvc_deploy_total{result}`
+  (ok, failed) and `feedsvc_last_deploy_timestamp_seconds` (the last deploy that succeeded).
 
 It sits beside `config` and `model`, below both `web` (which serves and counts) and `service`
 (whose builder child records its builds), so that neither of those imports the other.
@@ -53,6 +55,20 @@ class BuildMetrics:
         self.last_publish = gauge("feedsvc_last_publish_timestamp_seconds", "When the served version was published")
 
 
+class DeployMetrics:
+    """The deployer's figures; created by the first deploy a process makes."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self.deploys = Counter("feedsvc_deploy", "Deploys to the bucket of deploy_to, by result", ("result",),
+                               registry=registry)  # fmt: skip
+        self.last_deploy = Gauge(
+            "feedsvc_last_deploy_timestamp_seconds",
+            "When the last successful deploy to the bucket ended",
+            registry=registry,
+            multiprocess_mode="livemostrecent",
+        )
+
+
 class Metrics:
     """A process's metrics: its own registry, or its share of gunicorn's multiprocess files."""
 
@@ -65,6 +81,7 @@ class Metrics:
         )
         self._children: dict[tuple[str, str], Any] = {}
         self._builds: BuildMetrics | None = None
+        self._deploys: DeployMetrics | None = None
 
     def count(self, document: str, status: str) -> None:
         """One answered request (`status`: "200", "304" …); the labelled child is looked up once."""
@@ -91,6 +108,14 @@ class Metrics:
             builds.skipped_files.set(len(result.skipped))
         if published_at:
             builds.last_publish.set(datetime.fromisoformat(published_at).timestamp())
+
+    def observe_deploy(self, ok: bool, finished: float | None) -> None:
+        """One deploy: its result, and when it ended if it succeeded."""
+        if self._deploys is None:
+            self._deploys = DeployMetrics(self.registry)
+        self._deploys.deploys.labels("ok" if ok else "failed").inc()
+        if ok and finished is not None:
+            self._deploys.last_deploy.set(finished)
 
     def exposition(self) -> bytes:
         if self.registry is not None:

@@ -45,6 +45,7 @@ from feedsvc.pipeline.builder import Builder
 from feedsvc.pipeline.helpers import Stopped, stop_helpers
 from feedsvc.publish.layout import MANIFEST
 from feedsvc.publish.writer import write_heartbeat, write_warming
+from feedsvc.service.deployer import Deployer
 from feedsvc.service.events import Watcher
 from feedsvc.service.websub import Pinger
 
@@ -237,6 +238,7 @@ class BuilderService:
         self.settle = settle
         self.settling = SettleWait(max(settle, config.debounce_max))
         self.pinger: Pinger | None = None
+        self.deployer: Deployer | None = None
         self.builder = Builder(config, on_publish=self._on_publish)
         self.on_result = on_result
         self.scheduler = BackgroundScheduler(
@@ -279,6 +281,9 @@ class BuilderService:
         if self.config.websub_hub:
             names = topics([feed.name for feed in self.config.feeds])
             self.pinger = Pinger(self.config.websub_hub, self.config.base_url, self.config.output_dir, names)
+        if self.config.deploy_to:
+            self.deployer = Deployer(self.config)
+            self.deployer.start()
         self.scheduler.add_job(
             self._run, "interval", seconds=self.config.scan_interval, id=JOB_ID, next_run_time=datetime.now(UTC)
         )
@@ -303,11 +308,15 @@ class BuilderService:
         self.heartbeat.stop()
         if self.pinger is not None:
             self.pinger.stop()
+        if self.deployer is not None:
+            self.deployer.stop()
         self.builder.close()
 
     def _on_publish(self, result: BuildResult) -> None:
         if self.pinger is not None:
             self.pinger.on_publish(result)  # queues only: the hub is never waited for here
+        if self.deployer is not None:
+            self.deployer.on_publish(result)  # asks only: the bucket is never waited for here
 
     def notify(self, paths: list[str] | None = None, complete: Mapping[str, StatKey] | None = None) -> None:
         """A seed changed: build soon, after the burst of events settles.

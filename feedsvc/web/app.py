@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from flask import Flask, Response, current_app, jsonify
 
 from feedsvc.config import Config
+from feedsvc.publish.deploy import read_status as read_deploy_status
 from feedsvc.publish.reader import PublishedStore, read_heartbeat, read_warming
 from feedsvc.web.headers import security_headers_for
 from feedsvc.web.health import StatusFile, capped, stall_reason
@@ -153,6 +154,8 @@ def healthz() -> Response:
     stalled = stall_reason(read_heartbeat(config.output_dir), config.seeds_dir, config.stall_seconds, time.time())
     if stalled is not None:
         body["status"], body["reason"] = "stalled", stalled
+    if state.config.deploy_to:  # the builder's last deploy to the bucket (deploy.json)
+        body["deploy"] = read_deploy_status(state.config.output_dir) or {"state": "pending"}
     response = jsonify(body)
     response.status_code = 200 if snapshot and stalled is None else 503
     response.headers["Cache-Control"] = "no-store"
