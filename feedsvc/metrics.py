@@ -1,7 +1,7 @@
 """The Prometheus figures (`prometheus_client`), for every process that counts or builds.
 
 - `feedsvc_http_requests_total{document,status}`: every answer, counted where it is given (the web
-  side: `feedsvc.web.responder` and `feedsvc.web.metrics`, which serves `/metrics`).
+  side: `feedsvc.web.responder` and `feedsvc.web.metrics_endpoint`, which serves `/metrics`).
 - The builder's figures, set by the process that builds (the others never create them):
   `feedsvc_builds_total{result}`, `feedsvc_build_duration_seconds`, `feedsvc_entries{feed}`,
   `feedsvc_seed_files`, `feedsvc_skipped_files`, `feedsvc_last_publish_timestamp_seconds`.

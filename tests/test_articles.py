@@ -15,7 +15,7 @@ from browser_eye import inert_problems, visible_text
 from conftest import SAMPLE, write_seed
 from lxml import html as lxml_html
 
-import feedsvc.pipeline.articles as articles_module
+import feedsvc.pipeline.article_pages as articles_module
 from benchmarks.corpus import write_corpus
 from feedsvc.config import ConfigError, load_config
 from feedsvc.core.articles import FRAME_HOSTS, article_key, original_label, text_direction

@@ -26,7 +26,7 @@ import pytest
 from conftest import REPO, SAMPLE
 from live import BIN, Server, feed_env, free_port, procfile_command, running, wait_for
 
-from feedsvc.web.metrics import allowed, direct_loopback
+from feedsvc.web.metrics_endpoint import allowed, direct_loopback
 
 pytestmark = pytest.mark.live
 

@@ -241,3 +241,12 @@ def test_units_stay_small() -> None:
                 assert node.end_lineno - node.lineno < 270, f"{module}.{node.name} is a class of over 250 lines"
             elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 assert node.end_lineno - node.lineno < 65, f"{module}.{node.name} is a function of over 60 lines"
+
+
+def test_no_two_modules_share_a_name() -> None:
+    """A file name says where a thing happens only if no other module has it (packages' __init__ aside)."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name != "__init__.py":
+            seen.setdefault(path.name, []).append(str(path.relative_to(REPO)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}

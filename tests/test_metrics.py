@@ -25,7 +25,7 @@ from feedsvc.host import create_app
 from feedsvc.logs import JsonFormatter, gunicorn_logconfig
 from feedsvc.model import BuildResult, Problem
 from feedsvc.pipeline.builder import Builder
-from feedsvc.web.metrics import Metrics
+from feedsvc.web.metrics_endpoint import Metrics
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 BUILD_FIELDS = ("entries", "files", "changed", "skipped", "duration_ms", "etag")
@@ -397,7 +397,7 @@ def test_each_declared_feed_has_its_entries_gauge() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     from feedsvc.model import BuildResult
-    from feedsvc.web.metrics import Metrics
+    from feedsvc.web.metrics_endpoint import Metrics
 
     metrics = Metrics(None)
     metrics.observe_build(BuildResult(ok=True, published=True, entries=7, feeds={"world": 3, "sport": 0}), None)

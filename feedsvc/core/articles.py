@@ -8,7 +8,7 @@ edited, and the hash needs no state, so the key is the same across rebuilds, rep
 Collisions: with n entries, the chance that any two of 80-bit keys collide is at most
 n² / 2⁸¹ (the birthday bound): about 4·10⁻¹⁵ at 100k entries and 4·10⁻¹³ at a million. A
 collision would make two entries share one page (the newer wins, see
-`feedsvc.pipeline.articles`); it is never an error.
+`feedsvc.pipeline.article_pages`); it is never an error.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from feedsvc.core.render.documents import render_documents
 from feedsvc.core.render.html import PAGE_TEMPLATE_KEY, TEMPLATES_KEY
 from feedsvc.core.routes import page_name, subscription_names
 from feedsvc.model import Document, Feed, FeedMeta, Page, Record, Reuse
-from feedsvc.pipeline.articles import Pool, feed_order, plan_articles, with_pages
+from feedsvc.pipeline.article_pages import Pool, feed_order, plan_articles, with_pages
 from feedsvc.pipeline.context import BuildContext, Zipper
 from feedsvc.pipeline.feeds import EntriesOf, transform_key
 from feedsvc.pipeline.workers import archive_document, page_with
@@ -120,7 +120,7 @@ def _by_composition(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastPubl
 
 
 def _articles(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastPublish, pooled: bool) -> list[Planned]:
-    """Every feed's entries' pages that it publishes itself (`feedsvc.pipeline.articles`);
+    """Every feed's entries' pages that it publishes itself (`feedsvc.pipeline.article_pages`);
     `pooled`: the workers may render them (from the cache file)."""
     assert last.page_keys is not None
     pool = Pool(ctx.workers, ctx.cache_path) if pooled else None

@@ -180,7 +180,7 @@ def make_app(
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY  # no route takes a body
     if metrics is not None:
-        from feedsvc.web.metrics import install
+        from feedsvc.web.metrics_endpoint import install
 
         install(app, metrics, config.metrics_token)
     state = WebProcess(config, store, builder, metrics)

@@ -23,7 +23,7 @@ ahead of this clock is sent with the request's time, checked per request. Every 
 document carries the configured `Cache-Control` (`Config.cache_control`: max-age, and s-maxage,
 stale-while-revalidate and stale-if-error for the caches in front).
 
-Every answer given here is counted by document and status (`count`, from `feedsvc.web.metrics`):
+Every answer given here is counted by document and status (`count`, from `feedsvc.web.metrics_endpoint`):
 one dict lookup and one increment.
 """
 
@@ -55,7 +55,7 @@ METHODS = ("GET", "HEAD")
 _XML_FEED_TYPES = ("application/atom+xml", "application/rss+xml")
 
 Headers = list[tuple[str, str]]
-# Counts one answer: (document label, status code), e.g. ("feed.xml", "304"); feedsvc.web.metrics.
+# Counts one answer: (document label, status code), e.g. ("feed.xml", "304"); feedsvc.web.metrics_endpoint.
 Count = Callable[[str, str], None]
 _LABELS = {name: name for name in ROUTES.values()}
 StartResponse = Callable[..., Any]

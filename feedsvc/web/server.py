@@ -10,7 +10,7 @@ two of SIGTERM (a stopping gthread worker keeps kept-alive connections open up t
 keep-alive timeout, at most 2 s, for a request that may already be on its way).
 
 The hooks keep `/metrics` right across the workers (prometheus_client's multiprocess mode, see
-`feedsvc.web.metrics`): the master makes a fresh `PROMETHEUS_MULTIPROC_DIR` as it starts, before
+`feedsvc.web.metrics_endpoint`): the master makes a fresh `PROMETHEUS_MULTIPROC_DIR` as it starts, before
 it forks a worker (or wipes the one it was given), tells prometheus_client when a worker died, and
 removes the folder it made when it exits. With `log_format = "json"` gunicorn's own loggers
 write JSON lines too (`logconfig_dict`, from `feedsvc.logs`).

@@ -143,7 +143,7 @@ _ARTICLE = """{% extends "head" %}
 PAGE_TEMPLATE_KEY = hashlib.sha256(repr((_HEAD, _PAGE, STYLE, DATE_FORMAT)).encode()).hexdigest()[:16]
 # The same for the documents of a declared feed's subscription (its index and feed pages).
 TEMPLATES_KEY = hashlib.sha256(repr((_HEAD, _INDEX, _PAGE, STYLE, DATE_FORMAT)).encode()).hexdigest()[:16]
-# The same for an entry's page (feedsvc.pipeline.articles).
+# The same for an entry's page (feedsvc.pipeline.article_pages).
 ARTICLE_TEMPLATE_KEY = hashlib.sha256(repr((_HEAD, _ARTICLE, ARTICLE_STYLE, DATE_FORMAT)).encode()).hexdigest()[:16]
 
 _env = Environment(
