@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE
+from conftest import SAMPLE, write_seed
 from live import BIN, feed_env, free_port, http, running
 from lxml import html as lxml_html
 from test_readers import BROWSER_ACCEPT, chromium, run_newsboat, write_article
@@ -132,3 +132,26 @@ def test_chromium_renders_an_article_page(tmp_path: Path) -> None:
         assert [line for line in console if "net::ERR_" not in line] == []
         if os.environ.get("SCREENSHOTS_DIR"):  # to look at it
             shutil.copy(shot, Path(os.environ["SCREENSHOTS_DIR"]) / "article.png")
+
+
+def test_chromium_shows_an_allowed_embed_on_its_page_without_a_csp_violation(tmp_path: Path) -> None:
+    """A YouTube player (written as publishers do, feature=oembed) reaches the entry's page as a sandboxed
+    no-cookie iframe, and the page's CSP lets Chromium frame it: no CSP violation in the console (the
+    player's host is not reachable from a test, so a network error is all it may say)."""
+    seeds, port = corpus(tmp_path), free_port()
+    write_seed(seeds, "video.txt", 1700000000000, "A video", "https://e.com/video",
+               '<p>Watch:</p><iframe width="560" height="315" title="Clip" allowfullscreen '
+               'src="https://www.youtube.com/embed/dQw4w9WgXcQ?feature=oembed"></iframe><p>After.</p>')
+    base = f"http://127.0.0.1:{port}/"
+    env = feed_env(tmp_path, seeds, tmp_path / "out", **PAGES, FEEDSVC_BASE_URL=base)
+    with running([str(BIN / "feedsvc"), "serve", "--port", str(port)], env, port, tmp_path / "serve.log") as srv:
+        _, _, index = srv.get("/")
+        ours, _ = page_links(base, index)
+        page = next(p for p in ours if PAGE.fullmatch(p) and "<h2>A video" in srv.get(p)[2].decode())
+        dom, console = chromium(tmp_path, srv.url(page), "--dump-dom")
+    frame = re.search(r"<iframe[^>]*>", dom)
+    assert frame is not None and 'src="https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ' in frame.group(0)
+    assert 'sandbox="allow-scripts allow-same-origin allow-popups allow-popups-to-escape-sandbox"' in frame.group(0)
+    assert "<script" not in dom
+    assert [line for line in console if "Content Security Policy" in line or "violates" in line] == []
+    assert [line for line in console if "net::ERR_" not in line] == []
