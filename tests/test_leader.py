@@ -89,9 +89,10 @@ def test_a_lock_on_a_file_that_is_gone_is_not_a_lead(tmp_path: Path, thread_erro
     waiter.start()
     (out / ".builder.lock").unlink()
     third = Election(out, on_elected=lambda: None, check_every=60)
-    third.start()  # a new file: it leads there
-    assert third.is_leader
+    third.start()  # a new file, locked at once; it leads there once first, still building, lets go
+    assert not third.is_leader  # first holds the builder token: never two builders
     first.stop()  # the waiter gets the old file's lock: not a lead, and the new file is third's
+    wait_for(lambda: third.is_leader, 10, what="third leads once the first let its token go")
 
     def stands_on_the_new_file() -> bool:
         fd = waiter._fd
@@ -102,4 +103,33 @@ def test_a_lock_on_a_file_that_is_gone_is_not_a_lead(tmp_path: Path, thread_erro
     third.stop()
     wait_for(lambda: waiter.is_leader, 10, what="the waiter leads on the new file")
     waiter.stop()
+    assert thread_errors == []
+
+
+def test_a_new_leader_waits_until_the_deposed_one_has_stopped_its_builder(
+    tmp_path: Path, thread_errors: list[BaseException]
+) -> None:
+    """The output folder deleted: a new process locks a new file at once, but builds only once the
+    old leader's builder has stopped (its `on_deposed` returned), so two builders never overlap."""
+    out = tmp_path / "out"
+    events: list[str] = []
+    release = threading.Event()
+
+    def deposed() -> None:
+        events.append("deposing")
+        release.wait(10)  # a builder that takes a while to stop
+        events.append("deposed")
+
+    first = Election(out, on_elected=lambda: events.append("first"), on_deposed=deposed, check_every=0.01)
+    first.start()
+    shutil.rmtree(out)
+    second = Election(out, on_elected=lambda: events.append("second"), check_every=0.01)
+    second.start()
+    wait_for(lambda: "deposing" in events, 10, what="the old leader steps down")
+    assert not second.is_leader and "second" not in events  # the old builder is still stopping
+    release.set()
+    wait_for(lambda: second.is_leader, 10, what="the new leader, once the old builder stopped")
+    assert events.index("deposed") < events.index("second")
+    second.stop()
+    first.stop()
     assert thread_errors == []

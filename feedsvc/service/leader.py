@@ -11,14 +11,23 @@ leader. So the leader checks every CHECK_SECONDS that the lock path is still the
 (the same device and inode); if not, it steps down (`on_deposed`: its builder stops) and stands
 again on the new file, where it waits if another process leads there. A process that gets a lock
 checks the same before it leads: a waiter may get the lock of a file that is gone.
+
+A new lock file cannot tell a new leader that a deposed one is still stopping its builder. So a
+leader also holds a token that outlives the folder: an abstract Unix socket named after the output
+folder's real path (Linux; the kernel frees it when its holder dies, like the lock). It binds the
+token before it builds and closes it only once its builder has stopped (after `on_deposed`); a
+new leader waits for it, so two builders never overlap, even for the moments a stop takes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
+import socket
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +37,15 @@ log = logging.getLogger("feedsvc.leader")
 LOCK_NAME = ".builder.lock"
 # How often a leader checks that its lock file is still the one at the lock path.
 CHECK_SECONDS = 0.25
+# How often a new leader tries for the token a deposed one still holds (see the module's doc).
+TOKEN_RETRY_SECONDS = 0.05
+_TOKENS = sys.platform.startswith("linux")  # the abstract socket namespace is Linux's
+
+
+def token_name(out_dir: Path) -> str:
+    """The builder token's abstract socket name for `out_dir` (its real path: it survives the folder)."""
+    real = os.path.realpath(out_dir).encode("utf-8", "surrogateescape")
+    return "\0feedsvc-builder-" + hashlib.sha256(real).hexdigest()[:32]
 
 
 class Election:
@@ -50,6 +68,7 @@ class Election:
         self._lock = threading.Lock()
         self._stopped = False
         self._stopping = threading.Event()
+        self._token: socket.socket | None = None
 
     def start(self) -> None:
         """Try at once; if another process leads, wait for it in the background."""
@@ -61,9 +80,12 @@ class Election:
         except BlockingIOError:
             leading = False
         else:
-            leading = self._take(fd)
-            if not leading:  # locked a file that is gone: stand on the new one
-                fd = self._reopen(fd)
+            if not self._take_token(wait=False):
+                leading = False  # a deposed leader is still stopping: the thread waits for its token
+            else:
+                leading = self._take(fd)
+                if not leading:  # locked a file that is gone: stand on the new one
+                    fd = self._reopen(fd)
         self._thread = threading.Thread(target=self._run, args=(fd, leading), name="feedsvc-election", daemon=True)
         self._thread.start()
 
@@ -93,9 +115,13 @@ class Election:
                 fd = self._reopen(fd)
 
     def _take(self, fd: int) -> bool:
-        """Lead on `fd`, locked, if it is still the file at the lock path (and we are not stopping)."""
+        """Lead on `fd`, locked, if it is still the file at the lock path (and we are not stopping),
+        once the builder token is ours."""
+        if not self._take_token():
+            return False
         with self._lock:
             if self._stopped or self._fd != fd or not self._holds(fd):
+                self._let_token_go()
                 return False
             self.is_leader = True
             self._name(os.getpid())
@@ -121,7 +147,31 @@ class Election:
             log.warning("pid %d: lock file %s gone or replaced: stepping down, standing again", os.getpid(), self.path)
             if self.on_deposed is not None:
                 self.on_deposed()
+            self._let_token_go()  # the builder has stopped: a new leader may build
             return
+
+    def _take_token(self, wait: bool = True) -> bool:
+        """Bind the builder token, waiting (`wait`) while a deposed leader holds it; False when
+        stopping, or when it is taken and not `wait`."""
+        while _TOKENS and self._token is None:
+            token = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                token.bind(token_name(self.path.parent))
+            except OSError:
+                token.close()
+                if not wait or self._stopping.wait(TOKEN_RETRY_SECONDS):
+                    return False
+            else:
+                self._token = token
+        if self._stopping.is_set():
+            self._let_token_go()
+            return False
+        return True
+
+    def _let_token_go(self) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            token.close()
 
     def _reopen(self, fd: int | None) -> int | None:
         """Let `fd` (and its lock) go and open the file now at the lock path; None if it cannot be made."""
@@ -160,6 +210,7 @@ class Election:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        self._let_token_go()
 
 
 def current_leader(out_dir: Path) -> int | None:
