@@ -117,7 +117,7 @@ class Election:
     def _take(self, fd: int) -> bool:
         """Lead on `fd`, locked, if it is still the file at the lock path (and we are not stopping),
         once the builder token is ours."""
-        if not self._take_token():
+        if not self._take_token(still=lambda: self._holds(fd)):  # stale file: no lead, no wait
             return False
         with self._lock:
             if self._stopped or self._fd != fd or not self._holds(fd):
@@ -150,10 +150,12 @@ class Election:
             self._let_token_go()  # the builder has stopped: a new leader may build
             return
 
-    def _take_token(self, wait: bool = True) -> bool:
-        """Bind the builder token, waiting (`wait`) while a deposed leader holds it; False when
-        stopping, or when it is taken and not `wait`."""
+    def _take_token(self, wait: bool = True, still: Callable[[], bool] = lambda: True) -> bool:
+        """Bind the builder token, waiting (`wait`) while a deposed leader holds it, as long as
+        `still()`; False when stopping, when `still()` no longer holds, or when taken and not `wait`."""
         while _TOKENS and self._token is None:
+            if not still():
+                return False
             token = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 token.bind(token_name(self.path.parent))
@@ -176,7 +178,7 @@ class Election:
     def _reopen(self, fd: int | None) -> int | None:
         """Let `fd` (and its lock) go and open the file now at the lock path; None if it cannot be made."""
         with self._lock:
-            if fd is not None:
+            if fd is not None and fd == self._fd:  # else stop() closed it: its number may be another file's now
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._fd = None
