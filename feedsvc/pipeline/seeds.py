@@ -118,18 +118,7 @@ def scan_seeds(seeds_dir: Path) -> list[SeedFile]:
     Symbolic links are followed only when their target stays inside the seeds directory:
     a seeds folder must not be able to publish /etc/passwd.
     """
-    try:
-        root = seeds_dir.resolve(strict=True)
-    except (FileNotFoundError, NotADirectoryError, RuntimeError):
-        raise SeedsDirError(seeds_dir, "does not exist") from None
-    except OSError as exc:
-        raise SeedsDirError(seeds_dir, f"cannot be resolved: {exc.strerror or type(exc).__name__}") from None
-    if not root.is_dir():
-        raise SeedsDirError(seeds_dir, "is not a directory")
-    if not os.access(root, os.R_OK | os.X_OK):
-        raise SeedsDirError(seeds_dir, "is not readable")
-
-    real_root = str(root)
+    real_root = _real_root(seeds_dir)
     found: list[SeedFile] = []
     escaped: set[int] = set()  # the indexes in `found` of names that are not UTF-8
     visited: set[tuple[int, int]] = set()
@@ -151,10 +140,9 @@ def scan_seeds(seeds_dir: Path) -> list[SeedFile]:
             if name.startswith("."):
                 continue
             try:
-                resolved = _resolved(item.path, real_root) if item.is_symlink() else real_prefix + name
-                if resolved is None:
+                real = _resolved(item.path, real_root) if item.is_symlink() else real_prefix + name
+                if real is None:
                     continue
-                real = resolved
                 if is_seed_name(name) and item.is_file():
                     st = item.stat()
                     rel = seed_rel(rel_prefix + name)
@@ -173,6 +161,21 @@ def scan_seeds(seeds_dir: Path) -> list[SeedFile]:
     if escaped:
         found = _without_clashes(found, escaped)
     return found
+
+
+def _real_root(seeds_dir: Path) -> str:
+    """The seeds folder's real path; a SeedsDirError when it is missing, not a folder or unreadable."""
+    try:
+        root = seeds_dir.resolve(strict=True)
+    except (FileNotFoundError, NotADirectoryError, RuntimeError):
+        raise SeedsDirError(seeds_dir, "does not exist") from None
+    except OSError as exc:
+        raise SeedsDirError(seeds_dir, f"cannot be resolved: {exc.strerror or type(exc).__name__}") from None
+    if not root.is_dir():
+        raise SeedsDirError(seeds_dir, "is not a directory")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise SeedsDirError(seeds_dir, "is not readable")
+    return str(root)
 
 
 def _without_clashes(found: list[SeedFile], escaped: set[int]) -> list[SeedFile]:
