@@ -26,6 +26,7 @@ import pytest
 from conftest import REPO, SAMPLE
 from live import BIN, Server, feed_env, free_port, procfile_command, running, wait_for
 
+from benchmarks.slow_clients import alive, connect
 from feedsvc.web.metrics_endpoint import allowed, direct_loopback
 
 pytestmark = pytest.mark.live
@@ -75,40 +76,22 @@ class Attackers:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _open(self) -> socket.socket | None:
-        try:
-            sock = socket.create_connection(("127.0.0.1", self.port), timeout=2)
-        except OSError:
-            return None
-        sock.setblocking(False)
-        return sock
-
-    def _alive(self, sock: socket.socket | None) -> bool:
-        if sock is None:
-            return False
-        try:
-            return sock.recv(1, socket.MSG_PEEK) != b""
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-
     def _tick(self) -> None:
         for i, (sock, sent) in enumerate(self.slow):
-            if not self._alive(sock):
+            if not alive(sock):
                 if sock is not None:
                     sock.close()
-                sock, sent = self._open(), 0
+                sock, sent = connect(self.port), 0
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.send(self.HEAD[sent % len(self.HEAD) :][:1])
                     sent += 1
             self.slow[i] = (sock, sent)
         for i, sock in enumerate(self.idle):
-            if not self._alive(sock):
+            if not alive(sock):
                 if sock is not None:
                     sock.close()
-                self.idle[i] = self._open()
+                self.idle[i] = connect(self.port)
 
     def _run(self) -> None:
         while not self.stop.is_set():
