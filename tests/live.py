@@ -51,6 +51,15 @@ def parent_of(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
+def alive(pid: int) -> bool:
+    """Whether `pid` is a process that has not exited (a zombie has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 15, interval: float = 0.05, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None

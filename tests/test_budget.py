@@ -21,7 +21,7 @@ from pathlib import Path
 
 import conftest
 import pytest
-from live import feed_env, free_port, parent_of, running, wait_for
+from live import alive, feed_env, free_port, parent_of, running, wait_for
 
 import feedsvc.pipeline.helpers as helpers_module
 import feedsvc.pipeline.workers as workers_module
@@ -224,13 +224,6 @@ def descendants(pid: int) -> set[int]:
         found |= frontier
     return found
 
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.live

@@ -23,7 +23,7 @@ import conftest
 import feedparser
 import pytest
 from conftest import SAMPLE, seed_text
-from live import Server, feed_env, free_port, running, wait_for
+from live import Server, alive, feed_env, free_port, running, wait_for
 from schemas import validate_atom
 
 import feedsvc.pipeline.load as build_module
@@ -406,13 +406,6 @@ list(workers.process(items))
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
 
 @pytest.mark.live
 def test_pool_workers_exit_when_their_builder_is_killed(tmp_path: Path) -> None:
@@ -426,12 +419,12 @@ def test_pool_workers_exit_when_their_builder_is_killed(tmp_path: Path) -> None:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         workers = [int(p) for p in Path(f"/proc/{child.pid}/task/{child.pid}/children").read_text().split()]
         workers = [pid for pid in workers if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()]
-        assert workers and all(_alive(pid) for pid in workers)
+        assert workers and all(alive(pid) for pid in workers)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(10)
     try:
-        wait_for(lambda: not any(_alive(pid) for pid in workers), 15, what="the pool's workers to exit")
+        wait_for(lambda: not any(alive(pid) for pid in workers), 15, what="the pool's workers to exit")
     finally:
-        for pid in filter(_alive, workers):  # the test's own leftovers, should it fail
+        for pid in filter(alive, workers):  # the test's own leftovers, should it fail
             os.kill(pid, signal.SIGKILL)
