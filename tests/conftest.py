@@ -17,6 +17,7 @@ REPO = TESTS.parent
 sys.path.insert(0, str(TESTS))
 
 from feedsvc.config import Config, load_config  # noqa: E402
+from feedsvc.publish.layout import ManifestRow, load_manifest, published_rows  # noqa: E402
 
 SAMPLE = REPO / "seeds" / "000_76cb3dcc68cf4183.txt"
 
@@ -132,3 +133,18 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(Workers, "process", counting)
     return calls
+
+
+def published(out: Path) -> dict[str, ManifestRow]:
+    """Every published document's row, by name: the manifest's and the entry pages' (its index)."""
+    manifest = load_manifest(out)
+    assert manifest is not None
+    return published_rows(out, manifest)
+
+
+def published_etags(out: Path) -> dict[str, str]:
+    return {name: row.etag for name, row in published(out).items()}
+
+
+def published_bodies(out: Path) -> dict[str, bytes]:
+    return {name: (out / "objects" / row.object).read_bytes() for name, row in published(out).items()}

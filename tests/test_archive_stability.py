@@ -13,12 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import REPO, write_seed
+from conftest import REPO, published_bodies, published_etags, write_seed
 from test_archive import walk
 
 from feedsvc.core.routes import ARCHIVE_ROUTE
 from feedsvc.pipeline.builder import Builder
-from feedsvc.publish.layout import read_manifest
 
 SUBSCRIPTION = ("feed.xml", "feed.rss", "feed.json")
 
@@ -33,8 +32,7 @@ def corpus(seeds: Path, start: datetime, step: timedelta, count: int, prefix: st
         write(seeds, f"{prefix}{i:03}.txt", start + i * step)
 
 
-def etags(out: Path) -> dict[str, str]:
-    return {name: doc["etag"] for name, doc in read_manifest(out)["documents"].items()}
+etags = published_etags
 
 
 def pages(published: dict[str, str]) -> list[str]:
@@ -56,9 +54,7 @@ def articles(names: set[str]) -> set[str]:
     return {name for name in names if name.startswith("articles/")}
 
 
-def bodies(out: Path) -> dict[str, bytes]:
-    documents = read_manifest(out)["documents"]
-    return {name: (out / "objects" / doc["object"]).read_bytes() for name, doc in documents.items()}
+bodies = published_bodies
 
 
 def cli_build(tmp_path: Path, seeds: Path, out: Path, **extra: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import feedparser
 import pytest
 from browser_eye import inert_problems, visible_text
-from conftest import SAMPLE, write_seed
+from conftest import SAMPLE, published_bodies, write_seed
 from lxml import html as lxml_html
 
 import feedsvc.pipeline.article_pages as articles_module
@@ -22,7 +22,6 @@ from feedsvc.core.articles import FRAME_HOSTS, article_key, original_label, text
 from feedsvc.core.routes import document_name
 from feedsvc.host import create_app
 from feedsvc.pipeline.builder import Builder
-from feedsvc.publish.layout import read_manifest
 from feedsvc.web.headers import ARTICLE_CONTENT_SECURITY_POLICY
 
 BASE = "https://feeds.example.org/"
@@ -30,10 +29,7 @@ PAGE = re.compile(r"articles/[0-9a-f]{20}\.html")
 XSS = json.loads((Path(__file__).resolve().parent / "data" / "xss_vectors.json").read_text(encoding="utf-8"))
 
 
-def documents(out: Path) -> dict[str, bytes]:
-    manifest = read_manifest(out)
-    assert manifest is not None
-    return {name: (out / "objects" / d["object"]).read_bytes() for name, d in manifest["documents"].items()}
+documents = published_bodies
 
 
 def article_pages(out: Path, prefix: str = "") -> dict[str, bytes]:
@@ -291,13 +287,14 @@ def test_store_many_names_objects_only_after_they_are_written(tmp_path: Path, mo
     docs = [Document(f"articles/{i:020x}.html", f"<p>{i}</p>".encode(), "text/html; charset=utf-8",
                      datetime(2024, 1, 1, tzinfo=UTC), f"key{i}", in_memory=False) for i in range(3)]
     docs.append(docs[0])  # the same bytes twice: written once
-    objects = tmp_path / "objects"
+    objects = tmp_path / "objects" / "articles"
     named_at_sync: list[list[str]] = []
     monkeypatch.setattr(writer.os, "sync", lambda: named_at_sync.append(
         sorted(p.name for p in objects.iterdir() if not p.name.startswith(".tmp-"))))
     stored = writer.store_many(tmp_path, docs)
     assert named_at_sync == [[]]  # nothing had its name when the data was synced
-    assert sorted(p.name for p in objects.iterdir()) == sorted({n for s in stored for n in s.row.objects})
-    single = writer.store(tmp_path / "other", docs[1])
-    assert stored[1].row == single.row and stored[1].source_key == "key1"
+    assert sorted("articles/" + p.name for p in objects.iterdir()) == sorted({n for s in stored for n in s.row.objects})
+    single = writer.store(tmp_path / "other", docs[1])  # a document's objects: the same bytes, at the top
+    assert (stored[1].row.object, stored[1].row.gzip_object) == tuple("articles/" + n for n in single.row.objects)
+    assert (stored[1].row.etag, stored[1].row.size, stored[1].source_key) == (single.row.etag, single.row.size, "key1")
     assert writer.store_many(tmp_path, []) == []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import SAMPLE, write_seed
+from conftest import SAMPLE, published_etags, write_seed
 from live import wait_for
 
 import feedsvc.pipeline.builder as builder_module
@@ -19,7 +19,6 @@ from feedsvc.core.parse import parse_header, parse_seed
 from feedsvc.host import create_app
 from feedsvc.pipeline.builder import Builder
 from feedsvc.pipeline.newest import MIN_FILES
-from feedsvc.publish.layout import read_manifest
 from feedsvc.publish.reader import read_warming
 from feedsvc.service.leader import Election
 from feedsvc.service.runner import BuilderService
@@ -50,10 +49,7 @@ def feed_ids(out: Path) -> list[str]:
     return [e.id for e in feedparser.parse((out / "feed.xml").read_bytes()).entries]
 
 
-def documents(out: Path) -> dict[str, str]:
-    manifest = read_manifest(out)
-    assert manifest is not None
-    return {name: doc["etag"] for name, doc in manifest["documents"].items()}
+documents = published_etags
 
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import feedparser
 import listparser
 import pytest
-from conftest import REPO, SAMPLE, seed_text
+from conftest import REPO, SAMPLE, published_bodies, seed_text
 from lxml import html as lxml_html
 from schemas import validate_atom, validate_jsonfeed
 
@@ -40,11 +40,7 @@ def write_toml(path: Path, seeds: Path, out: Path, extra: str, **top: object) ->
     return path
 
 
-def documents(out: Path) -> dict[str, bytes]:
-    """Every published document's bytes, by name."""
-    manifest = read_manifest(out)
-    assert manifest is not None
-    return {name: (out / "objects" / d["object"]).read_bytes() for name, d in manifest["documents"].items()}
+documents = published_bodies
 
 
 def story(seeds: Path, rel: str, n: int, title: str, body: str = "") -> None:

@@ -5,12 +5,13 @@ page's bytes are made of its entry, the feed's metadata, and its neighbours' key
 newer and older links), so its composition key is the hash of exactly those: the template's key,
 the feed's metadata and transform, its entry's id and cache key, and each neighbour's id and
 cache key (which decide the neighbour's URL and title). A new article changes its own page's key
-and its neighbours', and no other: publishing it into 100k entries renders three pages and
-reuses every other (`Reuse`, whose bytes are neither read nor held).
+and its neighbours', and no other: publishing it into 100k entries renders three pages, rewrites
+the index shards they are in (`feedsvc.publish.article_index`) and reuses every other shard
+whole, unread.
 
 Pages are planned from light Records; the changed ones are loaded from the cache in batches,
-rendered, compressed and written as objects at once (`store`), so only their manifest rows stay
-in memory. They are served from disk (`in_memory=False`), as archive pages are.
+rendered, compressed and written as objects at once (`store_many`), so only their rows stay
+in memory. They are served from disk, as archive pages are.
 
 The top-level feed has pages; a declared feed that converts or proxies its entries has its own
 (under its prefix); any other declared feed links to the top-level feed's pages. A cold start's
@@ -19,12 +20,11 @@ first publish has none: they come with the full build that follows (`FeedPlan.ar
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,12 +34,12 @@ from feedsvc import __version__
 from feedsvc.core.articles import article_name, page_url
 from feedsvc.core.render.html import ARTICLE_TEMPLATE_KEY, Near, render_article_page
 from feedsvc.core.routes import HTML_TYPE
-from feedsvc.model import Document, Entry, Feed, FeedMeta, Page, Record, Reuse
+from feedsvc.model import Document, Entry, Feed, FeedMeta, Page, Record
 from feedsvc.pipeline.cache import CacheError, SqliteCache
 from feedsvc.pipeline.feeds import EntriesOf, transform_key, transformer
 from feedsvc.pipeline.helpers import END, Overrun
 from feedsvc.pipeline.workers import ARCHIVE_GZIP_LEVEL, Workers
-from feedsvc.publish.layout import Stored, compress
+from feedsvc.publish.layout import ArticleShard, ManifestRow, Shard, Stored, compress, shard_key, shard_of, shard_rows
 from feedsvc.publish.writer import store_many
 
 log = logging.getLogger("feedsvc.build")
@@ -49,8 +49,6 @@ POOL_MIN_PAGES = 64
 POOL_BATCH = 128
 # Pages rendered per batch: their entries and neighbours are loaded together, then dropped.
 BATCH = 256
-
-Planned = Callable[[], Reuse | Stored]
 
 
 def with_pages(feed_name: str, meta: FeedMeta, transforms: bool) -> bool:
@@ -97,24 +95,62 @@ def plan_articles(
     feed: Feed,
     order: Sequence[Record],
     entries_of: EntriesOf,
-    published: Mapping[str, str],
+    published: Mapping[str, Shard],
     pool: Pool | None = None,
-) -> list[Planned]:
-    """A feed's entries' pages (`order`: `feed_order`): a Reuse where the published page has the
-    same composition key (`published`: the published documents' keys), else rendered and stored
-    now: by the worker processes when many changed (`pool`), else (or what they could not) here."""
+) -> list[ArticleShard]:
+    """A feed's entries' pages (`order`: `feed_order`), as shards of the pages' index
+    (`feedsvc.publish.article_index`; `published`: the current index). A shard whose pages have
+    the composition keys published is reused whole, unread; in any other, a page whose row has its
+    key is carried over, and the rest are rendered and stored now: by the worker processes when
+    many changed (`pool`), else (or what they could not) here."""
     keys = composition_keys(feed.meta, transform_key(feed), order)
     names = [article_name(r.id or "", feed.prefix) for r in order]
-    changed = [i for i, (name, key) in enumerate(zip(names, keys, strict=True)) if published.get(name) != key]
-    fresh = set(changed)
-    pairs = enumerate(zip(names, keys, strict=True))
-    planned: list[Planned] = [functools.partial(Reuse, name, key) for i, (name, key) in pairs if i not in fresh]
+    by_shard: dict[str, list[int]] = {}
+    taken: set[str] = set()
+    for i, name in enumerate(names):
+        if name not in taken:  # two ids with one key (feedsvc.core.articles): the newer's page
+            taken.add(name)
+            by_shard.setdefault(shard_of(name), []).append(i)
+    shards: list[ArticleShard] = []
+    carried: dict[str, dict[str, ManifestRow]] = {}
+    changed: list[int] = []
+    for shard, indices in by_shard.items():
+        key = shard_key((names[i], keys[i]) for i in indices)
+        current = published.get(shard)
+        if current is not None and current.key == key:
+            shards.append(ArticleShard(shard, key, base=current.object))
+            continue
+        rows = shard_rows(out_dir, current)
+        kept = carried[shard] = {names[i]: rows[names[i]] for i in indices if _same(rows.get(names[i]), keys[i])}
+        changed += [i for i in indices if names[i] not in kept]
+    for stored in _rendered(out_dir, feed, order, entries_of, changed, keys, names, pool):
+        carried[shard_of(stored.name)][stored.name] = stored.row
+    for shard, rows in carried.items():
+        current = published.get(shard)
+        shards.append(ArticleShard(shard, "", rows, current.object if current is not None else None))
+    return shards
+
+
+def _same(row: ManifestRow | None, key: str) -> bool:
+    return row is not None and row.source_key == key
+
+
+def _rendered(
+    out_dir: Path,
+    feed: Feed,
+    order: Sequence[Record],
+    entries_of: EntriesOf,
+    changed: list[int],
+    keys: Sequence[str],
+    names: Sequence[str],
+    pool: Pool | None,
+) -> Iterator[Stored]:
+    """The changed pages, rendered and stored (an entry gone from the cache: no page)."""
     if pool is not None and pool.cache is not None and len(changed) >= POOL_MIN_PAGES:
         done, changed = _pooled(pool.workers, pool.cache, out_dir, feed, order, changed, keys, names)
-        planned += [functools.partial(_given, s) for s in done]
+        yield from done
     for batch in _render(feed.meta, order, changed, keys, names, entries_of):
-        planned += [functools.partial(_given, s) for s in store_many(out_dir, batch)]
-    return planned
+        yield from store_many(out_dir, batch)
 
 
 class Job(NamedTuple):
@@ -200,10 +236,6 @@ def render_articles(cache: Path, out_dir: Path, feed: Feed, jobs: Sequence[Job])
             documents[job.name] = page
     stored = {s.name: s for s in store_many(out_dir, list(documents.values()))}
     return [stored.get(job.name) for job in jobs]
-
-
-def _given(stored: Stored) -> Stored:
-    return stored
 
 
 def _render(

@@ -43,8 +43,8 @@ from feedsvc.pipeline.article_pages import Pool, feed_order, plan_articles, with
 from feedsvc.pipeline.context import BuildContext, Zipper
 from feedsvc.pipeline.feeds import EntriesOf, transform_key
 from feedsvc.pipeline.workers import archive_document, page_with
-from feedsvc.publish.layout import Stored, compress, etag_for, load_manifest
-from feedsvc.publish.writer import Stale, publish
+from feedsvc.publish.layout import ArticleShard, Shard, Stored, compress, etag_for, load_manifest
+from feedsvc.publish.writer import Stale, publish_manifest
 
 log = logging.getLogger("feedsvc.build")
 
@@ -59,6 +59,8 @@ class LastPublish:
 
     page_keys: dict[str, str] | None = None
     shas: dict[str, str] = field(default_factory=dict)
+    # The entry pages' index as published (None: not known yet, read from the manifest).
+    shards: dict[str, Shard] | None = None
     # Each feed's last archive pages and their keys: the same pages (a feed none of whose records
     # changed) are not keyed again.
     keyed: dict[str, tuple[Sequence[Page[Record]], list[str]]] = field(default_factory=dict)
@@ -86,25 +88,37 @@ def render_and_publish(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastP
     planned: list[Planned] = [_compressed(document, last, ctx.zipper) for document in subscription]
     copies = [plan.feed.prefix + "feed.xml" for plan in plans]
     try:
-        known = _by_composition(ctx, plans, last, pooled=True) + _articles(ctx, plans, last, pooled=True)
-        published = publish(ctx.out_dir, [d() for d in planned + known], copies)
+        known = _by_composition(ctx, plans, last, pooled=True)
+        manifest = publish_manifest(ctx.out_dir, [d() for d in planned + known], copies, _articles(ctx, plans, last))
     except Stale as exc:
         log.info("%s: rendering them again", exc)
-        last.page_keys = {}
-        known = _by_composition(ctx, plans, last, pooled=False) + _articles(ctx, plans, last, pooled=False)
-        published = publish(ctx.out_dir, [d() for d in planned + known], copies)
+        last.page_keys, last.shards = {}, None
+        known = _by_composition(ctx, plans, last, pooled=False)
+        articles = _articles(ctx, plans, last, pooled=False)
+        manifest = publish_manifest(ctx.out_dir, [d() for d in planned + known], copies, articles)
     last.page_keys = {d.name: d.source_key for d in (p() for p in known)}
-    return published, etag_for(subscription[0].body)
+    if manifest is not None:
+        last.shards = manifest.articles
+    return manifest is not None, etag_for(subscription[0].body)
+
+
+def _read_published(ctx: BuildContext, last: LastPublish) -> None:
+    """What a new builder (or one another writer raced) knows of the published state: the
+    manifest's composition keys and entry pages' index."""
+    if last.page_keys is None or last.shards is None:
+        manifest = load_manifest(ctx.out_dir)
+        if last.page_keys is None:
+            rows = manifest.documents if manifest is not None else {}
+            last.page_keys = {name: row.source_key for name, row in rows.items()}
+        if last.shards is None:
+            last.shards = manifest.articles if manifest is not None else {}
 
 
 def _by_composition(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastPublish, pooled: bool) -> list[Planned]:
     """The documents known by their composition key: every feed's archive pages, and each declared
     feed's subscription documents (the top-level feed's are rendered every time, as before).
     `pooled`: the workers may render pages (from the cache file); else they are rendered here."""
-    if last.page_keys is None:
-        manifest = load_manifest(ctx.out_dir)
-        rows = manifest.documents if manifest is not None else {}
-        last.page_keys = {name: row.source_key for name, row in rows.items()}
+    _read_published(ctx, last)
     keys = [_page_keys(plan, last) for plan in plans]
     todo = [_changed(plan, plan_keys, last) for plan, plan_keys in zip(plans, keys, strict=True)]
     made: dict[tuple[str, int], Sequence[Document | Stored]] = {}
@@ -119,18 +133,24 @@ def _by_composition(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastPubl
     return planned
 
 
-def _articles(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastPublish, pooled: bool) -> list[Planned]:
-    """Every feed's entries' pages that it publishes itself (`feedsvc.pipeline.article_pages`);
-    `pooled`: the workers may render them (from the cache file)."""
-    assert last.page_keys is not None
+def _articles(
+    ctx: BuildContext, plans: Sequence[FeedPlan], last: LastPublish, pooled: bool = True
+) -> list[ArticleShard] | None:
+    """The entry pages' index: the shards of every feed's pages that it publishes itself
+    (`feedsvc.pipeline.article_pages`); None (the index stays as published) in a cold start's first
+    publish, which has none yet. `pooled`: the workers may render them (from the cache file)."""
+    if not all(plan.articles for plan in plans):
+        return None
+    _read_published(ctx, last)
+    assert last.shards is not None
     pool = Pool(ctx.workers, ctx.cache_path) if pooled else None
-    planned: list[Planned] = []
+    shards: list[ArticleShard] = []
     for plan in plans:
         feed = plan.feed
-        if plan.articles and with_pages(feed.name, feed.meta, any(feed.transform)):
+        if with_pages(feed.name, feed.meta, any(feed.transform)):
             order = feed_order(plan.current, plan.pages)
-            planned += plan_articles(ctx.out_dir, feed, order, plan.entries_of, last.page_keys, pool)
-    return planned
+            shards += plan_articles(ctx.out_dir, feed, order, plan.entries_of, last.shards, pool)
+    return shards
 
 
 def _subscription(plan: FeedPlan, last: LastPublish, zipper: Zipper, now: datetime) -> list[Planned]:

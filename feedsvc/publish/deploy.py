@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 
 from feedsvc.config import path_for_log
 from feedsvc.core.routes import DOCUMENTS, is_topic
-from feedsvc.publish.layout import OBJECTS, Manifest, ManifestRow, load_manifest, write_atomic
+from feedsvc.publish.layout import OBJECTS, ManifestRow, load_manifest, published_rows, write_atomic
 from feedsvc.publish.static import GZIP_SUFFIX, tree_files
 
 STAGES = ("new pages", "changed pages", "subscription feeds", "index pages and OPML")
@@ -152,11 +152,11 @@ def stage_of(name: str, documents: Collection[str]) -> int:
     return 2 if kind in _LINKING_KINDS and (not feed or kind == "index.html") else 0
 
 
-def wanted(manifest: Manifest, target: Target, cache_control: str, gzip: bool) -> dict[str, Upload]:
-    """Every object the bucket should hold, by key."""
-    files = tree_files(manifest.documents)
+def wanted(rows: Mapping[str, ManifestRow], target: Target, cache_control: str, gzip: bool) -> dict[str, Upload]:
+    """Every object the bucket should hold, by key (`rows`: every published document's, `published_rows`)."""
+    files = tree_files(rows)
     out: dict[str, Upload] = {}
-    for name, row in manifest.documents.items():
+    for name, row in rows.items():
         if name not in files or name + GZIP_SUFFIX not in files:
             continue  # a browser page: the other representation of a URL, negotiated
         obj = row.gzip_object if gzip else row.object
@@ -226,7 +226,11 @@ class Deployment:
         if manifest is None:
             raise DeployError(f"deploy to {self.target}: nothing is published in {path_for_log(self.out_dir)} yet")
         with _errors(self.target):
-            want = wanted(manifest, self.target, self.cache_control, self.gzip)
+            try:
+                rows = published_rows(self.out_dir, manifest)
+            except OSError:
+                raise Superseded("the entry pages' index") from None  # a publish collected a shard
+            want = wanted(rows, self.target, self.cache_control, self.gzip)
             listed = self._list()
             self.recorded = {k: v for k, v in self.recorded.items() if k in listed}
             self._head_unknown(want, listed)

@@ -1,6 +1,7 @@
 """The published state's layout on disk, shared by its writer and its readers.
 
     objects/<sha256>        immutable bodies, content-addressed (and <sha256>.gz beside them)
+    objects/articles/       the entries' pages' bodies, and their index's shards (<sha256>.json)
     manifest.json           which object each URL serves, with ETags and Last-Modified: THE switch
     feed.xml                a plain copy of the current feed, for scripts and static servers
     <name>/feed.xml         the same for each declared feed ([[feeds]])
@@ -13,11 +14,14 @@ The files' JSON shapes are typed here, each with `to_json` and `from_json` (the 
 those of the dicts `to_json` returns, written with sorted keys):
 
     ManifestRow     one document's row in manifest.json: its objects, ETags, type and date
-    Manifest        manifest.json: the current rows, the previous version's, its generation
+    Manifest        manifest.json: the current rows, the previous version's, its generation, and
+                    the entry pages' index: one `Shard` per folder and first two hex digits of the
+                    key, each an immutable object that holds its pages' rows
     Status          status.json: the last build of record (`read_status` hands web a dict)
     ManifestStat    the manifest file's stat: has another writer published since?
     Rendered        what a builder last published (the manifest's stat then, its feed's ETag)
     Stored          a document whose objects a worker wrote: publishing only names its row
+    ArticleShard    a shard of the entry pages' index, as a build hands it to publishing
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,6 +44,10 @@ STATUS = "status.json"
 WARMING = "warming.json"
 HEARTBEAT = "heartbeat.json"
 OBJECTS = "objects"
+# Under objects/: the entry pages' bodies and their index's shards. They are many (two objects a
+# page), so they are out of the manifest's rows and of its full collection: see `Shard`.
+ARTICLE_OBJECTS = "articles"
+SHARD_SUFFIX = ".json"
 PUBLISH_LOCK = ".publish.lock"
 TMP_PREFIX = ".tmp-"
 FORMAT = 1
@@ -152,6 +161,41 @@ class ManifestRow:
         )
 
 
+    def to_compact(self) -> list[Any]:
+        """An entry page's row in its index shard: the objects' digests (their folder and suffix are
+        known), sizes, type, date and key, as a list (a shard holds thousands)."""
+        return [
+            _digest_of(self.object),
+            self.size,
+            _digest_of(self.gzip_object).removesuffix(".gz"),
+            self.gzip_size,
+            self.content_type,
+            self.last_modified,
+            self.source_key,
+        ]
+
+    @classmethod
+    def from_compact(cls, row: list[Any]) -> ManifestRow:
+        """Raises ValueError or TypeError when `row` is not one."""
+        sha, size, gz_sha, gz_size, content_type, last_modified, source_key = row
+        return cls(
+            object=f"{ARTICLE_OBJECTS}/{sha}",
+            etag=etag_of_digest(sha),
+            size=size,
+            gzip_object=f"{ARTICLE_OBJECTS}/{gz_sha}.gz",
+            gzip_etag=etag_of_digest(gz_sha),
+            gzip_size=gz_size,
+            content_type=content_type,
+            last_modified=last_modified,
+            source_key=source_key,
+            in_memory=False,
+        )
+
+
+def _digest_of(name: str) -> str:
+    return name.rpartition("/")[2]
+
+
 def rows_to_json(rows: dict[str, ManifestRow]) -> dict[str, dict[str, Any]]:
     return {name: row.to_json() for name, row in rows.items()}
 
@@ -161,24 +205,91 @@ def rows_from_json(rows: dict[str, Any]) -> dict[str, ManifestRow]:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """One shard of the entry pages' index, as manifest.json names it: the object that holds its
+    rows (`objects/articles/<sha256>.json`, `{name: ManifestRow.to_compact()}`) and its key, the
+    digest of its pages' names and composition keys (`shard_key`). A build whose pages of a shard
+    have the key published reuses the shard whole, without reading it: publishing one article
+    into 100k rewrites the shards of its page and its neighbours', not an index of 100k rows."""
+
+    object: str
+    key: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"object": self.object, "key": self.key}
+
+
+def shard_of(name: str) -> str:
+    """The shard of an entry page's name: its folder and its key's first two hex digits
+    (`world/articles/ab12….html` is in `world/articles/ab`)."""
+    folder, _, file = name.rpartition("/")
+    return f"{folder}/{file[:2]}"
+
+
+def shard_key(pages: Iterable[tuple[str, str]]) -> str:
+    """The key of a shard whose pages are these (name, composition key) pairs."""
+    return digest(repr(sorted(pages)).encode())
+
+
+def shard_path(out_dir: Path, shard: Shard) -> Path:
+    return out_dir / OBJECTS / ARTICLE_OBJECTS / (shard.object + SHARD_SUFFIX)
+
+
+def shard_bytes(rows: dict[str, ManifestRow]) -> bytes:
+    return json.dumps({n: r.to_compact() for n, r in rows.items()}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def read_shard(out_dir: Path, shard: Shard) -> dict[str, ManifestRow]:
+    """A shard's rows. Raises OSError when its object is gone (a later publish collected it) and
+    ValueError when it is not a shard."""
+    with open(shard_path(out_dir, shard), "rb") as fh:
+        rows = json.load(fh)
+    try:
+        return {name: ManifestRow.from_compact(row) for name, row in rows.items()}
+    except (AttributeError, TypeError) as exc:
+        raise ValueError(f"shard {shard.object}: {exc}") from exc
+
+
+def shard_rows(out_dir: Path, shard: Shard | None) -> dict[str, ManifestRow]:
+    """A published shard's rows; none when there is no shard or it cannot be read (then its pages
+    are rendered again, and its objects are not released: a leak, never a deletion of what a
+    version may name)."""
+    if shard is None:
+        return {}
+    try:
+        return read_shard(out_dir, shard)
+    except (OSError, ValueError):
+        return {}
+
+
+@dataclass(frozen=True)
 class Manifest:
     """manifest.json: which row each URL serves (`documents`), and the previous version's rows,
-    whose objects are kept for a reader that has just read that version."""
+    whose objects are kept for a reader that has just read that version; the entry pages' index
+    (`articles`, by shard), and the objects under objects/articles/ that the previous version's
+    index named and this one does not (`released`: the next publish deletes them)."""
 
     generation: int
     published_at: str
     documents: dict[str, ManifestRow] = field(default_factory=dict)
     previous: dict[str, ManifestRow] = field(default_factory=dict)
     format: int = FORMAT
+    articles: dict[str, Shard] = field(default_factory=dict)
+    released: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        manifest: dict[str, Any] = {
             "format": self.format,
             "generation": self.generation,
             "published_at": self.published_at,
             "documents": rows_to_json(self.documents),
             "previous": rows_to_json(self.previous),
         }
+        if self.articles:
+            manifest["articles"] = {name: shard.to_json() for name, shard in self.articles.items()}
+        if self.released:
+            manifest["released"] = sorted(self.released)
+        return manifest
 
     @classmethod
     def from_json(cls, manifest: dict[str, Any]) -> Manifest:
@@ -189,6 +300,8 @@ class Manifest:
             documents=rows_from_json(manifest.get("documents", {})),
             previous=rows_from_json(manifest.get("previous", {})),
             format=manifest.get("format", FORMAT),
+            articles={n: Shard(s["object"], s["key"]) for n, s in manifest.get("articles", {}).items()},
+            released=tuple(manifest.get("released", ())),
         )
 
 
@@ -199,6 +312,28 @@ class Stored:
     name: str
     source_key: str
     row: ManifestRow
+
+
+class Stale(Exception):
+    """Documents passed as `Reuse` that the current manifest does not have (another writer replaced
+    them), as `Stored` whose objects are gone (another writer's publish collected them), or entry
+    pages' shards planned from an index another writer has replaced since."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(f"not published as expected: {', '.join(names)}")
+        self.names = list(names)
+
+
+@dataclass(frozen=True)
+class ArticleShard:
+    """One shard of the entry pages' index as a build hands it to publishing: `rows` None means
+    the published shard, unchanged (it must still have `key`); else its rows, those carried over
+    from the published shard `base` (None: there was none) and those rendered now."""
+
+    name: str
+    key: str
+    rows: dict[str, ManifestRow] | None = None
+    base: str | None = None
 
 
 class ManifestStat(NamedTuple):
@@ -345,3 +480,16 @@ def load_manifest(out_dir: Path) -> Manifest | None:
         return Manifest.from_json(manifest)
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
+
+
+def published_rows(out_dir: Path, manifest: Manifest) -> dict[str, ManifestRow]:
+    """Every document of `manifest` with its row: its documents and every entry page of its index
+    (each shard read: for the static tree and a deploy, which lay out everything). Raises OSError
+    when a shard cannot be read (a later publish collected it: read the new one) or is not one."""
+    rows = dict(manifest.documents)
+    for shard in manifest.articles.values():
+        try:
+            rows.update(read_shard(out_dir, shard))
+        except ValueError as exc:
+            raise OSError(str(exc)) from exc
+    return rows

@@ -1,4 +1,5 @@
-"""A web process's view of the published state: the manifest's documents, held in memory."""
+"""A web process's view of the published state: the manifest's documents, held in memory, and
+the entry pages, found through their index's shards (read when asked for, a few kept)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import json
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,12 @@ from feedsvc.publish.layout import (
     WARMING,
     ManifestRow,
     ManifestStat,
+    Shard,
     etag_for,
     load_manifest,
     manifest_stat,
+    read_shard,
+    shard_of,
 )
 
 
@@ -60,11 +65,56 @@ class Served:
     gzip: Variant
 
 
+class Shards:
+    """The entry pages' index shards a web process has read, the last `keep` of them: a shard is an
+    immutable object, so one read stays true for every version that names it."""
+
+    def __init__(self, out_dir: Path, keep: int = 16) -> None:
+        self.out_dir = out_dir
+        self.keep = keep
+        self._held: OrderedDict[str, dict[str, ManifestRow]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def rows(self, shard: Shard) -> dict[str, ManifestRow]:
+        """Raises OSError when the shard's object is gone (a later publish collected it)."""
+        with self._lock:
+            rows = self._held.get(shard.object)
+            if rows is not None:
+                self._held.move_to_end(shard.object)
+                return rows
+        try:
+            rows = read_shard(self.out_dir, shard)
+        except ValueError:
+            rows = {}  # not a shard: its pages are not found
+        with self._lock:
+            self._held[shard.object] = rows
+            while len(self._held) > self.keep:
+                self._held.popitem(last=False)
+        return rows
+
+
 @dataclass(frozen=True)
 class Snapshot:
     generation: int
     published_at: str
     documents: Mapping[str, Served]
+    articles: Mapping[str, Shard] = field(default_factory=dict)
+    shards: Shards | None = None
+
+    def get(self, name: str) -> Served | None:
+        """The document `name`: the manifest's, or an entry page found through its shard (which may
+        raise OSError: a later publish collected what this version names; read the new one)."""
+        doc = self.documents.get(name)
+        if doc is not None or self.shards is None:
+            return doc
+        shard = self.articles.get(shard_of(name))
+        row = self.shards.rows(shard).get(name) if shard is not None else None
+        if row is None:
+            return None
+        path = self.shards.out_dir / OBJECTS
+        identity = Variant(row.etag, row.size or 0, path=path / row.object)
+        gz = Variant(row.gzip_etag, row.gzip_size or 0, path=path / row.gzip_object)
+        return Served(name, row.content_type, datetime.fromisoformat(row.last_modified), identity, gz)
 
 
 def read_status(out_dir: Path) -> dict[str, Any] | None:
@@ -109,6 +159,7 @@ class PublishedStore:
         self._stat_key: ManifestStat | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
+        self._shards = Shards(out_dir)
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -154,7 +205,7 @@ class PublishedStore:
                 documents[name] = current
         except (OSError, KeyError, TypeError, ValueError):
             return None  # a publish raced us and collected these objects: read the newer manifest
-        return Snapshot(manifest.generation, manifest.published_at, documents)
+        return Snapshot(manifest.generation, manifest.published_at, documents, manifest.articles, self._shards)
 
     def _variant(self, name: str, etag: str, size: int | None, row: ManifestRow) -> Variant:
         """A document held in memory (checked against its ETag), or a reference to its object file."""

@@ -42,7 +42,15 @@ from typing import Any
 
 from feedsvc.config import path_for_log, path_for_public
 from feedsvc.core.routes import page_name
-from feedsvc.publish.layout import OBJECTS, TMP_PREFIX, ManifestRow, fsync_dir, load_manifest, write_atomic
+from feedsvc.publish.layout import (
+    OBJECTS,
+    TMP_PREFIX,
+    ManifestRow,
+    fsync_dir,
+    load_manifest,
+    published_rows,
+    write_atomic,
+)
 from feedsvc.publish.writer import publish_lock
 
 VERSIONS_SUFFIX = ".versions"
@@ -139,7 +147,7 @@ def _lay_out(out_dir: Path, static_dir: Path) -> bool:
         manifest = load_manifest(out_dir)
         if manifest is None:
             return False
-        files = tree_files(manifest.documents)
+        files = tree_files(published_rows(out_dir, manifest))
         index = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
         version = version_name(manifest.generation, index)
         if same_tree(current, version):

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc.model import Document, Reuse
+from feedsvc.publish.article_index import collect, update_index
 from feedsvc.publish.layout import (
+    ARTICLE_OBJECTS,
     HEARTBEAT,
     MANIFEST,
     OBJECTS,
@@ -28,8 +30,10 @@ from feedsvc.publish.layout import (
     STATUS,
     TMP_PREFIX,
     WARMING,
+    ArticleShard,
     Manifest,
     ManifestRow,
+    Stale,
     Status,
     Stored,
     compress,
@@ -39,15 +43,6 @@ from feedsvc.publish.layout import (
     load_manifest,
     write_atomic,
 )
-
-
-class Stale(Exception):
-    """Documents passed as `Reuse` that the current manifest does not have (another writer replaced
-    them), or as `Stored` whose objects are gone (another writer's publish collected them)."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        super().__init__(f"not published as expected: {', '.join(names)}")
-        self.names = list(names)
 
 
 @contextlib.contextmanager
@@ -64,7 +59,7 @@ def publish_lock(out_dir: Path) -> Iterator[None]:
 
 def _remove_leftovers(out_dir: Path, folders: Sequence[Path] = ()) -> None:
     """Temp files from a writer that died mid-publish: under the publish lock, none is anyone's."""
-    for directory in (out_dir, out_dir / OBJECTS, *folders):
+    for directory in (out_dir, out_dir / OBJECTS, out_dir / OBJECTS / ARTICLE_OBJECTS, *folders):
         with contextlib.suppress(OSError):
             for item in os.scandir(directory):
                 if item.name.startswith(TMP_PREFIX):
@@ -80,10 +75,11 @@ def store(out_dir: Path, doc: Document) -> Stored:
 
 
 def store_many(out_dir: Path, docs: Sequence[Document]) -> list[Stored]:
-    """`store` for many small documents at once (entry pages): their objects are written to temp
-    files, made durable together by one sync(2), and only then renamed to their names, so a name
-    never points at bytes not yet on disk. One fsync per object (~1 ms here) was most of a page's cost."""
-    objects = out_dir / OBJECTS
+    """Entry pages' objects (under objects/articles/), many small documents at once: written to
+    temp files, made durable together by one sync(2), and only then renamed to their names, so a
+    name never points at bytes not yet on disk. One fsync per object (~1 ms here) was most of a
+    page's cost."""
+    objects = out_dir / OBJECTS / ARTICLE_OBJECTS
     objects.mkdir(parents=True, exist_ok=True)
     pending: dict[str, str] = {}
     stored: list[Stored] = []
@@ -94,16 +90,16 @@ def store_many(out_dir: Path, docs: Sequence[Document]) -> list[Stored]:
             if name not in pending and not (objects / name).exists():
                 pending[name] = _temp_file(objects, data)
         row = ManifestRow(
-            object=sha,
+            object=f"{ARTICLE_OBJECTS}/{sha}",
             etag=etag_of_digest(sha),
             size=len(doc.body),
-            gzip_object=gz_sha + ".gz",
+            gzip_object=f"{ARTICLE_OBJECTS}/{gz_sha}.gz",
             gzip_etag=etag_of_digest(gz_sha),
             gzip_size=len(gz),
             content_type=doc.content_type,
             last_modified=doc.last_modified.isoformat(),
             source_key=doc.source_key,
-            in_memory=doc.in_memory,
+            in_memory=False,
         )
         stored.append(Stored(doc.name, doc.source_key, row))
     if pending:
@@ -156,15 +152,33 @@ def _write_objects(objects: Path, doc: Document, before: ManifestRow | None) -> 
     )
 
 
+__all__ = ["Stale", "publish", "publish_manifest", "store", "store_many"]
+
+
 def publish(
-    out_dir: Path, documents: Sequence[Document | Reuse | Stored], plain_copies: Sequence[str] = ("feed.xml",)
+    out_dir: Path,
+    documents: Sequence[Document | Reuse | Stored],
+    plain_copies: Sequence[str] = ("feed.xml",),
+    articles: Sequence[ArticleShard] | None = None,
 ) -> bool:
-    """Publish `documents` as one version. Returns False (and touches nothing) when nothing changed.
+    """`publish_manifest`: True when it published a new version."""
+    return publish_manifest(out_dir, documents, plain_copies, articles) is not None
+
+
+def publish_manifest(
+    out_dir: Path,
+    documents: Sequence[Document | Reuse | Stored],
+    plain_copies: Sequence[str] = ("feed.xml",),
+    articles: Sequence[ArticleShard] | None = None,
+) -> Manifest | None:
+    """Publish `documents` and the entry pages' index (`articles`, see `feedsvc.publish.article_index`;
+    None: the index stays as published) as one version, and return its manifest; None (and nothing
+    touched but new objects) when nothing changed.
 
     A `Reuse` costs nothing: its manifest row is carried over, its objects are already there.
     `plain_copies` are written as files too (`feed.xml`, a declared feed's `world/feed.xml`).
-    Raises Stale (before writing anything) when one is not in the current manifest, or when a
-    `Stored` document's objects are gone.
+    Raises Stale (before writing anything) when one is not in the current manifest, when a
+    `Stored` document's objects are gone, or when `articles` was planned from another index.
     """
     objects = out_dir / OBJECTS
     folders = sorted({(out_dir / name).parent for name in plain_copies} - {out_dir})
@@ -186,9 +200,12 @@ def publish(
             else:
                 rows[doc.name] = _write_objects(objects, doc, previous.get(doc.name))
                 bodies[doc.name] = doc.body
-        if old is not None and old.documents == rows:
-            return False
+        index = update_index(out_dir, old, articles)
+        if old is not None and old.documents == rows and old.articles == index.articles:
+            return None
         fsync_dir(objects)  # every new object's name is durable before the manifest names it
+        fsync_dir(objects / ARTICLE_OBJECTS)
+        collect(out_dir, index.collect)  # named by no version a reader may still be reading
 
         for name in plain_copies:
             if name in bodies:
@@ -199,11 +216,13 @@ def publish(
             published_at=datetime.now().astimezone().isoformat(timespec="milliseconds"),
             documents=rows,
             previous=previous,
+            articles=index.articles,
+            released=index.released,
         )
         # Compact: json's C encoder does not indent, and a long archive makes this file big.
         write_atomic(out_dir / MANIFEST, json.dumps(manifest.to_json(), sort_keys=True, separators=(",", ":")).encode())
         _collect_garbage(objects, [rows, previous])
-        return True
+        return manifest
 
 
 def _still_there(doc: Document | Reuse | Stored, previous: Mapping[str, ManifestRow], objects: Path) -> bool:
@@ -217,10 +236,12 @@ def _still_there(doc: Document | Reuse | Stored, previous: Mapping[str, Manifest
 
 
 def _collect_garbage(objects: Path, keep: Sequence[Mapping[str, ManifestRow]]) -> None:
+    """Every object no row of `keep` names, except the entry pages' (`objects/articles/`, see
+    `feedsvc.publish.article_index`)."""
     live = {name for rows in keep for row in rows.values() for name in row.objects}
     with contextlib.suppress(OSError):
         for item in os.scandir(objects):
-            if item.name not in live and not item.name.startswith(TMP_PREFIX):
+            if item.name not in live and not item.name.startswith(TMP_PREFIX) and not item.is_dir():
                 with contextlib.suppress(OSError):
                     os.unlink(item.path)
 

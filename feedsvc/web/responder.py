@@ -255,20 +255,20 @@ class DocumentResponder:
         if snapshot is None or "feed.xml" not in snapshot.documents:
             return _fixed(NOT_PUBLISHED)
         for _attempt in range(2):
-            documents = snapshot.documents if snapshot is not None else {}
-            doc = documents.get(name)
-            if doc is None:
-                return _fixed(NOT_FOUND)  # e.g. /feed.xsl with the stylesheet off, a page not yet archived
-            feed_type = doc.content_type.split(";")[0]
-            negotiated = feed_type in _XML_FEED_TYPES
-            if negotiated and _prefers_page(environ.get("HTTP_ACCEPT", ""), feed_type):
-                # Its browser page (absent only from a manifest published before there were any).
-                doc = documents.get(page_name(name), doc)
             try:
+                doc = snapshot.get(name) if snapshot is not None else None
+                if snapshot is None or doc is None:
+                    return _fixed(NOT_FOUND)  # e.g. /feed.xsl with the stylesheet off, a page not yet archived
+                feed_type = doc.content_type.split(";")[0]
+                negotiated = feed_type in _XML_FEED_TYPES
+                if negotiated and _prefers_page(environ.get("HTTP_ACCEPT", ""), feed_type):
+                    # Its browser page (absent only from a manifest published before there were any).
+                    doc = snapshot.documents.get(page_name(name), doc)
                 return self.answer(environ, name, doc, negotiated)
             except OSError:
-                # An archive page is read from its object file, which publishes since this
-                # snapshot may have collected: reload the manifest and answer from the new one.
+                # An archive or entry page (or its index's shard) is read from its object file,
+                # which publishes since this snapshot may have collected: reload the manifest and
+                # answer from the new one.
                 self.store.refresh()
                 snapshot = self.store.snapshot
         return _fixed(REPUBLISHING)

@@ -1,0 +1,200 @@
+"""The entry pages' index (`publish/article_index.py`, `layout.Shard`): pages are rows of immutable
+shards named by the manifest, not rows of manifest.json; a build rewrites only the shards whose
+pages changed; what the index stops naming outlives one publish, then goes; a plan made from
+another index is Stale; a web process finds a page through its shard. No process started."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import published, write_seed
+
+from feedsvc.model import Document
+from feedsvc.pipeline.builder import Builder
+from feedsvc.publish.layout import (
+    ArticleShard,
+    Stale,
+    load_manifest,
+    read_manifest,
+    shard_of,
+)
+from feedsvc.publish.reader import PublishedStore, Shards
+from feedsvc.publish.writer import publish_manifest, store_many
+
+STAMP = 1700000000000
+HOUR = 3600_000
+
+
+def corpus(seeds: Path, count: int) -> None:
+    for i in range(count):
+        write_seed(seeds, f"{i:03}.txt", STAMP + i * HOUR, f"T {i}", f"https://e.com/{i}", f"<p>body {i}</p>")
+
+
+def article_names(out: Path) -> set[str]:
+    return {name for name in published(out) if "articles/" in name}
+
+
+def objects_under_articles(out: Path) -> set[str]:
+    return {"articles/" + p.name for p in (out / "objects" / "articles").iterdir() if not p.name.startswith(".tmp-")}
+
+
+@pytest.fixture
+def built(tmp_path: Path, config) -> Builder:
+    corpus(tmp_path / "seeds", 300)
+    builder = Builder(config(article_pages=True, max_entries=20, archive_page_size=20))
+    assert builder.build().published
+    return builder
+
+
+def test_pages_are_in_shards_not_in_the_manifests_rows(tmp_path: Path, built: Builder) -> None:
+    out = tmp_path / "out"
+    manifest = read_manifest(out)
+    assert manifest is not None
+    assert not [name for name in manifest["documents"] if "articles/" in name]
+    assert len(article_names(out)) == 300
+    # One shard per first two hex digits of the key: 300 pages fill most of the 256.
+    assert 150 < len(manifest["articles"]) <= 256
+    # Each shard holds exactly the pages whose names it is named for.
+    typed = load_manifest(out)
+    assert typed is not None
+    for name in article_names(out):
+        assert shard_of(name) in typed.articles
+    # A page's objects are under objects/articles/, not among the documents' objects.
+    rows = published(out)
+    assert all(rows[name].object.startswith("articles/") for name in article_names(out))
+    assert not any(p.name.endswith(".html") for p in (out / "objects").iterdir())
+
+
+def test_one_new_article_rewrites_the_shards_of_its_page_and_its_neighbours_only(
+    tmp_path: Path, built: Builder
+) -> None:
+    out = tmp_path / "out"
+    before = load_manifest(out)
+    assert before is not None
+    write_seed(tmp_path / "seeds", "new.txt", STAMP + 400 * HOUR, "New", "https://e.com/new", "<p>new</p>")
+    assert built.build().published
+    after = load_manifest(out)
+    assert after is not None
+    names = before.articles.keys() | after.articles.keys()
+    changed = {n for n in names if before.articles.get(n) != after.articles.get(n)}
+    assert 1 <= len(changed) <= 2  # the new page's shard, and its older neighbour's (its newer link)
+    assert len(article_names(out)) == 301
+
+
+def test_what_the_index_stops_naming_outlives_one_publish_then_goes(tmp_path: Path, built: Builder) -> None:
+    out = tmp_path / "out"
+    first = published(out)
+    gone = "https://e.com/150"
+    write_seed(tmp_path / "seeds", "150.txt", STAMP + 150 * HOUR, "T 150 edited", gone, "<p>edited</p>")
+    assert built.build().published
+    second = published(out)
+    replaced = {n for n in first if "articles/" in n and n in second and first[n].object != second[n].object}
+    assert len(replaced) == 3  # the edited page and its neighbours' (their links say its title)
+    old_objects = {o for n in replaced for o in first[n].objects}
+    # Still there: a reader may have read the previous version's manifest just before the switch.
+    assert old_objects <= objects_under_articles(out)
+    assert set(load_manifest(out).released) >= old_objects  # type: ignore[union-attr]
+    write_seed(tmp_path / "seeds", "new.txt", STAMP + 400 * HOUR, "New", "https://e.com/new", "<p>new</p>")
+    assert built.build().published
+    assert not old_objects & objects_under_articles(out)
+    # Nothing the current version names was collected, and nothing is left that no version names.
+    current = published(out)
+    named = {o for n in article_names(out) for o in current[n].objects}
+    assert named <= objects_under_articles(out)
+    manifest = load_manifest(out)
+    assert manifest is not None
+    shards = {f"articles/{s.object}.json" for s in manifest.articles.values()}
+    assert objects_under_articles(out) == named | shards | set(manifest.released)
+
+
+def test_a_removed_article_takes_its_page_with_it(tmp_path: Path, built: Builder) -> None:
+    out = tmp_path / "out"
+    (tmp_path / "seeds" / "010.txt").unlink()
+    assert built.build().published
+    assert len(article_names(out)) == 299
+
+
+def test_switching_pages_off_empties_the_index(tmp_path: Path, built: Builder, config) -> None:
+    out = tmp_path / "out"
+    assert Builder(config(article_pages=False, max_entries=20, archive_page_size=20)).build().published
+    assert article_names(out) == set()
+    assert "articles" not in (read_manifest(out) or {})
+
+
+def test_a_plan_made_from_another_index_is_stale_and_the_builder_renders_again(
+    tmp_path: Path, built: Builder, config
+) -> None:
+    out = tmp_path / "out"
+    manifest = load_manifest(out)
+    assert manifest is not None
+    name = next(iter(manifest.articles))
+    with pytest.raises(Stale):
+        publish_manifest(out, [], articles=[ArticleShard(name, "not its key")])
+    with pytest.raises(Stale):
+        publish_manifest(out, [], articles=[ArticleShard(name, "", {}, base="another")])
+    # Another writer (a second builder on the same folder) publishes between two of this one's builds.
+    other = Builder(config(article_pages=True, max_entries=20, archive_page_size=20))
+    write_seed(tmp_path / "seeds", "a.txt", STAMP + 401 * HOUR, "A", "https://e.com/a", "<p>a</p>")
+    assert other.build().published
+    write_seed(tmp_path / "seeds", "b.txt", STAMP + 402 * HOUR, "B", "https://e.com/b", "<p>b</p>")
+    assert built.build().published
+    rows = published(out)
+    assert len(article_names(out)) == 302
+    for page in article_names(out):
+        assert all((out / "objects" / o).is_file() for o in rows[page].objects)
+
+
+def test_a_new_row_whose_objects_are_gone_is_stale(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    doc = Document("articles/0123456789abcdef0123.html", b"<p>x</p>", "text/html; charset=utf-8",
+                   datetime(2024, 1, 1, tzinfo=UTC), "k", in_memory=False)
+    [stored] = store_many(tmp_path, [doc])
+    (tmp_path / "objects" / stored.row.object).unlink()
+    with pytest.raises(Stale):
+        publish_manifest(tmp_path, [], articles=[ArticleShard(shard_of(doc.name), "", {doc.name: stored.row})])
+
+
+def test_a_web_process_finds_a_page_through_its_shard_and_keeps_few(tmp_path: Path, built: Builder) -> None:
+    out = tmp_path / "out"
+    store = PublishedStore(out)
+    snapshot = store.snapshot
+    assert snapshot is not None
+    rows = published(out)
+    pages = sorted(article_names(out))
+    for page in pages:
+        served = snapshot.get(page)
+        assert served is not None and served.identity.etag == rows[page].etag
+        assert served.identity.body == (out / "objects" / rows[page].object).read_bytes()
+        assert served.content_type.startswith("text/html")
+    unknown = "articles/" + "0" * 20 + ".html"
+    assert unknown not in rows and snapshot.get(unknown) is None
+    assert snapshot.get("articles/zz.html") is None
+    assert snapshot.shards is not None and len(snapshot.shards._held) == snapshot.shards.keep
+
+
+def test_shards_held_are_bounded_and_a_collected_shard_raises(tmp_path: Path, built: Builder) -> None:
+    out = tmp_path / "out"
+    manifest = load_manifest(out)
+    assert manifest is not None
+    shards = Shards(out, keep=4)
+    for shard in list(manifest.articles.values())[:10]:
+        assert shards.rows(shard)
+    assert len(shards._held) == 4
+    victim = list(manifest.articles.values())[20]
+    (out / "objects" / "articles" / f"{victim.object}.json").unlink()
+    with pytest.raises(OSError):
+        shards.rows(victim)
+
+
+def test_the_manifest_grows_by_its_shard_names_only(tmp_path: Path, config) -> None:
+    corpus(tmp_path / "seeds", 600)
+    sizes = {}
+    for pages in (False, True):
+        out = tmp_path / f"out-{pages}"
+        assert Builder(config(article_pages=pages, output_dir=str(out), archive_page_size=20)).build().published
+        sizes[pages] = len((out / "manifest.json").read_bytes())
+    assert len(article_names(tmp_path / "out-True")) == 600
+    # 600 pages as rows would be about 600 KB; as shards, at most 256 names of ~150 bytes.
+    assert sizes[True] - sizes[False] < 256 * 150
