@@ -7,14 +7,14 @@ For each size a corpus (benchmarks/corpus.py) is built by `feedsvc build` proces
 and without, alternately, each into its own output folder (wall time and peak RSS of the
 process; the best of `--repeats` cold builds). Then one of the newest articles is edited and both
 folders are rebuilt (new processes), and one new article is added and built: the documents whose
-bytes changed are counted from the manifests. Asserts nothing about speed (the machine may be
-shared and noisy).
+bytes changed are counted from the manifests and the entry pages' index. Last, a web process
+loads each folder and answers 500 entry pages (time, and the process's peak RSS).
+Asserts nothing about speed (the machine may be shared and noisy).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import tempfile
@@ -23,12 +23,16 @@ from pathlib import Path
 
 from benchmarks.corpus import write_corpus
 from benchmarks.run import feedsvc_build, touch_one
+from feedsvc.publish.layout import load_manifest, published_rows
 
 MODES = {"without pages": "false", "with pages": "true"}
 
 
 def etags(out: Path) -> dict[str, str]:
-    return {name: row["etag"] for name, row in json.loads((out / "manifest.json").read_text())["documents"].items()}
+    """Every published document's ETag: the manifest's rows and the entry pages' index."""
+    manifest = load_manifest(out)
+    assert manifest is not None
+    return {name: row.etag for name, row in published_rows(out, manifest).items()}
 
 
 def folder_mib(path: Path) -> float:
@@ -71,50 +75,42 @@ def measure(size: int, work: Path, repeats: int) -> dict[str, dict[str, float]]:
         figures[mode]["output MiB"] = folder_mib(out)
         figures[mode]["manifest.json MiB"] = (out / "manifest.json").stat().st_size / 2**20
         figures[mode]["documents"] = len(after)
+        seconds, mib = web_process(out, 500 if on == "true" else 0)
+        figures[mode]["web process: load and 500 pages, s"] = seconds
+        figures[mode]["web process: peak MiB"] = mib
     return figures
 
 
-# One manifest of `rows` entry pages (and as many previous rows), made, written, read by the
-# builder (`load_manifest`, as every publish does) and by a web process (`PublishedStore`), in a
-# fresh process each: (seconds, peak RSS MiB).
-_MANIFEST_PROBE = """
-import json, resource, sys, time
+# A web process's view of an output folder, in a fresh process: load the manifest
+# (`PublishedStore`), then answer `asks` entry pages picked across the index (each found through
+# its shard, as the responder does): (seconds, peak RSS MiB).
+_WEB_PROBE = """
+import resource, sys, time
 from pathlib import Path
-from feedsvc.publish.layout import ManifestRow, Manifest, load_manifest
+from feedsvc.publish.layout import load_manifest, published_rows
 from feedsvc.publish.reader import PublishedStore
-out, rows, step = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-if step == "write":
-    (out / "objects").mkdir(parents=True, exist_ok=True)
-    row = lambda i: ManifestRow(f"{i:064x}", f'"{i:032x}"', 3000, f"{i:064x}.gz", f'"{i+1:032x}"', 1400,
-        "text/html; charset=utf-8", "2024-01-01T00:00:00+00:00", f"{i:064x}", in_memory=False)
-    docs = {f"articles/{i:020x}.html": row(i) for i in range(rows)}
-    started = time.perf_counter()
-    manifest = Manifest(generation=1, published_at="x", documents=docs, previous=docs)
-    (out / "manifest.json").write_bytes(json.dumps(manifest.to_json(), sort_keys=True, separators=(",", ":")).encode())
-elif step == "builder":
-    started = time.perf_counter()
-    load_manifest(out)
-else:
-    started = time.perf_counter()
-    PublishedStore(out).refresh()
+out, asks = Path(sys.argv[1]), int(sys.argv[2])
+manifest = load_manifest(out)
+pages = sorted(n for n in published_rows(out, manifest) if "articles/" in n) if asks else []
+pages = pages[:: max(1, len(pages) // asks)] if pages else []
+started = time.perf_counter()
+store = PublishedStore(out)
+snapshot = store.snapshot
+for name in pages:
+    assert snapshot.get(name).identity.body
 print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
-def manifest_scale(rows: int, work: Path) -> dict[str, float]:
-    """The manifest's cost with `rows` entry pages in it (see `_MANIFEST_PROBE`)."""
+def web_process(out: Path, asks: int) -> tuple[float, float]:
+    """(seconds, the probe process's peak RSS in MiB) of a web process's load and `asks` page answers."""
     import subprocess
     import sys
 
-    out = work / f"manifest-{rows}"
-    figures: dict[str, float] = {}
-    for step in ("write", "builder", "web"):
-        done = subprocess.run([sys.executable, "-c", _MANIFEST_PROBE, str(out), str(rows), step],
-                              capture_output=True, text=True, check=True)
-        seconds, rss = (float(x) for x in done.stdout.split())
-        figures[f"{step} s"], figures[f"{step} peak MiB"] = seconds, rss
-    figures["manifest.json MiB"] = (out / "manifest.json").stat().st_size / 2**20
-    return figures
+    done = subprocess.run([sys.executable, "-c", _WEB_PROBE, str(out), str(asks)],
+                          capture_output=True, text=True, check=True)
+    seconds, rss = (float(x) for x in done.stdout.split())
+    return seconds, rss
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,15 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="2000,5000", help='"" for none')
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workdir", default="")
-    parser.add_argument("--manifest-rows", default="", help="e.g. 10000,100000: the manifest's cost alone")
     args = parser.parse_args(argv)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="feedsvc-pages-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        for rows in [int(r) for r in args.manifest_rows.split(",") if r]:
-            print(f"\n## a manifest with {rows} entry pages\n")
-            for key, value in manifest_scale(rows, work).items():
-                print(f"| {key} | {value:.2f} |", flush=True)
         for size in [int(s) for s in args.sizes.split(",") if s]:
             figures = measure(size, work, args.repeats)
             print(f"\n## {size} seeds ({os.cpu_count()} CPUs)\n")

@@ -116,7 +116,7 @@ class Config:
     build_workers: int = 0
     strip_tracking: bool = DEFAULT_STRIP_TRACKING
     # A page for every entry (/articles/<key>.html), and what a feed reader opens: "origin" or "page".
-    article_pages: bool = False
+    article_pages: bool = True
     entry_link: str = "origin"
     # The declared feeds ([[feeds]] in the TOML file only: the environment cannot express a list).
     feeds: tuple[FeedSpec, ...] = ()

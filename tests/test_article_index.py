@@ -12,6 +12,7 @@ from conftest import published, write_seed
 
 from feedsvc.model import Document
 from feedsvc.pipeline.builder import Builder
+from feedsvc.publish.article_index import write_shards
 from feedsvc.publish.layout import (
     ArticleShard,
     Stale,
@@ -132,7 +133,7 @@ def test_a_plan_made_from_another_index_is_stale_and_the_builder_renders_again(
     with pytest.raises(Stale):
         publish_manifest(out, [], articles=[ArticleShard(name, "not its key")])
     with pytest.raises(Stale):
-        publish_manifest(out, [], articles=[ArticleShard(name, "", {}, base="another")])
+        publish_manifest(out, [], articles=[ArticleShard(name, written=manifest.articles[name], base="another")])
     # Another writer (a second builder on the same folder) publishes between two of this one's builds.
     other = Builder(config(article_pages=True, max_entries=20, archive_page_size=20))
     write_seed(tmp_path / "seeds", "a.txt", STAMP + 401 * HOUR, "A", "https://e.com/a", "<p>a</p>")
@@ -146,14 +147,21 @@ def test_a_plan_made_from_another_index_is_stale_and_the_builder_renders_again(
 
 
 def test_a_new_row_whose_objects_are_gone_is_stale(tmp_path: Path) -> None:
+    """A publish collected an object between this build's finding it there and its publish."""
     from datetime import UTC, datetime
 
-    doc = Document("articles/0123456789abcdef0123.html", b"<p>x</p>", "text/html; charset=utf-8",
-                   datetime(2024, 1, 1, tzinfo=UTC), "k", in_memory=False)
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    assert publish_manifest(tmp_path, [Document("feed.xml", b"<feed/>", "application/atom+xml", when)])
+    doc = Document("articles/0123456789abcdef0123.html", b"<p>x</p>", "text/html; charset=utf-8", when, "k",
+                   in_memory=False)
     [stored] = store_many(tmp_path, [doc])
+    shard = shard_of(doc.name)
+    written = write_shards(tmp_path, {shard: {doc.name: stored.row}})
     (tmp_path / "objects" / stored.row.object).unlink()
     with pytest.raises(Stale):
-        publish_manifest(tmp_path, [], articles=[ArticleShard(shard_of(doc.name), "", {doc.name: stored.row})])
+        publish_manifest(tmp_path, [], articles=[ArticleShard(shard, written=written[shard])])
+    (tmp_path / "objects" / stored.row.object).write_bytes(doc.body)
+    assert publish_manifest(tmp_path, [], articles=[ArticleShard(shard, written=written[shard])])
 
 
 def test_a_web_process_finds_a_page_through_its_shard_and_keeps_few(tmp_path: Path, built: Builder) -> None:
@@ -198,3 +206,20 @@ def test_the_manifest_grows_by_its_shard_names_only(tmp_path: Path, config) -> N
     assert len(article_names(tmp_path / "out-True")) == 600
     # 600 pages as rows would be about 600 KB; as shards, at most 256 names of ~150 bytes.
     assert sizes[True] - sizes[False] < 256 * 150
+
+
+def test_a_publish_without_pages_keeps_the_index_as_published(tmp_path: Path, built: Builder) -> None:
+    """A cold start's first publish renders no pages: the ones published stay served meanwhile."""
+    from datetime import UTC, datetime
+
+    out = tmp_path / "out"
+    before = load_manifest(out)
+    pages = published(out)
+    feed = Document("feed.xml", b"<feed>first</feed>", "application/atom+xml; charset=utf-8",
+                    datetime(2024, 1, 1, tzinfo=UTC))
+    manifest = publish_manifest(out, [feed], articles=None)
+    assert manifest is not None and before is not None
+    assert manifest.articles == before.articles and manifest.released == ()
+    after = published(out)
+    assert {n: r for n, r in after.items() if "articles/" in n} == {n: r for n, r in pages.items() if "articles/" in n}
+    assert all((out / "objects" / o).is_file() for n, r in after.items() if "articles/" in n for o in r.objects)

@@ -139,5 +139,5 @@ def test_entry_link_page_needs_the_pages(tmp_path) -> None:
     empty = tmp_path / "empty.toml"
     empty.write_text("")
     with pytest.raises(ConfigError, match="set article_pages = true"):
-        load_config(empty, env={"FEEDSVC_ENTRY_LINK": "page"})
-    assert load_config(empty, env={"FEEDSVC_ENTRY_LINK": "page", "FEEDSVC_ARTICLE_PAGES": "true"}).article_pages
+        load_config(empty, env={"FEEDSVC_ENTRY_LINK": "page", "FEEDSVC_ARTICLE_PAGES": "false"})
+    assert load_config(empty, env={"FEEDSVC_ENTRY_LINK": "page"}).article_pages  # pages are on by default

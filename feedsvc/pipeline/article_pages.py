@@ -15,7 +15,8 @@ in memory. They are served from disk, as archive pages are.
 
 The top-level feed has pages; a declared feed that converts or proxies its entries has its own
 (under its prefix); any other declared feed links to the top-level feed's pages. A cold start's
-first publish has none: they come with the full build that follows (`FeedPlan.articles`).
+first publish renders none: it keeps those published (the index as it is), and new ones come
+with the full build that follows (`FeedPlan.articles`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from feedsvc.pipeline.cache import CacheError, SqliteCache
 from feedsvc.pipeline.feeds import EntriesOf, transform_key, transformer
 from feedsvc.pipeline.helpers import END, Overrun
 from feedsvc.pipeline.workers import ARCHIVE_GZIP_LEVEL, Workers
+from feedsvc.publish.article_index import write_shards
 from feedsvc.publish.layout import ArticleShard, ManifestRow, Shard, Stored, compress, shard_key, shard_of, shard_rows
 from feedsvc.publish.writer import store_many
 
@@ -49,6 +51,9 @@ POOL_MIN_PAGES = 64
 POOL_BATCH = 128
 # Pages rendered per batch: their entries and neighbours are loaded together, then dropped.
 BATCH = 256
+# Shards rewritten at a time (of 256 a feed): their pages are rendered and their objects written,
+# then only their names are kept, so a cold build's memory does not grow with the number of pages.
+GROUP = 32
 
 
 def with_pages(feed_name: str, meta: FeedMeta, transforms: bool) -> bool:
@@ -112,23 +117,48 @@ def plan_articles(
             taken.add(name)
             by_shard.setdefault(shard_of(name), []).append(i)
     shards: list[ArticleShard] = []
-    carried: dict[str, dict[str, ManifestRow]] = {}
-    changed: list[int] = []
+    todo: list[tuple[str, list[int]]] = []
     for shard, indices in by_shard.items():
         key = shard_key((names[i], keys[i]) for i in indices)
         current = published.get(shard)
         if current is not None and current.key == key:
             shards.append(ArticleShard(shard, key, base=current.object))
-            continue
-        rows = shard_rows(out_dir, current)
+        else:
+            todo.append((shard, indices))
+    for start in range(0, len(todo), GROUP):
+        group = todo[start : start + GROUP]
+        shards += _rewrite(out_dir, feed, order, entries_of, published, group, keys, names, pool)
+    return shards
+
+
+def _rewrite(
+    out_dir: Path,
+    feed: Feed,
+    order: Sequence[Record],
+    entries_of: EntriesOf,
+    published: Mapping[str, Shard],
+    group: Sequence[tuple[str, list[int]]],
+    keys: Sequence[str],
+    names: Sequence[str],
+    pool: Pool | None,
+) -> list[ArticleShard]:
+    """A group of shards whose pages changed: a page whose published row has its key is carried
+    over, the others are rendered and stored; then the shards' objects are written, and only
+    their names are kept (a shard that has no page left is left out of the index)."""
+    carried: dict[str, dict[str, ManifestRow]] = {}
+    changed: list[int] = []
+    for shard, indices in group:
+        rows = shard_rows(out_dir, published.get(shard))
         kept = carried[shard] = {names[i]: rows[names[i]] for i in indices if _same(rows.get(names[i]), keys[i])}
         changed += [i for i in indices if names[i] not in kept]
     for stored in _rendered(out_dir, feed, order, entries_of, changed, keys, names, pool):
         carried[shard_of(stored.name)][stored.name] = stored.row
-    for shard, rows in carried.items():
-        current = published.get(shard)
-        shards.append(ArticleShard(shard, "", rows, current.object if current is not None else None))
-    return shards
+    written = write_shards(out_dir, carried)
+    return [
+        ArticleShard(shard, written=written[shard], base=current.object if (current := published.get(shard)) else None)
+        for shard in carried
+        if shard in written
+    ]
 
 
 def _same(row: ManifestRow | None, key: str) -> bool:

@@ -32,11 +32,11 @@ from feedsvc.publish.layout import (
     Shard,
     Stale,
     digest,
+    read_shard,
     shard_bytes,
     shard_key,
-    shard_path,
     shard_rows,
-    write_atomic,
+    write_many,
 )
 
 
@@ -50,12 +50,32 @@ class IndexUpdate:
     collect: tuple[str, ...]
 
 
+def write_shards(out_dir: Path, shards: Mapping[str, Mapping[str, ManifestRow]]) -> dict[str, Shard]:
+    """Write these shards' objects (their rows, by shard name; one sync(2) for all) and return
+    each one's `Shard`. A shard without rows has none: it is left out of the index."""
+    written: dict[str, Shard] = {}
+    files: dict[str, bytes] = {}
+    for name, rows in shards.items():
+        if rows:
+            data = shard_bytes(dict(rows))
+            shard = Shard(digest(data), shard_key((page, row.source_key) for page, row in rows.items()))
+            written[name], files[shard.object + SHARD_SUFFIX] = shard, data
+    if files:
+        folder = out_dir / OBJECTS / ARTICLE_OBJECTS
+        folder.mkdir(parents=True, exist_ok=True)
+        write_many(folder, files)  # the publish syncs the folder once
+    return written
+
+
 def update_index(out_dir: Path, old: Manifest | None, shards: Sequence[ArticleShard] | None) -> IndexUpdate:
-    """Write the changed shards' objects and return the new index. `shards` None: the index stays
-    as published (a cold start's first publish, which has no pages yet). Every shard of the old
-    index that `shards` does not name is gone (its feed has no pages any more). Raises Stale when a
-    shard was planned from another index than the current one (another writer published meanwhile)
-    or a new row's objects are gone."""
+    """The new index, from the shards a build planned. `shards` None: the index stays as
+    published (a cold start's first publish, which has no pages yet). Every shard of the old index
+    that `shards` does not name is gone (its feed has no pages any more, or the shard no page).
+
+    Raises Stale when a shard was planned from another index than the current one (another writer
+    published meanwhile), or a rewritten shard names an object that is gone (a publish collected
+    it after this build found it there). In a new output folder (no manifest) nothing was ever
+    collected, so a cold build's shards are not read back."""
     before = old.articles if old is not None else {}
     pending = set(old.released) if old is not None else set()
     if shards is None:
@@ -67,18 +87,22 @@ def update_index(out_dir: Path, old: Manifest | None, shards: Sequence[ArticleSh
     dropped: set[str] = set()  # what the old versions of the rewritten shards named
     named: set[str] = set()  # what their new versions name
     for shard in shards:
-        if shard.rows is None:
+        if shard.written is None:
             articles[shard.name] = before[shard.name]
             continue
+        articles[shard.name] = shard.written
+        if old is None:
+            continue
+        try:
+            rows = read_shard(out_dir, shard.written)
+        except (OSError, ValueError):
+            raise Stale([shard.name]) from None
         old_rows = shard_rows(out_dir, before.get(shard.name))
-        gone = [name for name, row in shard.rows.items() if old_rows.get(name) != row and not _there(out_dir, row)]
+        gone = [name for name, row in rows.items() if old_rows.get(name) != row and not _there(out_dir, row)]
         if gone:
             raise Stale(gone)
         dropped |= _objects(before.get(shard.name), old_rows.values())
-        if shard.rows:
-            written = _write_shard(out_dir, shard.rows)
-            articles[shard.name] = written
-            named |= _objects(written, shard.rows.values())
+        named |= _objects(shard.written, rows.values())
     for name in before.keys() - {shard.name for shard in shards}:
         dropped |= _objects(before[name], shard_rows(out_dir, before[name]).values())
     return IndexUpdate(articles, tuple(sorted(dropped - named)), tuple(sorted(pending - named)))
@@ -95,19 +119,9 @@ def collect(out_dir: Path, names: Iterable[str]) -> None:
 def _planned_from(shard: ArticleShard, current: Shard | None) -> bool:
     """An unchanged shard is the current one (the same pages, the same keys); a rewritten one was
     made from the current one's rows."""
-    if shard.rows is None:
+    if shard.written is None:
         return current is not None and current.key == shard.key
     return (current.object if current is not None else None) == shard.base
-
-
-def _write_shard(out_dir: Path, rows: Mapping[str, ManifestRow]) -> Shard:
-    data = shard_bytes(dict(rows))
-    shard = Shard(digest(data), shard_key((name, row.source_key) for name, row in rows.items()))
-    path = shard_path(out_dir, shard)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data, sync_dir=False)  # the caller syncs the folder once
-    return shard
 
 
 def _objects(shard: Shard | None, rows: Iterable[ManifestRow]) -> set[str]:

@@ -92,6 +92,40 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, sync_dir: bool = Tr
         fsync_dir(path.parent)
 
 
+def write_many(directory: Path, files: dict[str, bytes]) -> None:
+    """Many new files at once (entry pages' objects, index shards), each only if not there yet:
+    written to temp files, made durable together by one sync(2), and only then renamed to their
+    names, so a name never points at bytes not yet on disk (one fsync a file, ~1 ms here, was most
+    of a page's cost). Names are relative to the open folder (no path is built per file). The
+    caller syncs the folder once the names are all in place."""
+    prefix = f"{TMP_PREFIX}{os.getpid()}-"  # one writer per name and process: no random names needed
+    folder = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        pending = [name for name in files if not _exists(name, folder)]
+        for name in pending:
+            fd = os.open(prefix + name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=folder)
+            try:
+                data = memoryview(files[name])
+                while data:
+                    data = data[os.write(fd, data) :]
+            finally:
+                os.close(fd)
+        if pending:
+            os.sync()
+        for name in pending:
+            os.replace(prefix + name, name, src_dir_fd=folder, dst_dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
+def _exists(name: str, folder: int) -> bool:
+    try:
+        os.stat(name, dir_fd=folder)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -326,13 +360,13 @@ class Stale(Exception):
 
 @dataclass(frozen=True)
 class ArticleShard:
-    """One shard of the entry pages' index as a build hands it to publishing: `rows` None means
-    the published shard, unchanged (it must still have `key`); else its rows, those carried over
-    from the published shard `base` (None: there was none) and those rendered now."""
+    """One shard of the entry pages' index as a build hands it to publishing: `written` None
+    means the published shard, unchanged (it must still have `key`); else the shard object this
+    build wrote (`write_shards`), made from the published shard `base` (None: there was none)."""
 
     name: str
-    key: str
-    rows: dict[str, ManifestRow] | None = None
+    key: str = ""
+    written: Shard | None = None
     base: str | None = None
 
 

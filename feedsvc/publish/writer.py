@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +41,7 @@ from feedsvc.publish.layout import (
     fsync_dir,
     load_manifest,
     write_atomic,
+    write_many,
 )
 
 
@@ -75,20 +75,16 @@ def store(out_dir: Path, doc: Document) -> Stored:
 
 
 def store_many(out_dir: Path, docs: Sequence[Document]) -> list[Stored]:
-    """Entry pages' objects (under objects/articles/), many small documents at once: written to
-    temp files, made durable together by one sync(2), and only then renamed to their names, so a
-    name never points at bytes not yet on disk. One fsync per object (~1 ms here) was most of a
-    page's cost."""
+    """Entry pages' objects (under objects/articles/), many small documents at once (`write_many`:
+    one sync(2) for all, each name given only once its bytes are on disk)."""
     objects = out_dir / OBJECTS / ARTICLE_OBJECTS
     objects.mkdir(parents=True, exist_ok=True)
-    pending: dict[str, str] = {}
+    files: dict[str, bytes] = {}
     stored: list[Stored] = []
     for doc in docs:
         gz = doc.gzip if doc.gzip is not None else compress(doc.body)
         sha, gz_sha = digest(doc.body), digest(gz)
-        for name, data in ((sha, doc.body), (gz_sha + ".gz", gz)):
-            if name not in pending and not (objects / name).exists():
-                pending[name] = _temp_file(objects, data)
+        files[sha], files[gz_sha + ".gz"] = doc.body, gz
         row = ManifestRow(
             object=f"{ARTICLE_OBJECTS}/{sha}",
             etag=etag_of_digest(sha),
@@ -102,20 +98,8 @@ def store_many(out_dir: Path, docs: Sequence[Document]) -> list[Stored]:
             in_memory=False,
         )
         stored.append(Stored(doc.name, doc.source_key, row))
-    if pending:
-        os.sync()
-        for name, tmp in pending.items():
-            os.replace(tmp, objects / name)
+    write_many(objects, files)
     return stored
-
-
-def _temp_file(directory: Path, data: bytes) -> str:
-    """`data` in a new temp file (0644) in `directory`, not synced: the caller syncs, then renames."""
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, 0o644)
-    return tmp
 
 
 def _write_objects(objects: Path, doc: Document, before: ManifestRow | None) -> ManifestRow:
