@@ -4,14 +4,14 @@ after no change, against a real S3 server (SeaweedFS on loopback, benchmarks/s3s
     python -m benchmarks.deploy [--count 200] [--page-size 10] [--workdir DIR]
 
 A corpus of `--count` seeds (benchmarks/corpus.py) is built once, with archive pages of
-`--page-size` entries (so that the bucket holds about count/page-size documents: a small page size
-stands in for the article pages to come, one document per seed). Then three deploys, each counted
-by operation through boto3's event hook: the first (every object uploaded), one after editing an
-archived article (its archive page changed: O(changed) requests, plus one listing per 1,000
-objects), one after nothing changed (0 uploads), and one more after losing the output folder's
-record of the uploads (`deploy-objects.json`: one HEAD per object, no upload). Use `--count 10000`
-for the issue's figures; the machine may be shared, so times are indicative and nothing about
-speed is asserted.
+`--page-size` entries, so that the bucket holds about count/page-size archive pages besides an
+entry page per seed. Then three deploys, each counted by operation through boto3's event hook:
+the first (every object uploaded), one after editing an archived article (its archive page and
+its own page changed: O(changed) requests, plus one listing per 1,000 objects), one after
+nothing changed (0 uploads), and one more after losing the output folder's record of the
+uploads (`deploy-objects.json`: one HEAD per object, no upload). Use `--count 10000` for the
+issue's figures; the machine may be shared, so times are indicative and nothing about speed is
+asserted.
 """
 
 from __future__ import annotations

@@ -10,10 +10,12 @@ published at least once, then kills it with SIGKILL after a random delay. After 
   entry ends with its end marker: a whole earlier version, never a torn one;
 - `manifest.json` parses, and each object it names exists and hashes to its ETag (identity and
   gzip), and the feed object is a valid feed too;
-- leftovers are bounded: at most one temp file (the write the kill interrupted), and no more
-  objects than two versions plus one interrupted publish.
+- leftovers are bounded: the temp files the kill interrupted (one write, or one batch of entry
+  pages) are gone after the next child's publish, and there are no more objects than two
+  versions plus one interrupted publish.
 
-At the end one clean publish must remove every temp file and every unreferenced object.
+At the end one clean publish (sweeping, as a builder's first does) must remove every temp file
+and every unreferenced object, the entry pages' too.
 The test suite runs a shortened form (tests/test_kill_soak.py).
 """
 
@@ -65,8 +67,10 @@ def child(seeds: Path, out: Path) -> None:
             announced = True
 
 
-def check_published(out: Path) -> list[str]:
-    """Every reason the published state is not one whole version (empty: it is)."""
+def check_published(out: Path, earlier_temps: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Every reason the published state is not one whole version (empty: it is). Temp files a
+    killed writer left may be there (a batch of them: entry pages are written together), but not
+    those already there after the previous kill (`earlier_temps`): each publish removes them."""
     from schemas import validate_atom
 
     from feedsvc.publish.layout import MANIFEST, OBJECTS, etag_for, read_manifest
@@ -103,16 +107,34 @@ def check_published(out: Path) -> list[str]:
             problems.append(f"{name}: gzip variant differs from the identity body")
         elif name == "feed.xml":
             check_feed("manifest's feed.xml", body)
-    temps = [p.name for p in out.rglob(".tmp-*")]
-    if len(temps) > 1:
-        problems.append(f"temp files pile up: {temps}")
+    piled = sorted(set(temp_files(out)) & earlier_temps)
+    if piled:
+        problems.append(f"temp files pile up: {piled}")
     # Objects the current and previous versions use, plus at most one killed publish's worth.
     live = {doc[k] for docs in (manifest["documents"], manifest.get("previous", {}))
             for doc in docs.values() for k in ("object", "gzip_object")}
-    stray = [p.name for p in (out / OBJECTS).iterdir() if p.name not in live]
+    stray = [p.name for p in (out / OBJECTS).iterdir() if p.name not in live and not p.is_dir()]
     if len(stray) > 2 * len(manifest["documents"]):
         problems.append(f"{len(stray)} unreferenced objects pile up")
     return problems
+
+
+def temp_files(out: Path) -> list[str]:
+    return [str(p.relative_to(out)) for p in out.rglob(".tmp-*")]
+
+
+def stray_articles(out: Path) -> list[str]:
+    """Entry pages' objects that no version a reader may read names (the index, or what it released)."""
+    from feedsvc.publish.layout import ARTICLE_OBJECTS, OBJECTS, load_manifest, published_rows
+
+    manifest = load_manifest(out)
+    assert manifest is not None
+    folder = out / OBJECTS / ARTICLE_OBJECTS
+    if not folder.is_dir():
+        return []
+    live = set(manifest.released) | {f"{ARTICLE_OBJECTS}/{s.object}.json" for s in manifest.articles.values()}
+    live |= {o for name, row in published_rows(out, manifest).items() if "articles/" in name for o in row.objects}
+    return [p.name for p in folder.iterdir() if f"{ARTICLE_OBJECTS}/{p.name}" not in live]
 
 
 def soak(work: Path, iterations: int, seconds: float, rng: random.Random, log=print) -> dict:
@@ -126,6 +148,7 @@ def soak(work: Path, iterations: int, seconds: float, rng: random.Random, log=pr
     problems: list[str] = []
     kills = 0
     generations: set[int] = set()
+    earlier: set[str] = set()
     while kills < iterations and time.monotonic() < deadline:
         proc = subprocess.Popen([sys.executable, __file__, "--child", str(seeds), str(out)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -142,7 +165,8 @@ def soak(work: Path, iterations: int, seconds: float, rng: random.Random, log=pr
             if proc.stdout is not None:
                 proc.stdout.close()
         kills += 1
-        found = check_published(out)
+        found = check_published(out, earlier)
+        earlier = set(temp_files(out))
         manifest = json.loads((out / "manifest.json").read_bytes())
         generations.add(manifest["generation"])
         problems.extend(f"after kill {kills}: {p}" for p in found)
@@ -160,15 +184,16 @@ def soak(work: Path, iterations: int, seconds: float, rng: random.Random, log=pr
     from datetime import UTC, datetime
 
     publish(out, [Document("feed.xml", feed + b"\n", "application/atom+xml; charset=utf-8",
-                           datetime(2024, 1, 1, tzinfo=UTC))])
-    leftovers = [p.name for p in out.rglob(".tmp-*")]
+                           datetime(2024, 1, 1, tzinfo=UTC))], sweep=True)
+    leftovers = temp_files(out)
     if leftovers:
         problems.append(f"temp files survive a clean publish: {leftovers}")
     after = read_manifest(out)
     assert after is not None
     live = {doc[k] for docs in (after["documents"], after["previous"]) for doc in docs.values()
             for k in ("object", "gzip_object")}
-    stray = [p.name for p in (out / OBJECTS).iterdir() if p.name not in live]
+    stray = [p.name for p in (out / OBJECTS).iterdir() if p.name not in live and not p.is_dir()]
+    stray += stray_articles(out)
     if stray:
         problems.append(f"{len(stray)} unreferenced objects survive a clean publish")
     return {"kills": kills, "generations": len(generations), "problems": problems}

@@ -223,3 +223,26 @@ def test_a_publish_without_pages_keeps_the_index_as_published(tmp_path: Path, bu
     after = published(out)
     assert {n: r for n, r in after.items() if "articles/" in n} == {n: r for n, r in pages.items() if "articles/" in n}
     assert all((out / "objects" / o).is_file() for n, r in after.items() if "articles/" in n for o in r.objects)
+
+
+def test_a_builders_first_publish_sweeps_what_a_killed_build_left(tmp_path: Path, built: Builder) -> None:
+    import os
+
+    folder = tmp_path / "out" / "objects" / "articles"
+    orphan = folder / ("ab" * 32)  # a page object a killed build stored and never published
+    orphan.write_bytes(b"<p>orphan</p>")
+    dead = folder / ".tmp-999999999-x"  # a temp file of a writer that is gone
+    dead.write_bytes(b"half")
+    running = folder / f".tmp-{os.getppid()}-y"  # of a process still running (it may be storing pages)
+    running.write_bytes(b"half")
+    fresh = Builder(built.config)
+    write_seed(tmp_path / "seeds", "new.txt", STAMP + 400 * HOUR, "New", "https://e.com/new", "<p>new</p>")
+    assert fresh.build().published
+    assert not orphan.exists() and not dead.exists() and running.exists()
+    named = {o for n in article_names(tmp_path / "out") for o in published(tmp_path / "out")[n].objects}
+    assert named <= objects_under_articles(tmp_path / "out")
+    # Later publishes of the same builder do not read every shard again.
+    orphan.write_bytes(b"<p>orphan</p>")
+    write_seed(tmp_path / "seeds", "newer.txt", STAMP + 401 * HOUR, "Newer", "https://e.com/newer", "<p>n</p>")
+    assert fresh.build().published
+    assert orphan.exists()

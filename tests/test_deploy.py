@@ -26,7 +26,7 @@ from feedsvc.core.routes import DOCUMENTS, is_topic
 from feedsvc.host import create_app
 from feedsvc.pipeline.builder import Builder
 from feedsvc.publish.deploy import DeployError, deploy, make_client, parse_target, stage_of
-from feedsvc.publish.layout import load_manifest
+from feedsvc.publish.layout import ManifestRow, load_manifest, published_rows
 from feedsvc.publish.static import GZIP_SUFFIX, tree_files
 
 pytestmark = [
@@ -156,10 +156,15 @@ def bucket_objects(s3: SeaweedFS, bucket: str, prefix: str = "") -> dict[str, di
 
 
 def published(config: Config) -> set[str]:
-    """The documents a bucket should hold: the static tree's files, without the .gz siblings."""
+    """The documents a bucket should hold: the static tree's files (every entry page's too),
+    without the .gz siblings."""
+    return {name for name in tree_files(rows_of(config)) if not name.endswith(GZIP_SUFFIX)}
+
+
+def rows_of(config: Config) -> dict[str, ManifestRow]:
     manifest = load_manifest(config.output_dir)
     assert manifest is not None
-    return {name for name in tree_files(manifest.documents) if not name.endswith(GZIP_SUFFIX)}
+    return published_rows(config.output_dir, manifest)
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["identity", "deploy_gzip"])
@@ -193,7 +198,7 @@ def test_an_edit_uploads_only_the_changed_documents_and_nothing_changed_uploads_
     config = site(tmp_path, WORLD)
     build(config)
     run_deploy(config, f"s3://{bucket}/")
-    before = load_manifest(config.output_dir)
+    before = rows_of(config)
     again = Recorder()
     outcome = run_deploy(config, f"s3://{bucket}/", again)
     assert again.puts() == [] and outcome.uploaded == 0 and outcome.deleted == 0
@@ -201,14 +206,10 @@ def test_an_edit_uploads_only_the_changed_documents_and_nothing_changed_uploads_
 
     write_seed(config.seeds_dir, 1, body="<p>edited</p>")  # an archived article
     build(config)
-    after = load_manifest(config.output_dir)
-    assert before is not None and after is not None
-    changed = {
-        name
-        for name in published(config)
-        if name not in before.documents or before.documents[name].object != after.documents[name].object
-    }
+    after = rows_of(config)
+    changed = {name for name in published(config) if name not in before or before[name].object != after[name].object}
     assert changed and "feed.xml" not in changed, "an archived article: its archive page, not the feed"
+    assert any(name.startswith("articles/") for name in changed), "and its own page"
     edit = Recorder()
     outcome = run_deploy(config, f"s3://{bucket}/", edit)
     assert sorted(put_names(edit, bucket, "")) == sorted(changed)
@@ -366,13 +367,21 @@ def test_the_endpoint_killed_mid_deploy_leaves_a_consistent_bucket_the_next_publ
 
 
 def assert_consistent(objects: dict[str, dict[str, Any]]) -> None:
-    """Every archive page a subscription document links to is in the bucket."""
+    """A reader never follows a link into a 404: every archive page reachable from a subscription
+    document, link by link (prev-archive, next-archive), is in the bucket. (Two new archive pages
+    link to each other, so a deploy stopped between them leaves one linking to a missing one: no
+    reader can reach it until the documents that link to it are uploaded, after both.)"""
     import re
 
-    for name, stored in objects.items():
-        if is_topic(name) or name.startswith("archive/"):
-            for page in re.findall(rb"/(archive/[0-9]+\.xml)", stored["body"]):
-                assert page.decode() in objects, f"{name} links to {page.decode()}, not in the bucket"
+    todo = [name for name in objects if is_topic(name)]
+    seen = set(todo)
+    while todo:
+        name = todo.pop()
+        for page in {p.decode() for p in re.findall(rb"/(archive/[0-9]+\.xml)", objects[name]["body"])}:
+            assert page in objects, f"{name} links to {page}, not in the bucket"
+            if page not in seen:
+                seen.add(page)
+                todo.append(page)
 
 
 def wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -512,7 +521,9 @@ def test_the_benchmark_counts_o_changed_requests(
     monkeypatch.setattr(bench, "BUCKET", "feedsvc-bench-smoke")
     first, one, none, lost = bench.run(60, 5, tmp_path, s3)
     assert first[2]["PutObject"] == first[2]["objects"] > 5
-    assert one[2] == {"ListObjectsV2": 1, "PutObject": 1, "objects": first[2]["objects"]}
+    # An edited archived article: its archive page and its own page (its neighbour's page links
+    # to it by title, which did not change: the same bytes, not uploaded).
+    assert one[2] == {"ListObjectsV2": 1, "PutObject": 2, "objects": first[2]["objects"]}
     assert none[2] == {"ListObjectsV2": 1, "objects": first[2]["objects"]}
     assert lost[2] == {"ListObjectsV2": 1, "HeadObject": first[2]["objects"], "objects": first[2]["objects"]}
     assert "| after no change |" in bench.report([first, one, none, lost])
@@ -549,7 +560,9 @@ def test_deploy_invalidate_runs_with_the_changed_paths_and_is_bounded(
     assert len(runs) == 2
     first, edit = runs
     assert "/news/" in first[0] and "/news/world/" in first[0] and "/news/feed.xml" in first[0]
-    assert edit[0] == edit[1].splitlines() and all(p.startswith("/news/archive/") for p in edit[0])
+    # An archived article: its archive page, its own page and its neighbours' (their links), no feed.
+    assert edit[0] == edit[1].splitlines() and all(p.startswith(("/news/archive/", "/news/articles/")) for p in edit[0])
+    assert any(p.startswith("/news/archive/") for p in edit[0]) and any("/articles/" in p for p in edit[0])
     capsys.readouterr()
     slow = invalidate(f"{sys.executable} -c 'import time; time.sleep(5)'", ["/x"], timeout=0.5)
     assert slow is not None and "did not finish" in slow

@@ -61,6 +61,8 @@ class LastPublish:
     shas: dict[str, str] = field(default_factory=dict)
     # The entry pages' index as published (None: not known yet, read from the manifest).
     shards: dict[str, Shard] | None = None
+    # Whether a publish of this builder swept the pages' objects a killed build may have left.
+    swept: bool = False
     # Each feed's last archive pages and their keys: the same pages (a feed none of whose records
     # changed) are not keyed again.
     keyed: dict[str, tuple[Sequence[Page[Record]], list[str]]] = field(default_factory=dict)
@@ -87,15 +89,18 @@ def render_and_publish(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastP
     subscription = render_documents(top.feed.meta, top.entries_of(top.current), newest, ctx.at, "", listing)
     planned: list[Planned] = [_compressed(document, last, ctx.zipper) for document in subscription]
     copies = [plan.feed.prefix + "feed.xml" for plan in plans]
+    sweep = not last.swept and all(plan.articles for plan in plans)  # what a killed builder left
     try:
         known = _by_composition(ctx, plans, last, pooled=True)
-        manifest = publish_manifest(ctx.out_dir, [d() for d in planned + known], copies, _articles(ctx, plans, last))
+        articles = _articles(ctx, plans, last)
+        manifest = publish_manifest(ctx.out_dir, [d() for d in planned + known], copies, articles, sweep)
     except Stale as exc:
         log.info("%s: rendering them again", exc)
         last.page_keys, last.shards = {}, None
         known = _by_composition(ctx, plans, last, pooled=False)
         articles = _articles(ctx, plans, last, pooled=False)
-        manifest = publish_manifest(ctx.out_dir, [d() for d in planned + known], copies, articles)
+        manifest = publish_manifest(ctx.out_dir, [d() for d in planned + known], copies, articles, sweep)
+    last.swept = last.swept or (sweep and manifest is not None)
     last.page_keys = {d.name: d.source_key for d in (p() for p in known)}
     if manifest is not None:
         last.shards = manifest.articles

@@ -11,7 +11,8 @@ objects/articles/, whose files would make each publish cost the archive's size. 
 publish lists the objects its index stopped naming (`released`, kept in the manifest beside the
 index), and the next publish deletes them unless it names them again: the previous version's
 objects stay while a reader may still be reading it, as for every other document. A publish that
-dies between writing new objects and the manifest leaves those objects behind, unnamed.
+dies between writing new objects and the manifest leaves those objects behind, unnamed: a
+builder's first publish sweeps them (`sweep_articles`), reading every shard once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from feedsvc.publish.layout import (
     ARTICLE_OBJECTS,
     OBJECTS,
     SHARD_SUFFIX,
+    TMP_PREFIX,
     ArticleShard,
     Manifest,
     ManifestRow,
@@ -114,6 +116,29 @@ def collect(out_dir: Path, names: Iterable[str]) -> None:
     for name in names:
         with contextlib.suppress(OSError):
             os.unlink(objects / name)
+
+
+def sweep_articles(out_dir: Path, manifest: Manifest) -> int:
+    """Delete every object under objects/articles/ that `manifest`'s index does not name and that
+    it has not just released (the previous version's, which a reader may still read): what a build
+    killed before its publish left. Not a temp file (`writer._remove_leftovers` decides those).
+    Reads every shard; deletes nothing when one cannot be read. Returns how many it deleted."""
+    live = set(manifest.released)
+    for shard in manifest.articles.values():
+        try:
+            rows = read_shard(out_dir, shard)
+        except (OSError, ValueError):
+            return 0  # never delete what may be named
+        live |= _objects(shard, rows.values())
+    deleted = 0
+    with contextlib.suppress(FileNotFoundError), os.scandir(out_dir / OBJECTS / ARTICLE_OBJECTS) as entries:
+        for entry in entries:
+            if entry.name.startswith(TMP_PREFIX) or f"{ARTICLE_OBJECTS}/{entry.name}" in live:
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                deleted += 1
+    return deleted
 
 
 def _planned_from(shard: ArticleShard, current: Shard | None) -> bool:

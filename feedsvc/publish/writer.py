@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc.model import Document, Reuse
-from feedsvc.publish.article_index import collect, update_index
+from feedsvc.publish.article_index import collect, sweep_articles, update_index
 from feedsvc.publish.layout import (
     ARTICLE_OBJECTS,
     HEARTBEAT,
@@ -58,13 +58,29 @@ def publish_lock(out_dir: Path) -> Iterator[None]:
 
 
 def _remove_leftovers(out_dir: Path, folders: Sequence[Path] = ()) -> None:
-    """Temp files from a writer that died mid-publish: under the publish lock, none is anyone's."""
+    """Temp files of writers that died mid-write. Under the publish lock no publish is under way,
+    but another process may be storing entry pages (`store_many`, outside the lock): a temp file
+    named after a process that is still running is its, and stays."""
     for directory in (out_dir, out_dir / OBJECTS, out_dir / OBJECTS / ARTICLE_OBJECTS, *folders):
         with contextlib.suppress(OSError):
             for item in os.scandir(directory):
-                if item.name.startswith(TMP_PREFIX):
+                if item.name.startswith(TMP_PREFIX) and not _writer_alive(item.name):
                     with contextlib.suppress(OSError):
                         os.unlink(item.path)
+
+
+def _writer_alive(temp_name: str) -> bool:
+    """Whether a temp file's name (`write_many`'s `.tmp-<pid>-<name>`) names a running process."""
+    pid = temp_name[len(TMP_PREFIX) :].partition("-")[0]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process (EPERM): running
+    return True
 
 
 def store(out_dir: Path, doc: Document) -> Stored:
@@ -144,9 +160,10 @@ def publish(
     documents: Sequence[Document | Reuse | Stored],
     plain_copies: Sequence[str] = ("feed.xml",),
     articles: Sequence[ArticleShard] | None = None,
+    sweep: bool = False,
 ) -> bool:
     """`publish_manifest`: True when it published a new version."""
-    return publish_manifest(out_dir, documents, plain_copies, articles) is not None
+    return publish_manifest(out_dir, documents, plain_copies, articles, sweep) is not None
 
 
 def publish_manifest(
@@ -154,6 +171,7 @@ def publish_manifest(
     documents: Sequence[Document | Reuse | Stored],
     plain_copies: Sequence[str] = ("feed.xml",),
     articles: Sequence[ArticleShard] | None = None,
+    sweep: bool = False,
 ) -> Manifest | None:
     """Publish `documents` and the entry pages' index (`articles`, see `feedsvc.publish.article_index`;
     None: the index stays as published) as one version, and return its manifest; None (and nothing
@@ -163,6 +181,8 @@ def publish_manifest(
     `plain_copies` are written as files too (`feed.xml`, a declared feed's `world/feed.xml`).
     Raises Stale (before writing anything) when one is not in the current manifest, when a
     `Stored` document's objects are gone, or when `articles` was planned from another index.
+    `sweep`: also delete every entry page's object no version a reader may read names (what a
+    killed build left; a builder asks for it on its first publish).
     """
     objects = out_dir / OBJECTS
     folders = sorted({(out_dir / name).parent for name in plain_copies} - {out_dir})
@@ -206,6 +226,8 @@ def publish_manifest(
         # Compact: json's C encoder does not indent, and a long archive makes this file big.
         write_atomic(out_dir / MANIFEST, json.dumps(manifest.to_json(), sort_keys=True, separators=(",", ":")).encode())
         _collect_garbage(objects, [rows, previous])
+        if sweep:
+            sweep_articles(out_dir, manifest)
         return manifest
 
 
