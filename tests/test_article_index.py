@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import published, write_seed
+from conftest import published, published_bodies, write_seed
 
 from feedsvc.model import Document
 from feedsvc.pipeline.builder import Builder
@@ -225,12 +225,14 @@ def test_a_publish_without_pages_keeps_the_index_as_published(tmp_path: Path, bu
     assert all((out / "objects" / o).is_file() for n, r in after.items() if "articles/" in n for o in r.objects)
 
 
-def test_a_builders_first_publish_sweeps_what_a_killed_build_left(tmp_path: Path, built: Builder) -> None:
+def test_the_build_after_one_that_died_storing_pages_sweeps_what_it_left(tmp_path: Path, built: Builder) -> None:
     import os
 
     folder = tmp_path / "out" / "objects" / "articles"
+    assert not (tmp_path / "out" / ".storing-articles").exists()  # a build that published takes it away
     orphan = folder / ("ab" * 32)  # a page object a killed build stored and never published
     orphan.write_bytes(b"<p>orphan</p>")
+    (tmp_path / "out" / ".storing-articles").touch()  # and the mark it left
     dead = folder / ".tmp-999999999-x"  # a temp file of a writer that is gone
     dead.write_bytes(b"half")
     running = folder / f".tmp-{os.getppid()}-y"  # of a process still running (it may be storing pages)
@@ -239,10 +241,53 @@ def test_a_builders_first_publish_sweeps_what_a_killed_build_left(tmp_path: Path
     write_seed(tmp_path / "seeds", "new.txt", STAMP + 400 * HOUR, "New", "https://e.com/new", "<p>new</p>")
     assert fresh.build().published
     assert not orphan.exists() and not dead.exists() and running.exists()
+    assert not (tmp_path / "out" / ".storing-articles").exists()
     named = {o for n in article_names(tmp_path / "out") for o in published(tmp_path / "out")[n].objects}
     assert named <= objects_under_articles(tmp_path / "out")
-    # Later publishes of the same builder do not read every shard again.
+    # Without the mark, a build does not read every shard: nothing died storing pages.
     orphan.write_bytes(b"<p>orphan</p>")
     write_seed(tmp_path / "seeds", "newer.txt", STAMP + 401 * HOUR, "Newer", "https://e.com/newer", "<p>n</p>")
     assert fresh.build().published
     assert orphan.exists()
+
+
+@pytest.mark.live
+def test_pages_rendered_by_the_worker_processes_are_the_pages_rendered_here(tmp_path: Path) -> None:
+    """The workers link neighbours from their headlines (no content loaded, the title converted as
+    the feed converts it): the same bytes as pages rendered in the builder's process."""
+    from feedsvc.config import load_config
+
+    seeds = tmp_path / "seeds"
+    for i in range(150):
+        write_seed(seeds, f"{i:03}.txt", STAMP + i * HOUR, f"國際 {i}", f"https://e.com/{i}", f"<p>經濟 {i}</p>")
+    bodies = []
+    for workers in (2, 1):
+        out = tmp_path / f"out-{workers}"
+        toml = tmp_path / f"{workers}.toml"
+        toml.write_text(f'seeds_dir = "{seeds}"\noutput_dir = "{out}"\nbase_url = "https://e.org/"\n'
+                        f'build_workers = {workers}\n[[feeds]]\nname = "simple"\nconvert = "t2s"\n')
+        builder = Builder(load_config(toml, env={}))
+        try:
+            assert builder.build().published
+        finally:
+            builder.close()
+        bodies.append({n: b for n, b in published_bodies(out).items() if "articles/" in n})
+    pooled, here = bodies
+    assert len(pooled) == 300  # the top-level pages and the converted feed's
+    assert pooled == here
+    converted = [b.decode() for n, b in pooled.items() if n.startswith("simple/")]
+    assert all("国际" in body and "國際" not in body for body in converted)  # neighbours' titles too
+
+
+def test_headlines_are_entries_without_their_content(tmp_path: Path, built: Builder) -> None:
+    from feedsvc.pipeline.cache import SqliteCache
+
+    cache = SqliteCache(tmp_path / "out" / "cache.sqlite3", readonly=True)
+    assert built.memory.records is not None
+    keys = [r.key for r in built.memory.records.values() if r.id is not None][:20]
+    full, short = cache.entries(keys), cache.headlines(keys)
+    assert full.keys() == short.keys() and len(short) == 20
+    for key, entry in full.items():
+        assert (short[key].id, short[key].title, short[key].link, short[key].updated) == (
+            entry.id, entry.title, entry.link, entry.updated)
+        assert short[key].content_html == "" and entry.content_html

@@ -240,8 +240,10 @@ def render_articles(cache: Path, out_dir: Path, feed: Feed, jobs: Sequence[Job])
     objects written to `out_dir`. None for a page whose entry is not there (the builder renders it)."""
     try:
         reader = _readers.get(cache) or _readers.setdefault(cache, SqliteCache(cache, readonly=True))
-        wanted = {job.entry for job in jobs} | {n[1] for job in jobs for n in (job.newer, job.older) if n}
+        wanted = {job.entry for job in jobs}
         found = reader.entries(sorted(wanted))
+        # Neighbours are linked by title only: their content is neither loaded nor transformed.
+        found.update(reader.headlines(sorted({n[1] for job in jobs for n in (job.newer, job.older) if n} - wanted)))
     except (CacheError, sqlite3.Error):
         return [None] * len(jobs)
     apply = transformer(feed)

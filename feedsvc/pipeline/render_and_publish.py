@@ -44,7 +44,7 @@ from feedsvc.pipeline.context import BuildContext, Zipper
 from feedsvc.pipeline.feeds import EntriesOf, transform_key
 from feedsvc.pipeline.workers import archive_document, page_with
 from feedsvc.publish.layout import ArticleShard, Shard, Stored, compress, etag_for, load_manifest
-from feedsvc.publish.writer import Stale, publish_manifest
+from feedsvc.publish.writer import Stale, begin_storing, end_storing, publish_manifest
 
 log = logging.getLogger("feedsvc.build")
 
@@ -61,8 +61,6 @@ class LastPublish:
     shas: dict[str, str] = field(default_factory=dict)
     # The entry pages' index as published (None: not known yet, read from the manifest).
     shards: dict[str, Shard] | None = None
-    # Whether a publish of this builder swept the pages' objects a killed build may have left.
-    swept: bool = False
     # Each feed's last archive pages and their keys: the same pages (a feed none of whose records
     # changed) are not keyed again.
     keyed: dict[str, tuple[Sequence[Page[Record]], list[str]]] = field(default_factory=dict)
@@ -89,7 +87,9 @@ def render_and_publish(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastP
     subscription = render_documents(top.feed.meta, top.entries_of(top.current), newest, ctx.at, "", listing)
     planned: list[Planned] = [_compressed(document, last, ctx.zipper) for document in subscription]
     copies = [plan.feed.prefix + "feed.xml" for plan in plans]
-    sweep = not last.swept and all(plan.articles for plan in plans)  # what a killed builder left
+    # A build that died while storing pages left them unnamed: this publish sweeps them.
+    storing = all(plan.articles for plan in plans)
+    sweep = storing and begin_storing(ctx.out_dir)
     try:
         known = _by_composition(ctx, plans, last, pooled=True)
         articles = _articles(ctx, plans, last)
@@ -100,7 +100,8 @@ def render_and_publish(ctx: BuildContext, plans: Sequence[FeedPlan], last: LastP
         known = _by_composition(ctx, plans, last, pooled=False)
         articles = _articles(ctx, plans, last, pooled=False)
         manifest = publish_manifest(ctx.out_dir, [d() for d in planned + known], copies, articles, sweep)
-    last.swept = last.swept or (sweep and manifest is not None)
+    if storing:
+        end_storing(ctx.out_dir)
     last.page_keys = {d.name: d.source_key for d in (p() for p in known)}
     if manifest is not None:
         last.shards = manifest.articles

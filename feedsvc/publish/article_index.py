@@ -11,8 +11,9 @@ objects/articles/, whose files would make each publish cost the archive's size. 
 publish lists the objects its index stopped naming (`released`, kept in the manifest beside the
 index), and the next publish deletes them unless it names them again: the previous version's
 objects stay while a reader may still be reading it, as for every other document. A publish that
-dies between writing new objects and the manifest leaves those objects behind, unnamed: a
-builder's first publish sweeps them (`sweep_articles`), reading every shard once.
+dies between writing new objects and the manifest leaves those objects behind, unnamed: a mark
+in the output folder says pages are being stored (`writer.begin_storing`), and the build that
+finds it left over sweeps them (`sweep_articles`), reading every shard once.
 """
 
 from __future__ import annotations

@@ -49,6 +49,9 @@ OBJECTS = "objects"
 ARTICLE_OBJECTS = "articles"
 SHARD_SUFFIX = ".json"
 PUBLISH_LOCK = ".publish.lock"
+# Present while a build has stored entry pages it has not published yet: found by the next build,
+# it means one died meanwhile, and that build sweeps what it left (`article_index.sweep_articles`).
+STORING = ".storing-articles"
 TMP_PREFIX = ".tmp-"
 FORMAT = 1
 

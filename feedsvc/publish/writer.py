@@ -27,6 +27,7 @@ from feedsvc.publish.layout import (
     OBJECTS,
     PUBLISH_LOCK,
     STATUS,
+    STORING,
     TMP_PREFIX,
     WARMING,
     ArticleShard,
@@ -152,7 +153,25 @@ def _write_objects(objects: Path, doc: Document, before: ManifestRow | None) -> 
     )
 
 
-__all__ = ["Stale", "publish", "publish_manifest", "store", "store_many"]
+__all__ = ["Stale", "begin_storing", "end_storing", "publish", "publish_manifest", "store", "store_many"]
+
+
+def begin_storing(out_dir: Path) -> bool:
+    """Mark the output folder as having entry pages stored ahead of their publish (`store_many`).
+    Returns True when the mark was already there: a build died (or another writer is storing
+    now) between storing pages and publishing them, so the next publish should sweep."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(out_dir / STORING, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        return True
+    return False
+
+
+def end_storing(out_dir: Path) -> None:
+    """The pages stored since `begin_storing` are published (or were not needed)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(out_dir / STORING)
 
 
 def publish(
@@ -182,7 +201,7 @@ def publish_manifest(
     Raises Stale (before writing anything) when one is not in the current manifest, when a
     `Stored` document's objects are gone, or when `articles` was planned from another index.
     `sweep`: also delete every entry page's object no version a reader may read names (what a
-    killed build left; a builder asks for it on its first publish).
+    build killed between storing pages and publishing them left: see `begin_storing`).
     """
     objects = out_dir / OBJECTS
     folders = sorted({(out_dir / name).parent for name in plain_copies} - {out_dir})
@@ -206,6 +225,8 @@ def publish_manifest(
                 bodies[doc.name] = doc.body
         index = update_index(out_dir, old, articles)
         if old is not None and old.documents == rows and old.articles == index.articles:
+            if sweep:
+                sweep_articles(out_dir, old)
             return None
         fsync_dir(objects)  # every new object's name is durable before the manifest names it
         fsync_dir(objects / ARTICLE_OBJECTS)
