@@ -277,22 +277,34 @@ def test_no_pages_when_switched_off(tmp_path: Path, corpus: Path, config) -> Non
     assert b"/articles/" not in documents(tmp_path / "out")["index.html"]
 
 
-def test_store_many_names_objects_only_after_they_are_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch of pages' objects: temp files, one sync(2), then the names; a row like `store`'s."""
+@pytest.mark.parametrize("count", [3, 40], ids=["fsync-each", "one-sync"])
+def test_store_many_names_objects_only_after_they_are_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    """A batch of pages' objects: temp files made durable (a few: each fsynced; many: one sync(2)),
+    then the names; a row like `store`'s."""
+    import os
     from datetime import UTC, datetime
 
     import feedsvc.publish.writer as writer
     from feedsvc.model import Document
+    from feedsvc.publish.layout import FSYNC_EACH
 
     docs = [Document(f"articles/{i:020x}.html", f"<p>{i}</p>".encode(), "text/html; charset=utf-8",
-                     datetime(2024, 1, 1, tzinfo=UTC), f"key{i}", in_memory=False) for i in range(3)]
+                     datetime(2024, 1, 1, tzinfo=UTC), f"key{i}", in_memory=False) for i in range(count)]
     docs.append(docs[0])  # the same bytes twice: written once
     objects = tmp_path / "objects" / "articles"
-    named_at_sync: list[list[str]] = []
-    monkeypatch.setattr(writer.os, "sync", lambda: named_at_sync.append(
-        sorted(p.name for p in objects.iterdir() if not p.name.startswith(".tmp-"))))
+    named_when_durable: list[list[str]] = []
+    real_fsync = os.fsync
+
+    def durable(*args: object) -> None:
+        named_when_durable.append(sorted(p.name for p in objects.iterdir() if not p.name.startswith(".tmp-")))
+
+    monkeypatch.setattr(writer.os, "sync", durable)
+    monkeypatch.setattr(writer.os, "fsync", lambda fd: durable() or real_fsync(fd))
     stored = writer.store_many(tmp_path, docs)
-    assert named_at_sync == [[]]  # nothing had its name when the data was synced
+    files = 2 * count  # a body and its gzip each
+    assert named_when_durable == ([[]] * files if files <= FSYNC_EACH else [[]])  # nothing had its name yet
     assert sorted("articles/" + p.name for p in objects.iterdir()) == sorted({n for s in stored for n in s.row.objects})
     single = writer.store(tmp_path / "other", docs[1])  # a document's objects: the same bytes, at the top
     assert (stored[1].row.object, stored[1].row.gzip_object) == tuple("articles/" + n for n in single.row.objects)

@@ -74,16 +74,19 @@ def feed_order(current: Sequence[Record], pages: Sequence[Page[Record]]) -> list
 
 
 def composition_keys(meta: FeedMeta, transform: str, order: Sequence[Record]) -> list[str]:
-    """Each page's composition key (see the module docstring)."""
-    common = repr((meta, transform, ARTICLE_TEMPLATE_KEY, __version__))
-    near = [(r.id, r.key) for r in order]
+    """Each page's composition key (see the module docstring): the hash of what every page of the
+    feed shares, hashed once and copied, then of its newer neighbour, itself and its older
+    neighbour, each written as `<length of id>:<id><cache key>` (cache keys have one length), so
+    that no two compositions write the same bytes. Every build computes one for every entry."""
+    common = hashlib.sha256(repr((meta, transform, ARTICLE_TEMPLATE_KEY, __version__)).encode())
+    parts = [f"{len(r.id or '')}:{r.id or ''}{r.key}" for r in order]
     last = len(order) - 1
-    return [
-        hashlib.sha256(
-            repr((common, near[i], near[i - 1] if i else None, near[i + 1] if i < last else None)).encode()
-        ).hexdigest()
-        for i in range(len(order))
-    ]
+    keys = []
+    for i, part in enumerate(parts):
+        page = common.copy()
+        page.update(f"{parts[i - 1] if i else ''}\x01{part}\x01{parts[i + 1] if i < last else ''}".encode())
+        keys.append(page.hexdigest())
+    return keys
 
 
 @dataclass(frozen=True)

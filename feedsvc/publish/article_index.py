@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,11 +119,12 @@ def collect(out_dir: Path, names: Iterable[str]) -> None:
             os.unlink(objects / name)
 
 
-def sweep_articles(out_dir: Path, manifest: Manifest) -> int:
+def sweep_articles(out_dir: Path, manifest: Manifest, alive: Callable[[str], bool]) -> int:
     """Delete every object under objects/articles/ that `manifest`'s index does not name and that
-    it has not just released (the previous version's, which a reader may still read): what a build
-    killed before its publish left. Not a temp file (`writer._remove_leftovers` decides those).
-    Reads every shard; deletes nothing when one cannot be read. Returns how many it deleted."""
+    it has not just released (the previous version's, which a reader may still read), and every
+    temp file whose writer is gone (`alive`: whether a temp file's writer still runs): what a
+    build killed before its publish left. Reads every shard; deletes no object when one cannot be
+    read. Returns how many files it deleted."""
     live = set(manifest.released)
     for shard in manifest.articles.values():
         try:
@@ -134,7 +135,9 @@ def sweep_articles(out_dir: Path, manifest: Manifest) -> int:
     deleted = 0
     with contextlib.suppress(FileNotFoundError), os.scandir(out_dir / OBJECTS / ARTICLE_OBJECTS) as entries:
         for entry in entries:
-            if entry.name.startswith(TMP_PREFIX) or f"{ARTICLE_OBJECTS}/{entry.name}" in live:
+            if entry.name.startswith(TMP_PREFIX) and alive(entry.name):
+                continue
+            if not entry.name.startswith(TMP_PREFIX) and f"{ARTICLE_OBJECTS}/{entry.name}" in live:
                 continue
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)

@@ -95,29 +95,44 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, sync_dir: bool = Tr
         fsync_dir(path.parent)
 
 
+# Up to this many files, write_many fsyncs each one; more are made durable by one sync(2).
+FSYNC_EACH = 16
+
+
 def write_many(directory: Path, files: dict[str, bytes]) -> None:
     """Many new files at once (entry pages' objects, index shards), each only if not there yet:
-    written to temp files, made durable together by one sync(2), and only then renamed to their
-    names, so a name never points at bytes not yet on disk (one fsync a file, ~1 ms here, was most
-    of a page's cost). Names are relative to the open folder (no path is built per file). The
-    caller syncs the folder once the names are all in place."""
+    written to temp files, made durable, and only then renamed to their names, so a name never
+    points at bytes not yet on disk. A few (a new article's pages, its shards) are fsynced one by
+    one: sync(2) would also wait for every other process's writes, and a file event's build must
+    not. Many (a cold build's pages) are made durable by one sync(2): one fsync a file (~1 ms
+    here) was most of a page's cost. Names are relative to the open folder (no path is built per
+    file). The caller syncs the folder once the names are all in place."""
     prefix = f"{TMP_PREFIX}{os.getpid()}-"  # one writer per name and process: no random names needed
     folder = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    written: list[str] = []
     try:
         pending = [name for name in files if not _exists(name, folder)]
+        each = len(pending) <= FSYNC_EACH
         for name in pending:
             fd = os.open(prefix + name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=folder)
+            written.append(prefix + name)
             try:
                 data = memoryview(files[name])
                 while data:
                     data = data[os.write(fd, data) :]
+                if each:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
-        if pending:
+        if pending and not each:
             os.sync()
         for name in pending:
             os.replace(prefix + name, name, src_dir_fd=folder, dst_dir_fd=folder)
+        written.clear()
     finally:
+        for tmp in written:  # a write failed (a full disk): no temp file stays behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=folder)
         os.close(folder)
 
 
@@ -264,8 +279,9 @@ def shard_of(name: str) -> str:
 
 
 def shard_key(pages: Iterable[tuple[str, str]]) -> str:
-    """The key of a shard whose pages are these (name, composition key) pairs."""
-    return digest(repr(sorted(pages)).encode())
+    """The key of a shard whose pages are these (name, composition key) pairs (neither holds a
+    space or a newline: a name is a path of hex digits and a feed's name, a key is hex)."""
+    return digest("\n".join(f"{name} {key}" for name, key in sorted(pages)).encode())
 
 
 def shard_path(out_dir: Path, shard: Shard) -> Path:

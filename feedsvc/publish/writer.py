@@ -59,19 +59,20 @@ def publish_lock(out_dir: Path) -> Iterator[None]:
 
 
 def _remove_leftovers(out_dir: Path, folders: Sequence[Path] = ()) -> None:
-    """Temp files of writers that died mid-write. Under the publish lock no publish is under way,
-    but another process may be storing entry pages (`store_many`, outside the lock): a temp file
-    named after a process that is still running is its, and stays."""
-    for directory in (out_dir, out_dir / OBJECTS, out_dir / OBJECTS / ARTICLE_OBJECTS, *folders):
+    """Temp files of writers that died mid-write. Under the publish lock no publish is under way.
+    Not objects/articles/, which holds two files an entry page: a writer that dies storing pages
+    leaves a mark, and the publish that sweeps them takes its temp files too (`sweep_articles`)."""
+    for directory in (out_dir, out_dir / OBJECTS, *folders):
         with contextlib.suppress(OSError):
             for item in os.scandir(directory):
-                if item.name.startswith(TMP_PREFIX) and not _writer_alive(item.name):
+                if item.name.startswith(TMP_PREFIX):
                     with contextlib.suppress(OSError):
                         os.unlink(item.path)
 
 
-def _writer_alive(temp_name: str) -> bool:
-    """Whether a temp file's name (`write_many`'s `.tmp-<pid>-<name>`) names a running process."""
+def writer_alive(temp_name: str) -> bool:
+    """Whether a temp file's name (`write_many`'s `.tmp-<pid>-<name>`) names a running process
+    (another writer may be storing entry pages now, outside the publish lock)."""
     pid = temp_name[len(TMP_PREFIX) :].partition("-")[0]
     if not pid.isdigit() or int(pid) == os.getpid():
         return False
@@ -226,7 +227,7 @@ def publish_manifest(
         index = update_index(out_dir, old, articles)
         if old is not None and old.documents == rows and old.articles == index.articles:
             if sweep:
-                sweep_articles(out_dir, old)
+                sweep_articles(out_dir, old, writer_alive)
             return None
         fsync_dir(objects)  # every new object's name is durable before the manifest names it
         fsync_dir(objects / ARTICLE_OBJECTS)
@@ -248,7 +249,7 @@ def publish_manifest(
         write_atomic(out_dir / MANIFEST, json.dumps(manifest.to_json(), sort_keys=True, separators=(",", ":")).encode())
         _collect_garbage(objects, [rows, previous])
         if sweep:
-            sweep_articles(out_dir, manifest)
+            sweep_articles(out_dir, manifest, writer_alive)
         return manifest
 
 
