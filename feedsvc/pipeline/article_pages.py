@@ -21,7 +21,6 @@ with the full build that follows (`FeedPlan.articles`).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import sqlite3
@@ -31,17 +30,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from feedsvc import __version__
-from feedsvc.core.articles import article_name, page_url
-from feedsvc.core.render.html import ARTICLE_TEMPLATE_KEY, Near, render_article_page
+from feedsvc.core.articles import page_url
+from feedsvc.core.render.html import Near, render_article_page
 from feedsvc.core.routes import HTML_TYPE
 from feedsvc.model import Document, Entry, Feed, FeedMeta, Page, Record
 from feedsvc.pipeline.cache import CacheError, SqliteCache
-from feedsvc.pipeline.feeds import EntriesOf, transform_key, transformer
+from feedsvc.pipeline.feeds import EntriesOf, transformer
 from feedsvc.pipeline.helpers import END, Overrun
+from feedsvc.pipeline.page_keys import Keyed
 from feedsvc.pipeline.workers import ARCHIVE_GZIP_LEVEL, Workers
 from feedsvc.publish.article_index import write_shards
-from feedsvc.publish.layout import ArticleShard, ManifestRow, Shard, Stored, compress, shard_key, shard_of, shard_rows
+from feedsvc.publish.layout import ArticleShard, ManifestRow, Shard, Stored, compress, shard_of, shard_rows
 from feedsvc.publish.writer import store_many
 
 log = logging.getLogger("feedsvc.build")
@@ -73,22 +72,6 @@ def feed_order(current: Sequence[Record], pages: Sequence[Page[Record]]) -> list
     return order
 
 
-def composition_keys(meta: FeedMeta, transform: str, order: Sequence[Record]) -> list[str]:
-    """Each page's composition key (see the module docstring): the hash of what every page of the
-    feed shares, hashed once and copied, then of its newer neighbour, itself and its older
-    neighbour, each written as `<length of id>:<id><cache key>` (cache keys have one length), so
-    that no two compositions write the same bytes. Every build computes one for every entry."""
-    common = hashlib.sha256(repr((meta, transform, ARTICLE_TEMPLATE_KEY, __version__)).encode())
-    parts = [f"{len(r.id or '')}:{r.id or ''}{r.key}" for r in order]
-    last = len(order) - 1
-    keys = []
-    for i, part in enumerate(parts):
-        page = common.copy()
-        page.update(f"{parts[i - 1] if i else ''}\x01{part}\x01{parts[i + 1] if i < last else ''}".encode())
-        keys.append(page.hexdigest())
-    return keys
-
-
 @dataclass(frozen=True)
 class Pool:
     """Where the changed pages may be rendered besides this process: the build's worker
@@ -104,25 +87,19 @@ def plan_articles(
     order: Sequence[Record],
     entries_of: EntriesOf,
     published: Mapping[str, Shard],
+    keyed: Keyed,
     pool: Pool | None = None,
 ) -> list[ArticleShard]:
-    """A feed's entries' pages (`order`: `feed_order`), as shards of the pages' index
-    (`feedsvc.publish.article_index`; `published`: the current index). A shard whose pages have
-    the composition keys published is reused whole, unread; in any other, a page whose row has its
-    key is carried over, and the rest are rendered and stored now: by the worker processes when
-    many changed (`pool`), else (or what they could not) here."""
-    keys = composition_keys(feed.meta, transform_key(feed), order)
-    names = [article_name(r.id or "", feed.prefix) for r in order]
-    by_shard: dict[str, list[int]] = {}
-    taken: set[str] = set()
-    for i, name in enumerate(names):
-        if name not in taken:  # two ids with one key (feedsvc.core.articles): the newer's page
-            taken.add(name)
-            by_shard.setdefault(shard_of(name), []).append(i)
+    """A feed's entries' pages (`order`: `feed_order`, keyed by `key_pages`), as shards of the
+    pages' index (`feedsvc.publish.article_index`; `published`: the current index). A shard whose
+    pages have the composition keys published is reused whole, unread; in any other, a page whose
+    row has its key is carried over, and the rest are rendered and stored now: by the worker
+    processes when many changed (`pool`), else (or what they could not) here."""
+    keys, names = keyed.keys, keyed.names
     shards: list[ArticleShard] = []
     todo: list[tuple[str, list[int]]] = []
-    for shard, indices in by_shard.items():
-        key = shard_key((names[i], keys[i]) for i in indices)
+    for shard, indices in keyed.groups.items():
+        key = keyed.shard_keys[shard]
         current = published.get(shard)
         if current is not None and current.key == key:
             shards.append(ArticleShard(shard, key, base=current.object))

@@ -42,6 +42,7 @@ from feedsvc.model import Document, Feed, FeedMeta, Page, Record, Reuse
 from feedsvc.pipeline.article_pages import Pool, feed_order, plan_articles, with_pages
 from feedsvc.pipeline.context import BuildContext, Zipper
 from feedsvc.pipeline.feeds import EntriesOf, transform_key
+from feedsvc.pipeline.page_keys import Keyed, key_pages
 from feedsvc.pipeline.workers import archive_document, page_with
 from feedsvc.publish.layout import ArticleShard, Shard, Stored, compress, etag_for, load_manifest
 from feedsvc.publish.writer import Stale, begin_storing, end_storing, publish_manifest
@@ -61,6 +62,8 @@ class LastPublish:
     shas: dict[str, str] = field(default_factory=dict)
     # The entry pages' index as published (None: not known yet, read from the manifest).
     shards: dict[str, Shard] | None = None
+    # Each feed's entry pages as the last build keyed them (only the pages that moved are keyed again).
+    pages: dict[str, Keyed] = field(default_factory=dict)
     # Each feed's last archive pages and their keys: the same pages (a feed none of whose records
     # changed) are not keyed again.
     keyed: dict[str, tuple[Sequence[Page[Record]], list[str]]] = field(default_factory=dict)
@@ -155,7 +158,8 @@ def _articles(
         feed = plan.feed
         if with_pages(feed.name, feed.meta, any(feed.transform)):
             order = feed_order(plan.current, plan.pages)
-            shards += plan_articles(ctx.out_dir, feed, order, plan.entries_of, last.shards, pool)
+            keyed = last.pages[feed.name] = key_pages(feed, order, last.pages.get(feed.name))
+            shards += plan_articles(ctx.out_dir, feed, order, plan.entries_of, last.shards, keyed, pool)
     return shards
 
 
