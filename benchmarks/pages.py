@@ -85,7 +85,7 @@ def measure(size: int, work: Path, repeats: int) -> dict[str, dict[str, float]]:
 # (`PublishedStore`), then answer `asks` entry pages picked across the index (each found through
 # its shard, as the responder does): (seconds, peak RSS MiB).
 _WEB_PROBE = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from feedsvc.publish.layout import load_manifest, shard_path
 from feedsvc.publish.reader import PublishedStore
@@ -100,12 +100,15 @@ store = PublishedStore(out)
 snapshot = store.snapshot
 for name in pages[:asks]:
     assert snapshot.get(name).identity.body
-print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(time.perf_counter() - started, int(peak.split()[1]) / 1024)
 """
 
 
 def web_process(out: Path, asks: int) -> tuple[float, float]:
-    """(seconds, the probe process's peak RSS in MiB) of a web process's load and `asks` page answers."""
+    """(seconds, the probe process's peak RSS in MiB) of a web process's load and `asks` page answers.
+    The peak is VmHWM, this process's own: ru_maxrss would count the benchmark's process it was
+    forked from."""
     import subprocess
     import sys
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -87,7 +88,7 @@ def key_pages(feed: Feed, order: Sequence[Record], last: Keyed | None) -> Keyed:
         page.update(f"{_part(near, i - 1)}\x01{_part(near, i)}\x01{_part(near, i + 1)}".encode())
         keys.append(page.hexdigest())
         names.append(article_name(near[i][0], feed.prefix))
-        shards.append(shard_of(names[-1]))
+        shards.append(sys.intern(shard_of(names[-1])))  # one string per shard (256), not per page
         moved.add(shards[-1])
     if memo is not None:  # the unmoved tail, and what left the middle
         keys += memo.keys[hi:]
