@@ -227,8 +227,16 @@ class SqliteCache:
 
     def entries(self, keys: Sequence[str]) -> dict[str, Entry]:
         """Full entries for `keys` (the ones being published); call it page by page for many."""
+        return self._entries(keys, "e.content, e.summary, e.source, e.image")
+
+    def headlines(self, keys: Sequence[str]) -> dict[str, Entry]:
+        """Entries for `keys` without their content, summary or source: what a link to them shows
+        (an entry's page links its neighbours by title), at a fraction of a full entry's cost."""
+        return self._entries(keys, "'', '', '', NULL")
+
+    def _entries(self, keys: Sequence[str], rest: str) -> dict[str, Entry]:
         sql = (
-            "SELECT o.key, o.id, e.title, e.link, o.published, o.updated, e.content, e.summary, e.source, e.image "
+            f"SELECT o.key, o.id, e.title, e.link, o.published, o.updated, {rest} "
             "FROM outcomes o JOIN entries e ON e.key = o.key WHERE o.key IN ({marks})"
         )
         return {
@@ -242,27 +250,6 @@ class SqliteCache:
                 summary=row[7],
                 source=row[8],
                 image=row[9],
-            )
-            for row in self._select(sql, list(keys))
-        }
-
-    def headlines(self, keys: Sequence[str]) -> dict[str, Entry]:
-        """Entries for `keys` without their content, summary or source: what a link to them shows
-        (an entry's page links its neighbours by title), at a fraction of a full entry's cost."""
-        sql = (
-            "SELECT o.key, o.id, e.title, e.link, o.published, o.updated "
-            "FROM outcomes o JOIN entries e ON e.key = o.key WHERE o.key IN ({marks})"
-        )
-        return {
-            row[0]: Entry(
-                id=row[1],
-                title=row[2],
-                link=row[3],
-                published=_date(row[4]),
-                updated=cast(datetime, _date(row[5])),
-                content_html="",
-                summary="",
-                source="",
             )
             for row in self._select(sql, list(keys))
         }
