@@ -54,8 +54,8 @@ class IndexUpdate:
 
 
 def write_shards(out_dir: Path, shards: Mapping[str, Mapping[str, ManifestRow]]) -> dict[str, Shard]:
-    """Write these shards' objects (their rows, by shard name; one sync(2) for all) and return
-    each one's `Shard`. A shard without rows has none: it is left out of the index."""
+    """Write these shards' objects (their rows, by shard name; `write_many`) and return each
+    one's `Shard`. A shard without rows has none: it is left out of the index."""
     written: dict[str, Shard] = {}
     files: dict[str, bytes] = {}
     for name, rows in shards.items():

@@ -45,6 +45,8 @@ from feedsvc.publish.layout import (
     write_many,
 )
 
+__all__ = ["Stale", "begin_storing", "end_storing", "publish", "publish_manifest", "store", "store_many"]
+
 
 @contextlib.contextmanager
 def publish_lock(out_dir: Path) -> Iterator[None]:
@@ -94,7 +96,7 @@ def store(out_dir: Path, doc: Document) -> Stored:
 
 def store_many(out_dir: Path, docs: Sequence[Document]) -> list[Stored]:
     """Entry pages' objects (under objects/articles/), many small documents at once (`write_many`:
-    one sync(2) for all, each name given only once its bytes are on disk)."""
+    each name given only once its bytes are on disk)."""
     objects = out_dir / OBJECTS / ARTICLE_OBJECTS
     objects.mkdir(parents=True, exist_ok=True)
     files: dict[str, bytes] = {}
@@ -152,9 +154,6 @@ def _write_objects(objects: Path, doc: Document, before: ManifestRow | None) -> 
         source_key=doc.source_key,
         in_memory=doc.in_memory,
     )
-
-
-__all__ = ["Stale", "begin_storing", "end_storing", "publish", "publish_manifest", "store", "store_many"]
 
 
 def begin_storing(out_dir: Path) -> bool:
