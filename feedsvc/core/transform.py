@@ -24,6 +24,7 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from feedsvc.core.filters import TAG
+from feedsvc.core.urls import srcset_spans
 from feedsvc.model import Entry
 
 Converter = Callable[[str], str]
@@ -49,28 +50,9 @@ def proxied(url: str, template: str) -> str:
 
 
 def srcset_rewritten(value: str, rewrite: Callable[[str], str]) -> str:
-    """Each candidate URL of a `srcset` value rewritten, its descriptors and separators kept (the
-    HTML standard's parsing: a URL is a run of non-space characters, less trailing commas)."""
-    out: list[str] = []
-    pos, end = 0, len(value)
-    while pos < end:
-        start = pos
-        while pos < end and (value[pos].isspace() or value[pos] == ","):
-            pos += 1
-        out.append(value[start:pos])
-        if pos == end:
-            break
-        stop = pos
-        while stop < end and not value[stop].isspace():
-            stop += 1
-        url = value[pos:stop].rstrip(",")
-        out.append(rewrite(url) + value[pos + len(url) : stop])
-        pos = stop
-        if value[stop - 1] != ",":  # descriptors follow, up to the next comma
-            comma = value.find(",", stop)
-            pos = end if comma < 0 else comma
-            out.append(value[stop:pos])
-    return "".join(out)
+    """Each candidate URL of a `srcset` value rewritten, its descriptors and separators kept
+    (`srcset_spans`: the HTML standard's parsing)."""
+    return "".join(lead + (rewrite(url) if url else "") + rest for lead, url, rest in srcset_spans(value))
 
 
 def _attributes(tag: str, change: Callable[[str, str], str | None]) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Iterator
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import idna
@@ -189,28 +190,34 @@ def url_identity(url: str) -> str:
 _DESCRIPTOR = re.compile(r"[0-9]+(?:\.[0-9]+)?[wx]\Z")
 
 
-def srcset_candidates(value: str) -> list[tuple[str, str]]:
-    """A `srcset` value → its (url, descriptor) candidates, parsed as the HTML standard does: a URL
-    is a run of non-space characters less trailing commas; its descriptors run to the next comma."""
-    out: list[tuple[str, str]] = []
+def srcset_spans(value: str) -> Iterator[tuple[str, str, str]]:
+    """A `srcset` value cut as the HTML standard parses it, into (what precedes a candidate: spaces
+    and commas; its URL, a run of non-space characters less trailing commas; what follows up to
+    the next candidate: those commas, or its descriptors). Joined, the spans are the value; the
+    last one may be a separator alone (URL "")."""
     pos, end = 0, len(value)
     while pos < end:
+        start = pos
         while pos < end and (value[pos].isspace() or value[pos] == ","):
             pos += 1
         if pos == end:
-            break
+            yield value[start:], "", ""
+            return
         stop = pos
         while stop < end and not value[stop].isspace():
             stop += 1
         url = value[pos:stop].rstrip(",")
-        descriptor = ""
-        if value[stop - 1] != ",":
+        after = stop
+        if value[stop - 1] != ",":  # descriptors follow, up to the next comma
             comma = value.find(",", stop)
-            descriptor = value[stop : end if comma < 0 else comma].strip()
-            stop = end if comma < 0 else comma
-        out.append((url, descriptor))
-        pos = stop
-    return out
+            after = end if comma < 0 else comma
+        yield value[start:pos], url, value[pos + len(url) : after]
+        pos = after
+
+
+def srcset_candidates(value: str) -> list[tuple[str, str]]:
+    """A `srcset` value → its (url, descriptor) candidates (`srcset_spans`)."""
+    return [(url, rest.lstrip(",").strip()) for _, url, rest in srcset_spans(value) if url]
 
 
 def safe_srcset(value: str, base: str | None) -> str | None:
