@@ -429,16 +429,12 @@ def test_newsboat_lists_the_audio_enclosure_and_queues_it_for_podboat(tmp_path, 
     """Seeds → a build → the published feed read by newsboat, which queues the mp3 for podboat
     (`podcast-auto-enqueue`): what a podcast-capable reader does with the enclosure."""
     import json
-    import os
-    import shutil
-    import sqlite3
-    import subprocess
+
+    from test_readers import run_newsboat
 
     from feedsvc.config import load_config
     from feedsvc.pipeline.builder import Builder
 
-    binary = shutil.which("newsboat")
-    assert binary, "newsboat is not installed (Debian package newsboat, listed in .ci/apt-packages)"
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     (seeds / "000_00000000000000a1.txt").write_text(
@@ -448,25 +444,15 @@ def test_newsboat_lists_the_audio_enclosure_and_queues_it_for_podboat(tmp_path, 
     config = load_config(tmp_path / "empty.toml", env={}, overrides={
         "seeds_dir": str(seeds), "output_dir": str(tmp_path / "out"), "base_url": FEED})
     assert Builder(config).build().ok
-    home = tmp_path / "home"
-    home.mkdir()
     out = tmp_path / "out"
     manifest = json.loads((out / "manifest.json").read_text())
     feed = tmp_path / document  # the published document's bytes, as a file newsboat can read
     feed.write_bytes((out / "objects" / manifest["documents"][document]["object"]).read_bytes())
-    (tmp_path / "urls").write_text(f"file://{feed}\n")
-    (tmp_path / "config").write_text("podcast-auto-enqueue yes\n")
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
-           "XDG_DATA_HOME": str(home / ".local/share"), "LANG": "C.UTF-8", "TERM": "dumb"}
-    done = subprocess.run([binary, "-u", str(tmp_path / "urls"), "-c", str(tmp_path / "cache.db"),
-                           "-C", str(tmp_path / "config"), "-x", "reload", "print-unread"],
-                          env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "1 unread articles"
-    with sqlite3.connect(tmp_path / "cache.db") as db:
-        rows = db.execute("SELECT title, url, enclosure_url, enclosure_type FROM rss_item").fetchall()
+    query = "SELECT title, url, enclosure_url, enclosure_type FROM rss_item"
+    output, rows = run_newsboat(tmp_path, [f"file://{feed}"], "podcast-auto-enqueue yes\n", query)
+    assert output == "1 unread articles"
     assert rows == [("Radio piece", "https://www.voanews.com/a/7000002.html", VOA_MP3, "audio/mpeg")]
-    (queue,) = home.rglob("queue")
+    (queue,) = (tmp_path / "home").rglob("queue")  # run_newsboat's HOME
     assert queue.read_text().split()[0] == VOA_MP3
 
 

@@ -20,6 +20,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import pytest
@@ -257,14 +258,20 @@ def test_websub_discovery_and_pings(server: Server, hub: FakeHub) -> None:
     assert len(hub.posts) == 9
 
 
-def run_newsboat(tmp_path: Path, urls: list[str]) -> tuple[str, list[tuple[str, str]]]:
-    """newsboat with a private HOME: reload every feed, print the unread count, read its cache."""
+NEWSBOAT_ITEMS = "SELECT feedurl, title FROM rss_item ORDER BY pubDate DESC"
+
+
+def run_newsboat(
+    tmp_path: Path, urls: list[str], config: str = "", query: str = NEWSBOAT_ITEMS
+) -> tuple[str, list[tuple[Any, ...]]]:
+    """newsboat with a private HOME and `config`: reload every feed, print the unread count, read
+    its cache (`query` over it)."""
     binary = shutil.which("newsboat")
     assert binary, "newsboat is not installed (Debian package newsboat, listed in .ci/apt-packages)"
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     (tmp_path / "urls").write_text("\n".join(urls) + "\n")
-    (tmp_path / "config").write_text("")
+    (tmp_path / "config").write_text(config)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
            "XDG_DATA_HOME": str(home / ".local/share"), "LANG": "C.UTF-8", "TERM": "dumb"}
     done = subprocess.run([binary, "-u", str(tmp_path / "urls"), "-c", str(tmp_path / "cache.db"),
@@ -272,7 +279,7 @@ def run_newsboat(tmp_path: Path, urls: list[str]) -> tuple[str, list[tuple[str, 
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(tmp_path / "cache.db") as db:
-        rows = db.execute("SELECT feedurl, title FROM rss_item ORDER BY pubDate DESC").fetchall()
+        rows = db.execute(query).fetchall()
     return done.stdout.strip(), rows
 
 
