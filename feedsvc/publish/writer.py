@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc.model import Document, Reuse
-from feedsvc.publish.article_index import collect, sweep_articles, update_index
+from feedsvc.publish.article_index import IndexUpdate, collect, sweep_articles, update_index
 from feedsvc.publish.layout import (
     ARTICLE_OBJECTS,
     HEARTBEAT,
@@ -209,47 +209,64 @@ def publish_manifest(
         _remove_leftovers(out_dir, folders)
         objects.mkdir(exist_ok=True)
         old = load_manifest(out_dir)
-        previous = old.documents if old else {}
-        stale = [doc.name for doc in documents if not _still_there(doc, previous, objects)]
-        if stale:
-            raise Stale(stale)
-        rows: dict[str, ManifestRow] = {}
-        bodies: dict[str, bytes] = {}
-        for doc in documents:
-            if isinstance(doc, Reuse):
-                rows[doc.name] = previous[doc.name]
-            elif isinstance(doc, Stored):
-                rows[doc.name] = doc.row
-            else:
-                rows[doc.name] = _write_objects(objects, doc, previous.get(doc.name))
-                bodies[doc.name] = doc.body
+        rows, bodies = _rows(documents, old.documents if old else {}, objects)
         index = update_index(out_dir, old, articles)
-        if old is not None and old.documents == rows and old.articles == index.articles:
-            if sweep:
-                sweep_articles(out_dir, old, writer_alive)
-            return None
-        fsync_dir(objects)  # every new object's name is durable before the manifest names it
-        fsync_dir(objects / ARTICLE_OBJECTS)
-        collect(out_dir, index.collect)  # named by no version a reader may still be reading
-
-        for name in plain_copies:
-            if name in bodies:
-                (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(out_dir / name, bodies[name])
-        manifest = Manifest(
-            generation=(old.generation if old else 0) + 1,
-            published_at=datetime.now().astimezone().isoformat(timespec="milliseconds"),
-            documents=rows,
-            previous=previous,
-            articles=index.articles,
-            released=index.released,
-        )
-        # Compact: json's C encoder does not indent, and a long archive makes this file big.
-        write_atomic(out_dir / MANIFEST, json.dumps(manifest.to_json(), sort_keys=True, separators=(",", ":")).encode())
-        _collect_garbage(objects, [rows, previous])
-        if sweep:
-            sweep_articles(out_dir, manifest, writer_alive)
+        manifest = None
+        if old is None or old.documents != rows or old.articles != index.articles:
+            manifest = _write_version(out_dir, old, rows, index, {n: bodies[n] for n in plain_copies if n in bodies})
+        current = manifest or old
+        if sweep and current is not None:
+            sweep_articles(out_dir, current, writer_alive)
         return manifest
+
+
+def _rows(
+    documents: Sequence[Document | Reuse | Stored], previous: Mapping[str, ManifestRow], objects: Path
+) -> tuple[dict[str, ManifestRow], dict[str, bytes]]:
+    """Each document's row (a new document's objects written now) and the new documents' bodies.
+    Raises Stale, before writing anything, when one is not as `_still_there` expects."""
+    stale = [doc.name for doc in documents if not _still_there(doc, previous, objects)]
+    if stale:
+        raise Stale(stale)
+    rows: dict[str, ManifestRow] = {}
+    bodies: dict[str, bytes] = {}
+    for doc in documents:
+        if isinstance(doc, Reuse):
+            rows[doc.name] = previous[doc.name]
+        elif isinstance(doc, Stored):
+            rows[doc.name] = doc.row
+        else:
+            rows[doc.name] = _write_objects(objects, doc, previous.get(doc.name))
+            bodies[doc.name] = doc.body
+    return rows, bodies
+
+
+def _write_version(
+    out_dir: Path, old: Manifest | None, rows: dict[str, ManifestRow], index: IndexUpdate, copies: Mapping[str, bytes]
+) -> Manifest:
+    """Make the new version the current one: its objects durable, what no version a reader may
+    read names deleted, the plain copies written, then manifest.json replaced, then the objects
+    of neither it nor the previous version collected."""
+    objects = out_dir / OBJECTS
+    fsync_dir(objects)  # every new object's name is durable before the manifest names it
+    fsync_dir(objects / ARTICLE_OBJECTS)
+    collect(out_dir, index.collect)  # named by no version a reader may still be reading
+    for name, body in copies.items():
+        (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out_dir / name, body)
+    previous = old.documents if old else {}
+    manifest = Manifest(
+        generation=(old.generation if old else 0) + 1,
+        published_at=datetime.now().astimezone().isoformat(timespec="milliseconds"),
+        documents=rows,
+        previous=previous,
+        articles=index.articles,
+        released=index.released,
+    )
+    # Compact: json's C encoder does not indent, and a long archive makes this file big.
+    write_atomic(out_dir / MANIFEST, json.dumps(manifest.to_json(), sort_keys=True, separators=(",", ":")).encode())
+    _collect_garbage(objects, [rows, previous])
+    return manifest
 
 
 def _still_there(doc: Document | Reuse | Stored, previous: Mapping[str, ManifestRow], objects: Path) -> bool:
